@@ -1,0 +1,61 @@
+//! auth-service's configuration, from flags and the environment.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agora_platform::db::DatabaseSettings;
+use agora_platform::kafka::KafkaArgs;
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "auth-service", about = "Agora's auth-service: users, credentials, tokens and the points ledger")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8081)]
+    pub port: u16,
+    /// PostgreSQL URL of auth-service's own database (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/agora_auth", value_parser = agora_platform::db::secret)]
+    pub database_url: SecretString,
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// PKCS#8 PEM file of the Ed25519 key that signs tokens; generated on
+    /// first start when missing (a development convenience).
+    #[arg(long, env = "AUTH_SIGNING_KEY_FILE", default_value = ".agora/auth-signing-key.pem")]
+    pub signing_key_file: PathBuf,
+    /// Earlier signing keys (comma-separated PEM files), still published in
+    /// the JWKS and accepted while their tokens live: a key rotation.
+    #[arg(long, env = "AUTH_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    pub previous_key_files: Vec<PathBuf>,
+    /// Lifetime of an access token.
+    #[arg(long, env = "AUTH_TOKEN_TTL_SECONDS", default_value_t = 900)]
+    pub token_ttl_seconds: u64,
+    /// Login attempts allowed per username per minute.
+    #[arg(long, env = "AUTH_LOGIN_ATTEMPTS_PER_USERNAME", default_value_t = 10)]
+    pub login_attempts_per_username: u32,
+    /// Login attempts allowed per client address per minute.
+    #[arg(long, env = "AUTH_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 60)]
+    pub login_attempts_per_address: u32,
+    /// Peers whose X-Forwarded-For names the real client (the gateway).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.1,::1")]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Kafka consumer group of the points ledger.
+    #[arg(long, env = "AUTH_LEDGER_GROUP", default_value = "agora-auth-points-ledger")]
+    pub ledger_group: String,
+}
+
+impl Config {
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
+    }
+
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl_seconds)
+    }
+}
+

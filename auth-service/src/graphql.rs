@@ -1,0 +1,210 @@
+//! auth-service's Federation v2 subgraph: it owns `User` (key `id`) and the
+//! account operations (`me`, `register`, `login`, `renameUser`).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use agora_platform::graphql::{Coded, WriteReceipts};
+use agora_platform::tokens::Caller;
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::{DisplayName, Password, Username};
+use crate::error::ApiError;
+use crate::keys::SigningKeys;
+use crate::rate_limit::LoginLimiter;
+use crate::users::{self, UserRow};
+
+pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// What resolvers share.
+pub struct Services {
+    pub pool: PgPool,
+    pub keys: Arc<SigningKeys>,
+    pub limiter: LoginLimiter,
+    pub token_ttl: std::time::Duration,
+}
+
+/// The client's address, as the HTTP layer determined it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
+
+pub fn schema(services: Services) -> AuthSchema {
+    let users = DataLoader::new(UserLoader(services.pool.clone()), tokio::spawn);
+    Schema::build(Query, Mutation, EmptySubscription)
+        .enable_federation()
+        .limit_depth(12)
+        .limit_complexity(2_000)
+        .data(services)
+        .data(users)
+        .finish()
+}
+
+/// An account.
+#[derive(SimpleObject, Clone)]
+pub struct User {
+    pub id: ID,
+    pub username: String,
+    pub display_name: String,
+    pub points: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: ID(row.id.to_string()),
+            username: row.username,
+            display_name: row.display_name,
+            points: row.points,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub token: String,
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub username: String,
+    pub password: String,
+}
+
+/// Batches user lookups (entity resolution, `users(ids)`) into one query.
+pub struct UserLoader(PgPool);
+
+impl Loader<Uuid> for UserLoader {
+    type Value = User;
+    type Error = Arc<sqlx::Error>;
+
+    async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, User>, Self::Error> {
+        let rows = users::find_many(&self.0, ids).await.map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|row| (row.id, User::from(row))).collect())
+    }
+}
+
+fn loader_error(error: Arc<sqlx::Error>) -> ApiError {
+    ApiError::Unexpected(anyhow::anyhow!("loading users: {error}"))
+}
+
+/// Parses an id argument; an id that is not a UUID names no user.
+fn parse_id(id: &ID) -> Option<Uuid> {
+    id.parse().ok()
+}
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The user behind the bearer token; null without a valid one.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(claims) = ctx.data::<Caller>()?.claims() else { return Ok(None) };
+        load_user(ctx, claims.sub).await
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+        match parse_id(&id) {
+            Some(id) => load_user(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn user_by_username(&self, ctx: &Context<'_>, username: String) -> async_graphql::Result<Option<User>> {
+        let services = ctx.data::<Services>()?;
+        Ok(users::find_by_username(&services.pool, &username).await.map_err(ApiError::from).coded()?.map(User::from))
+    }
+
+    /// Users by id, in the order asked, null where there is none (for
+    /// gateways that merge in code).
+    async fn users(&self, ctx: &Context<'_>, #[graphql(validator(max_items = 1000))] ids: Vec<ID>) -> async_graphql::Result<Vec<Option<User>>> {
+        let wanted: Vec<Option<Uuid>> = ids.iter().map(parse_id).collect();
+        let found = ctx
+            .data::<DataLoader<UserLoader>>()?
+            .load_many(wanted.iter().flatten().copied())
+            .await
+            .map_err(loader_error)
+            .coded()?;
+        Ok(wanted.into_iter().map(|id| id.and_then(|id| found.get(&id).cloned())).collect())
+    }
+
+    /// Users by points, highest first; ties by earliest registration.
+    async fn leaderboard(&self, ctx: &Context<'_>, #[graphql(default = 10, validator(minimum = 0, maximum = 100))] first: i32) -> async_graphql::Result<Vec<User>> {
+        let services = ctx.data::<Services>()?;
+        let rows = users::leaderboard(&services.pool, first.into()).await.map_err(ApiError::from).coded()?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+        self.user(ctx, id).await
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<User>> {
+    ctx.data::<DataLoader<UserLoader>>()?
+        .load_one(id)
+        .await
+        .map_err(loader_error)
+        .coded()
+}
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates an account and returns a token for it. CONFLICT if the username is taken.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<AuthPayload> {
+        let services = ctx.data::<Services>()?;
+        let username = Username::parse(&input.username).coded()?;
+        let password = Password::parse(&input.password).coded()?;
+        let display_name = match &input.display_name {
+            Some(name) => DisplayName::parse(name).coded()?,
+            None => DisplayName::from_username(&username),
+        };
+        let (user, receipt) = users::register(&services.pool, username, password, display_name).await.coded()?;
+        ctx.data::<WriteReceipts>()?.push(receipt);
+        let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
+        Ok(AuthPayload { token, user: user.into() })
+    }
+
+    /// UNAUTHENTICATED on a wrong username or password (the same error for both).
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
+        let services = ctx.data::<Services>()?;
+        let address = ctx.data::<ClientAddress>()?.0;
+        services
+            .limiter
+            .check(&input.username, address)
+            .map_err(|retry| ApiError::RateLimited { retry_after_seconds: retry.0 })
+            .coded()?;
+        let user = users::authenticate(&services.pool, &input.username, &input.password).await.coded()?;
+        let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
+        Ok(AuthPayload { token, user: user.into() })
+    }
+
+    /// Changes the display name of the user behind the token.
+    async fn rename_user(&self, ctx: &Context<'_>, display_name: String) -> async_graphql::Result<User> {
+        let services = ctx.data::<Services>()?;
+        let caller = ctx.data::<Caller>()?.require()?;
+        let display_name = DisplayName::parse(&display_name).coded()?;
+        let (user, receipt) = users::rename(&services.pool, caller.sub, display_name).await.coded()?;
+        if let Some(receipt) = receipt {
+            ctx.data::<WriteReceipts>()?.push(receipt);
+        }
+        Ok(user.into())
+    }
+}

@@ -1,0 +1,152 @@
+//! The points ledger: consumes `agora.post.v1` and awards 10 points to the
+//! author of every post, exactly once per PostCreated event (the event id
+//! is recorded in `processed_event` in the same transaction as the award),
+//! and publishes PointsAwarded with the new total through the outbox.
+//!
+//! The post producer knows nothing of this consumer: a new reaction to an
+//! event is a new subscriber, not a change to the producer.
+
+use std::time::Duration;
+
+use agora_platform::kafka::KafkaSettings;
+use agora_platform::outbox;
+use agora_schema::{topics, Envelope, Event, PointsAwarded, PostCreated};
+use anyhow::Context;
+use chrono::Utc;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::Message;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub const POINTS_PER_POST: i32 = 10;
+pub const REASON_POST_CREATED: &str = "POST_CREATED";
+const CONSUMER_NAME: &str = "points-ledger";
+
+/// What became of one event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Awarded { total: i32 },
+    AlreadyApplied,
+    NotForUs,
+}
+
+/// Consumes post events until `shutdown`, committing offsets only after the
+/// award they caused committed (at least once; dedupe makes it exactly once).
+pub async fn run(pool: PgPool, kafka: KafkaSettings, group: String, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut config = kafka.consumer_config("auth-points-ledger", &group);
+    config.set("enable.auto.commit", "true").set("auto.commit.interval.ms", "1000").set("enable.auto.offset.store", "false");
+    let consumer: StreamConsumer = config.create().context("cannot create the ledger consumer")?;
+    consumer.subscribe(&[topics::POST]).context("cannot subscribe to post events")?;
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = consumer.recv() => message,
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "ledger consumer error");
+                continue;
+            }
+        };
+        let payload = message.payload().unwrap_or_default();
+        loop {
+            match apply(&pool, payload).await {
+                Ok(outcome) => {
+                    tracing::debug!(?outcome, offset = message.offset(), "ledger applied an event");
+                    break;
+                }
+                Err(ApplyError::Poison(error)) => {
+                    metrics::counter!("agora_ledger_poison_events_total").increment(1);
+                    tracing::error!(error = format!("{error:#}"), topic = message.topic(), partition = message.partition(),
+                        offset = message.offset(), "ledger skipped an event it cannot read");
+                    break;
+                }
+                Err(ApplyError::Transient(error)) => {
+                    tracing::warn!(error = format!("{error:#}"), "ledger cannot apply an event yet; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return commit_on_exit(&consumer),
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        }
+        consumer.store_offset_from_message(&message).context("cannot store the ledger offset")?;
+    }
+    commit_on_exit(&consumer)
+}
+
+fn commit_on_exit(consumer: &StreamConsumer) -> anyhow::Result<()> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+        Err(error) => Err(error).context("cannot commit the ledger offsets on shutdown"),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event can never be applied (it does not decode).
+    #[error(transparent)]
+    Poison(anyhow::Error),
+    /// Applying failed for a reason that may pass (the database is away).
+    #[error(transparent)]
+    Transient(anyhow::Error),
+}
+
+/// Applies one message of the post topic.
+pub async fn apply(pool: &PgPool, payload: &[u8]) -> Result<Outcome, ApplyError> {
+    let envelope = Envelope::from_slice(payload).map_err(|error| ApplyError::Poison(error.into()))?;
+    if envelope.event_type != "PostCreated" {
+        return Ok(Outcome::NotForUs);
+    }
+    let Event::PostCreated(post) = envelope.event().map_err(|error| ApplyError::Poison(error.into()))? else {
+        return Ok(Outcome::NotForUs);
+    };
+    award(pool, &envelope, &post).await.map_err(|error| ApplyError::Transient(error.into()))
+}
+
+#[tracing::instrument(skip_all, fields(event_id = %envelope.event_id, author_id = %post.author_id))]
+async fn award(pool: &PgPool, envelope: &Envelope, post: &PostCreated) -> sqlx::Result<Outcome> {
+    let mut tx = pool.begin().await?;
+    let first_time = sqlx::query("insert into processed_event (consumer, event_id) values ($1, $2) on conflict do nothing")
+        .bind(CONSUMER_NAME)
+        .bind(envelope.event_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !first_time {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let now = Utc::now();
+    let (total, version): (i32, i64) = sqlx::query_as(
+        "insert into points_account (user_id, total, version, updated_at) values ($1, $2, 1, $3)
+         on conflict (user_id) do update
+         set total = points_account.total + excluded.total, version = points_account.version + 1, updated_at = excluded.updated_at
+         returning total, version",
+    )
+    .bind(post.author_id)
+    .bind(POINTS_PER_POST)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("insert into points_entry (user_id, delta, reason, cause_event_id) values ($1, $2, $3, $4)")
+        .bind(post.author_id)
+        .bind(POINTS_PER_POST)
+        .bind(REASON_POST_CREATED)
+        .bind(envelope.event_id)
+        .execute(&mut *tx)
+        .await?;
+    let event = Event::PointsAwarded(PointsAwarded {
+        user_id: post.author_id,
+        delta: POINTS_PER_POST,
+        total,
+        reason: REASON_POST_CREATED.to_owned(),
+        cause_event_id: envelope.event_id,
+        awarded_at: now,
+    });
+    outbox::append(&mut tx, topics::POINTS, &event.into_envelope(version, now)).await?;
+    tx.commit().await?;
+    metrics::counter!("agora_points_awarded_total").increment(1);
+    Ok(Outcome::Awarded { total })
+}

@@ -1,0 +1,144 @@
+//! Building and running auth-service: `Application::build` binds the
+//! listener and prepares everything, `run_until_stopped` serves HTTP and
+//! runs the outbox relay and the points ledger until shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use agora_platform::graphql::WriteReceipts;
+use agora_platform::kafka::{KafkaProbe, KafkaSettings};
+use agora_platform::outbox::{Relay, RelaySettings};
+use agora_platform::{db, health, tokens};
+use anyhow::Context;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::graphql::{self, AuthSchema, ClientAddress, Services};
+use crate::keys::SigningKeys;
+use crate::rate_limit::LoginLimiter;
+
+/// The advisory lock key that elects auth-service's one active outbox relay.
+pub const RELAY_LOCK_KEY: i64 = 0x6167_6f72_6175_7468; // "agorauth"
+
+#[derive(Clone)]
+struct AppState {
+    schema: AuthSchema,
+    keys: Arc<SigningKeys>,
+    trusted_proxies: Arc<Vec<IpAddr>>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    pool: PgPool,
+    kafka: KafkaSettings,
+    config: Config,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
+        let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
+        let pool = db::connect_and_migrate(&config.database(), migrations).await?;
+        let keys = Arc::new(SigningKeys::load(&config.signing_key_file, &config.previous_key_files)?);
+        let schema = graphql::schema(Services {
+            pool: pool.clone(),
+            keys: keys.clone(),
+            limiter: LoginLimiter::new(config.login_attempts_per_username, config.login_attempts_per_address),
+            token_ttl: config.token_ttl(),
+        });
+        let state = AppState { schema, keys, trusted_proxies: Arc::new(config.trusted_proxies.clone()) };
+        let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "auth-readiness")? };
+        let router = Router::new()
+            .route("/graphql", post(graphql_handler))
+            .route("/.well-known/jwks.json", get(jwks))
+            .with_state(state)
+            .merge(health::router(dependencies))
+            .layer(RequestBodyLimitLayer::new(64 * 1024))
+            .layer(TraceLayer::new_for_http());
+        let listener = TcpListener::bind((config.host, config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let port = listener.local_addr()?.port();
+        Ok(Application { listener, port, pool, kafka, config, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown`, then lets in-flight requests and the current
+    /// relay batch finish; reports how each task ended.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let relay = Relay::new(self.pool.clone(), self.kafka.clone(), RelaySettings::new(RELAY_LOCK_KEY), "auth-outbox-relay");
+        let relay = tokio::spawn(relay.run(shutdown.child_token()));
+        let ledger = tokio::spawn(crate::ledger::run(
+            self.pool.clone(),
+            self.kafka.clone(),
+            self.config.ledger_group.clone(),
+            shutdown.child_token(),
+        ));
+        let server_shutdown = shutdown.clone();
+        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let server_result = server.await.context("the HTTP server failed");
+        shutdown.cancel();
+        let (relay, ledger) = tokio::join!(relay, ledger);
+        report("outbox relay", relay);
+        report("points ledger", ledger);
+        self.pool.close().await;
+        server_result
+    }
+}
+
+fn report(task: &str, result: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match result {
+        Ok(Ok(())) => tracing::info!(task, "stopped"),
+        Ok(Err(error)) => tracing::error!(task, error = format!("{error:#}"), "failed"),
+        Err(error) => tracing::error!(task, %error, "panicked"),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn graphql_handler(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let caller = tokens::Caller::from_verification(tokens::bearer(&headers).map(|token| state.keys.verify(token)));
+    let address = client_address(peer.ip(), &headers, &state.trusted_proxies);
+    let request = request.into_inner().data(caller).data(ClientAddress(address));
+    WriteReceipts::execute(&state.schema, request).await.into()
+}
+
+/// The real client's address: the first X-Forwarded-For hop when the peer
+/// is a trusted proxy (the gateway), otherwise the peer itself.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpAddr]) -> IpAddr {
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.keys.jwks())
+}

@@ -1,0 +1,64 @@
+//! PostgreSQL setup shared by every part: create the database when it does
+//! not exist yet, open the pool, run the outbox's and the part's migrations.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+/// The migrations of the outbox table that every publishing part has.
+pub fn outbox_migrations() -> Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+/// Opens a pool on the database (creating the database first if it is
+/// missing) and brings its schema up to date with `migrators`, in order.
+#[tracing::instrument(skip_all)]
+pub async fn connect_and_migrate(settings: &DatabaseSettings, migrators: Vec<Migrator>) -> anyhow::Result<PgPool> {
+    let url = settings.url.expose_secret();
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    if !Postgres::database_exists(url).await.context("cannot reach PostgreSQL")? {
+        match Postgres::create_database(url).await {
+            Ok(()) => tracing::info!(database = options.get_database(), "created the database"),
+            // Another replica may have created it in the meantime.
+            Err(error) if Postgres::database_exists(url).await.unwrap_or(false) => {
+                tracing::debug!(%error, "the database appeared concurrently")
+            }
+            Err(error) => return Err(error).context("cannot create the database"),
+        }
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("cannot connect to the database")?;
+    for mut migrator in migrators {
+        // Several migrators share one history table; each ignores the others' rows.
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await.context("cannot migrate the database")?;
+    }
+    Ok(pool)
+}
+
+/// The same URL with another database name: tests give every case its own.
+pub fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
+    let mut parsed = reqwest::Url::parse(url).context("not a URL")?;
+    parsed.set_path(&format!("/{database}"));
+    Ok(parsed.to_string())
+}
+
+/// A clap value parser that keeps a setting (a URL with a password) secret.
+pub fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}

@@ -1,0 +1,132 @@
+//! GraphQL conventions shared by every subgraph: the error codes of the
+//! public contract and the write receipts that make read-your-writes work.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{ErrorExtensions, Value};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The codes a client finds in `errors[].extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    RateLimited,
+    QueryTooComplex,
+    UpstreamUnavailable,
+    Timeout,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    /// A GraphQL error with this code.
+    pub fn error(self, message: impl Into<String>) -> async_graphql::Error {
+        async_graphql::Error::new(message).extend_with(|_, extensions| extensions.set("code", self.as_str()))
+    }
+}
+
+/// An unexpected failure: logged with its cause chain, answered without details.
+pub fn internal(error: impl Into<anyhow::Error>) -> async_graphql::Error {
+    let error = error.into();
+    tracing::error!(error = format!("{error:#}"), "internal error");
+    ErrorCode::Internal.error("internal error")
+}
+
+/// What a command wrote: the event's aggregate and its new version. Returned
+/// to the caller in `extensions.writes`, so that the gateway can wait until
+/// its read model has applied it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteReceipt {
+    pub topic: String,
+    pub aggregate_id: Uuid,
+    pub aggregate_version: i64,
+}
+
+/// The receipts of one request, filled by mutations as they commit.
+#[derive(Debug, Clone, Default)]
+pub struct WriteReceipts(Arc<Mutex<Vec<WriteReceipt>>>);
+
+impl WriteReceipts {
+    pub fn push(&self, receipt: WriteReceipt) {
+        self.0.lock().expect("receipts lock").push(receipt);
+    }
+
+    /// Executes a request and reports the writes it made in `extensions.writes`.
+    pub async fn execute<E: async_graphql::Executor>(executor: &E, request: async_graphql::Request) -> async_graphql::Response {
+        let receipts = WriteReceipts::default();
+        let mut response = executor.execute(request.data(receipts.clone())).await;
+        let written = std::mem::take(&mut *receipts.0.lock().expect("receipts lock"));
+        if !written.is_empty() {
+            let value = Value::from_json(serde_json::to_value(written).expect("receipts serialize")).expect("valid JSON");
+            response.extensions.insert("writes".to_owned(), value);
+        }
+        response
+    }
+}
+
+/// Input that does not meet the contract's rules: answered as
+/// BAD_USER_INPUT, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InputError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InputError {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        InputError { field, reason: reason.into() }
+    }
+}
+
+impl ErrorExtensions for InputError {
+    fn extend(&self) -> async_graphql::Error {
+        let field = self.field;
+        ErrorCode::BadUserInput.error(self.to_string()).extend_with(|_, extensions| extensions.set("field", field))
+    }
+}
+
+/// Turns a coded error into a GraphQL error that keeps its code. A bare `?`
+/// would not: async-graphql converts any `Display` error without extensions.
+pub trait Coded<T> {
+    fn coded(self) -> async_graphql::Result<T>;
+}
+
+impl<T, E: ErrorExtensions> Coded<T> for Result<T, E> {
+    fn coded(self) -> async_graphql::Result<T> {
+        self.map_err(|error| error.extend())
+    }
+}
+
+/// Checks that `value` has between `min` and `max` characters (Unicode
+/// scalar values) and no control characters other than `allowed_controls`.
+pub fn check_text(field: &'static str, value: &str, min: usize, max: usize, allowed_controls: &[char]) -> Result<(), InputError> {
+    let length = value.chars().count();
+    if length < min || length > max {
+        return Err(InputError::new(field, format!("must be {min} to {max} characters long (got {length})")));
+    }
+    if value.chars().any(|c| c.is_control() && !allowed_controls.contains(&c)) {
+        return Err(InputError::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}

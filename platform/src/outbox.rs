@@ -1,0 +1,259 @@
+//! The transactional outbox and its relay.
+//!
+//! A command writes its state change and its event in one transaction
+//! ([`append`]). The [`Relay`] publishes unpublished rows to Kafka in commit
+//! order and marks them published only after the broker acknowledged them,
+//! so a crash anywhere loses nothing (at worst a batch is published twice).
+//!
+//! Order: exactly one relay per database is active at a time (it holds a
+//! Postgres session advisory lock; the others stand by and take over when
+//! its connection dies), it enqueues a batch in id order on an idempotent
+//! producer with the gapless guarantee, and on any delivery failure it rolls
+//! the batch back and starts over with a fresh producer.
+
+use std::time::Duration;
+
+use agora_schema::Envelope;
+use anyhow::Context;
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use tokio_util::sync::CancellationToken;
+
+use crate::graphql::WriteReceipt;
+use crate::kafka::KafkaSettings;
+
+/// The Postgres channel the outbox trigger notifies on commit.
+const NOTIFY_CHANNEL: &str = "agora_outbox";
+
+/// Writes an event to the outbox inside the caller's transaction and returns
+/// the receipt the command hands back to its caller.
+#[tracing::instrument(skip_all, fields(event_type = %envelope.event_type, aggregate_id = %envelope.aggregate_id))]
+pub async fn append(tx: &mut Transaction<'_, Postgres>, topic: &str, envelope: &Envelope) -> sqlx::Result<WriteReceipt> {
+    sqlx::query(
+        "insert into outbox (event_id, topic, event_type, aggregate_id, aggregate_version, payload)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(envelope.event_id)
+    .bind(topic)
+    .bind(&envelope.event_type)
+    .bind(envelope.aggregate_id)
+    .bind(envelope.aggregate_version)
+    .bind(sqlx::types::Json(envelope))
+    .execute(&mut **tx)
+    .await?;
+    Ok(WriteReceipt {
+        topic: topic.to_owned(),
+        aggregate_id: envelope.aggregate_id,
+        aggregate_version: envelope.aggregate_version,
+    })
+}
+
+/// How a relay behaves.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// The advisory lock that elects the one active relay of a database.
+    pub lock_key: i64,
+    /// Rows claimed and published per transaction.
+    pub batch_size: i64,
+    /// How often a standby relay tries to take over.
+    pub standby_poll: Duration,
+    /// How often the leader looks for rows when no notification came.
+    pub idle_poll: Duration,
+    /// The pause before starting over after a failure.
+    pub retry_backoff: Duration,
+}
+
+impl RelaySettings {
+    pub fn new(lock_key: i64) -> Self {
+        RelaySettings {
+            lock_key,
+            batch_size: 500,
+            standby_poll: Duration::from_millis(500),
+            idle_poll: Duration::from_secs(5),
+            retry_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Publishes a database's outbox to Kafka.
+pub struct Relay {
+    pool: PgPool,
+    kafka: KafkaSettings,
+    settings: RelaySettings,
+    client_id: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    topic: String,
+    event_type: String,
+    aggregate_id: uuid::Uuid,
+    payload: String,
+    traceparent: Option<String>,
+}
+
+/// Rows published to Kafka and acknowledged, not yet marked: the claiming
+/// transaction is still open, so no other relay can claim them. Dropping it
+/// without [`ClaimedBatch::mark_published`] leaves them to be published again.
+pub struct ClaimedBatch<'c> {
+    tx: Transaction<'c, Postgres>,
+    ids: Vec<i64>,
+}
+
+impl ClaimedBatch<'_> {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub async fn mark_published(mut self) -> sqlx::Result<usize> {
+        sqlx::query("update outbox set published_at = now() where id = any($1)")
+            .bind(&self.ids)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(self.ids.len())
+    }
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, kafka: KafkaSettings, settings: RelaySettings, client_id: impl Into<String>) -> Self {
+        Relay { pool, kafka, settings, client_id: client_id.into() }
+    }
+
+    /// Runs until `shutdown`: stands by until it is the leader, then publishes.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        loop {
+            let mut leader = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                connection = self.become_leader() => connection?,
+            };
+            tracing::info!(client_id = %self.client_id, "outbox relay is the leader");
+            match self.lead(&mut leader, &shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    metrics::counter!("agora_outbox_relay_restarts_total").increment(1);
+                    tracing::warn!(error = format!("{error:#}"), "outbox relay failed; starting over");
+                    drop(leader);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(self.settings.retry_backoff) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until this relay holds the leadership lock. The lock lives as
+    /// long as the returned connection (a dedicated one, not from the pool).
+    async fn become_leader(&self) -> anyhow::Result<PgConnection> {
+        let options = self.pool.connect_options();
+        loop {
+            match PgConnection::connect_with(&options).await {
+                Ok(mut connection) => {
+                    let acquired: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+                        .bind(self.settings.lock_key)
+                        .fetch_one(&mut connection)
+                        .await
+                        .unwrap_or(false);
+                    if acquired {
+                        return Ok(connection);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "outbox relay cannot reach the database"),
+            }
+            tokio::time::sleep(self.settings.standby_poll).await;
+        }
+    }
+
+    async fn lead(&self, leader: &mut PgConnection, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let producer = self.producer()?;
+        let mut listener = PgListener::connect_with(&self.pool).await.context("cannot listen for outbox rows")?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        loop {
+            let batch = tokio::select! {
+                // An in-flight batch is abandoned on shutdown only after a grace period.
+                _ = cancelled_after(shutdown, Duration::from_secs(5)) => return Ok(()),
+                batch = self.claim_and_publish(leader, &producer) => batch?,
+            };
+            let published = match batch {
+                Some(batch) => batch.mark_published().await?,
+                None => 0,
+            };
+            if published > 0 {
+                metrics::counter!("agora_outbox_published_total").increment(published as u64);
+            }
+            if published as i64 == self.settings.batch_size {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                notification = listener.recv() => { notification.context("lost the outbox notifications")?; }
+                _ = tokio::time::sleep(self.settings.idle_poll) => {}
+            }
+        }
+    }
+
+    /// A producer configured for ordered, idempotent publishing.
+    pub fn producer(&self) -> anyhow::Result<FutureProducer> {
+        self.kafka.producer_config(&self.client_id).create().context("cannot create the Kafka producer")
+    }
+
+    /// Claims the oldest unpublished rows (locking them), publishes them in
+    /// order and waits for every acknowledgement. `None` when there was nothing
+    /// to publish. Any failure rolls the claim back.
+    pub async fn claim_and_publish<'c>(
+        &self,
+        connection: &'c mut PgConnection,
+        producer: &FutureProducer,
+    ) -> anyhow::Result<Option<ClaimedBatch<'c>>> {
+        let mut tx = connection.begin().await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "select id, topic, event_type, aggregate_id, payload::text as payload, traceparent
+             from outbox where published_at is null order by id limit $1 for update skip locked",
+        )
+        .bind(self.settings.batch_size)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key = row.aggregate_id.to_string();
+            let mut headers = OwnedHeaders::new().insert(Header { key: "event_type", value: Some(&row.event_type) });
+            if let Some(traceparent) = &row.traceparent {
+                headers = headers.insert(Header { key: "traceparent", value: Some(traceparent) });
+            }
+            let record = FutureRecord::to(&row.topic).key(&key).payload(&row.payload).headers(headers);
+            // Enqueued one by one, in id order: librdkafka keeps that order per partition.
+            let delivery = producer.send_result(record).map_err(|(error, _)| error).context("cannot enqueue an event")?;
+            deliveries.push(delivery);
+        }
+        for (row, delivery) in rows.iter().zip(join_all(deliveries).await) {
+            match delivery {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(error).with_context(|| format!("Kafka did not acknowledge outbox row {}", row.id)),
+                Err(_) => anyhow::bail!("the producer dropped outbox row {}", row.id),
+            }
+        }
+        Ok(Some(ClaimedBatch { tx, ids: rows.iter().map(|row| row.id).collect() }))
+    }
+}
+
+async fn cancelled_after(token: &CancellationToken, grace: Duration) {
+    token.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// How many outbox rows wait for the relay; for metrics and tests.
+pub async fn pending(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select count(*) from outbox where published_at is null").fetch_one(pool).await
+}

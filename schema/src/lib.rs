@@ -1,0 +1,13 @@
+//! The contracts between Agora's parts: what travels on Kafka (topics, the
+//! event envelope and every event type) and what two parts must agree on to
+//! answer the same query the same way (post cursors).
+//!
+//! Nothing here does I/O; every part depends on this crate, so it stays small.
+
+pub mod cursor;
+pub mod events;
+pub mod json_schema;
+pub mod topics;
+
+pub use cursor::PostCursor;
+pub use events::{Envelope, Event, EventDecodeError, PointsAwarded, PostCreated, UserRegistered, UserRenamed};

@@ -97,18 +97,10 @@ impl Application {
         let server_result = server.await.context("the HTTP server failed");
         shutdown.cancel();
         let (relay, ledger) = tokio::join!(relay, ledger);
-        report("outbox relay", relay);
-        report("points ledger", ledger);
+        agora_platform::shutdown::report("outbox relay", relay);
+        agora_platform::shutdown::report("points ledger", ledger);
         self.pool.close().await;
         server_result
-    }
-}
-
-fn report(task: &str, result: Result<anyhow::Result<()>, tokio::task::JoinError>) {
-    match result {
-        Ok(Ok(())) => tracing::info!(task, "stopped"),
-        Ok(Err(error)) => tracing::error!(task, error = format!("{error:#}"), "failed"),
-        Err(error) => tracing::error!(task, %error, "panicked"),
     }
 }
 

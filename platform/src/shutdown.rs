@@ -29,3 +29,12 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
 }
+
+/// Logs how a background task ended.
+pub fn report(task: &str, result: Result<anyhow::Result<()>, tokio::task::JoinError>) {
+    match result {
+        Ok(Ok(())) => tracing::info!(task, "stopped"),
+        Ok(Err(error)) => tracing::error!(task, error = format!("{error:#}"), "failed"),
+        Err(error) => tracing::error!(task, %error, "panicked"),
+    }
+}

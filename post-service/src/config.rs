@@ -1,0 +1,42 @@
+//! post-service's configuration, from flags and the environment.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use agora_platform::db::DatabaseSettings;
+use agora_platform::kafka::KafkaArgs;
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "post-service", about = "Agora's post-service: posts")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8082)]
+    pub port: u16,
+    /// PostgreSQL URL of post-service's own database (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/agora_post", value_parser = agora_platform::db::secret)]
+    pub database_url: SecretString,
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Where auth-service publishes the keys that sign tokens.
+    #[arg(long, env = "AUTH_JWKS_URL", default_value = "http://127.0.0.1:8081/.well-known/jwks.json")]
+    pub jwks_url: String,
+    /// The shortest time between two JWKS fetches caused by unknown key ids.
+    #[arg(long, env = "JWKS_MIN_REFETCH_MS", default_value_t = 10_000)]
+    pub jwks_min_refetch_ms: u64,
+}
+
+impl Config {
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
+    }
+
+    pub fn jwks_min_refetch(&self) -> Duration {
+        Duration::from_millis(self.jwks_min_refetch_ms)
+    }
+}

@@ -1,0 +1,87 @@
+//! The rules of a post's inputs, as types.
+
+use agora_platform::graphql::{check_text, InputError};
+
+/// 1-200 characters, not blank, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostTitle(String);
+
+impl PostTitle {
+    pub fn parse(value: &str) -> Result<Self, InputError> {
+        check_text("title", value, 1, 200, &[])?;
+        if value.trim().is_empty() {
+            return Err(InputError::new("title", "must not be blank"));
+        }
+        Ok(PostTitle(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 1-20000 characters, not blank; line breaks and tabs are allowed, other
+/// control characters are not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostBody(String);
+
+impl PostBody {
+    pub fn parse(value: &str) -> Result<Self, InputError> {
+        check_text("body", value, 1, 20_000, &['\n', '\r', '\t'])?;
+        if value.trim().is_empty() {
+            return Err(InputError::new("body", "must not be blank"));
+        }
+        Ok(PostBody(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How many posts a page may hold.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// A page size argument: 0 to 100.
+pub fn page_size(first: i32) -> Result<i64, InputError> {
+    if !(0..=MAX_PAGE_SIZE).contains(&first) {
+        return Err(InputError::new("first", format!("must be between 0 and {MAX_PAGE_SIZE}")));
+    }
+    Ok(first.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_a_title_of_one_to_two_hundred_characters() {
+        assert!(PostTitle::parse("a").is_ok());
+        assert!(PostTitle::parse(&"ß".repeat(200)).is_ok());
+        assert_eq!(PostTitle::parse(&"a".repeat(201)).unwrap_err().field, "title");
+        assert!(PostTitle::parse("").is_err());
+    }
+
+    #[test]
+    fn rejects_a_blank_title_or_one_with_a_line_break() {
+        assert!(PostTitle::parse("   ").is_err());
+        assert!(PostTitle::parse("two\nlines").is_err());
+    }
+
+    #[test]
+    fn a_body_may_span_lines_but_not_hold_other_control_characters() {
+        assert!(PostBody::parse("line one\nline two\r\n\tindented").is_ok());
+        assert_eq!(PostBody::parse("bell\u{7}").unwrap_err().field, "body");
+        assert!(PostBody::parse(&"x".repeat(20_000)).is_ok());
+        assert!(PostBody::parse(&"x".repeat(20_001)).is_err());
+        assert!(PostBody::parse(" \n ").is_err());
+    }
+
+    #[test]
+    fn a_page_holds_zero_to_a_hundred_posts() {
+        assert_eq!(page_size(0), Ok(0));
+        assert_eq!(page_size(100), Ok(100));
+        assert!(page_size(-1).is_err());
+        assert!(page_size(101).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+use agora_platform::{kafka, shutdown, telemetry};
+use agora_post_service::{Application, Config};
+use anyhow::Context;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init_logging();
+    let config = Config::parse();
+    let (kafka, _embedded_broker) = kafka::resolve(&config.kafka).await?;
+    let application = Application::build(config, kafka).await.context("post-service failed to start")?;
+    tracing::info!(port = application.port(), "post-service listening");
+    application.run_until_stopped(shutdown::on_signal()).await
+}

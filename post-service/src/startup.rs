@@ -1,0 +1,100 @@
+//! Building and running post-service: `Application::build` binds the
+//! listener and prepares everything, `run_until_stopped` serves HTTP and
+//! runs the outbox relay until shutdown.
+
+use std::sync::Arc;
+
+use agora_platform::graphql::WriteReceipts;
+use agora_platform::kafka::{KafkaProbe, KafkaSettings};
+use agora_platform::outbox::{Relay, RelaySettings};
+use agora_platform::tokens::{self, Caller, JwksVerifier};
+use agora_platform::{db, health};
+use anyhow::Context;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::Router;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::graphql::{self, PostSchema};
+
+/// The advisory lock key that elects post-service's one active outbox relay.
+pub const RELAY_LOCK_KEY: i64 = 0x6167_6f72_706f_7374; // "agorpost"
+
+/// A post body is at most 20,000 characters of up to 4 bytes, plus the query.
+const BODY_LIMIT_BYTES: usize = 128 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    schema: PostSchema,
+    verifier: Arc<JwksVerifier>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    pool: PgPool,
+    kafka: KafkaSettings,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
+        let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
+        let pool = db::connect_and_migrate(&config.database(), migrations).await?;
+        let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch()));
+        let state = AppState { schema: graphql::schema(pool.clone()), verifier };
+        let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "post-readiness")? };
+        let router = Router::new()
+            .route("/graphql", post(graphql_handler))
+            .with_state(state)
+            .merge(health::router(dependencies))
+            .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+            .layer(TraceLayer::new_for_http());
+        let listener = TcpListener::bind((config.host, config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let port = listener.local_addr()?.port();
+        Ok(Application { listener, port, pool, kafka, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown`, then lets in-flight requests and the current
+    /// relay batch finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let relay = Relay::new(self.pool.clone(), self.kafka.clone(), RelaySettings::new(RELAY_LOCK_KEY), "post-outbox-relay");
+        let relay = tokio::spawn(relay.run(shutdown.child_token()));
+        let server_shutdown = shutdown.clone();
+        let server_result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+            .await
+            .context("the HTTP server failed");
+        shutdown.cancel();
+        agora_platform::shutdown::report("outbox relay", relay.await);
+        self.pool.close().await;
+        server_result
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+    let verification = match tokens::bearer(&headers) {
+        Some(token) => Some(state.verifier.verify(token).await),
+        None => None,
+    };
+    let request = request.into_inner().data(Caller::from_verification(verification));
+    WriteReceipts::execute(&state.schema, request).await.into()
+}

@@ -1,0 +1,3 @@
+//! The gateway: Agora's public GraphQL API.
+
+pub mod http;

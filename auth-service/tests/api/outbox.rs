@@ -1,0 +1,33 @@
+//! The outbox through the running service: a command succeeds while Kafka
+//! is down, and its event is published once Kafka is back.
+
+use agora_platform::outbox::pending;
+use agora_schema::topics;
+
+use crate::helpers::{spawn_app_with, wait_until};
+use crate::topic_reader::{about, read_until};
+
+#[tokio::test]
+async fn a_registration_while_kafka_is_down_succeeds_and_its_event_is_published_when_kafka_is_back() {
+    // A short delivery timeout, so that the relay starts over soon after the broker returns.
+    let app = spawn_app_with(&["--kafka-delivery-timeout-ms", "3000"]).await;
+    let (_, before) = app.register("ada", "correct horse").await;
+    read_until(&app.kafka_settings, topics::USER, |read| !about(read, before).is_empty()).await;
+    app.kafka.broker_down().await.unwrap();
+
+    let (_, during) = app.register("bob", "correct horse").await;
+
+    assert_eq!(pending(&app.pool).await.unwrap(), 1, "the event waits in the outbox");
+    // Readiness reports Kafka away (a check that takes its full timeout), and
+    // all the while the event stays unpublished.
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(pending(&app.pool).await.unwrap(), 1);
+
+    app.kafka.broker_up().await.unwrap();
+
+    let received = read_until(&app.kafka_settings, topics::USER, |read| !about(read, during).is_empty()).await;
+    let event = &about(&received, during)[0].envelope;
+    assert_eq!((event.event_type.as_str(), event.aggregate_version), ("UserRegistered", 1));
+    wait_until("the relay marked the event published", || async { pending(&app.pool).await.unwrap() == 0 }).await;
+}

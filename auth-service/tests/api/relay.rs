@@ -1,0 +1,136 @@
+//! The outbox relay on its own (no service around it): a crash between
+//! publishing and marking duplicates a batch but loses nothing, and two
+//! relays on one database never both publish a row.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use agora_platform::db::{connect_and_migrate, outbox_migrations, DatabaseSettings};
+use agora_platform::kafka::EmbeddedKafka;
+use agora_platform::outbox::{self, pending, Relay, RelaySettings};
+use agora_schema::{topics, Event, UserRenamed};
+use chrono::Utc;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::helpers::{fresh_database_url, wait_until};
+use crate::topic_reader::{read_all, Received};
+
+const LOCK_KEY: i64 = 42;
+
+/// A fresh database with nothing but the outbox.
+async fn outbox_database() -> PgPool {
+    let url = agora_platform::db::secret(&fresh_database_url("agora_relay_test")).unwrap();
+    connect_and_migrate(&DatabaseSettings { url, max_connections: 30 }, vec![outbox_migrations()]).await.expect("the outbox database")
+}
+
+/// Appends version `version` of `user_id` in a transaction of its own; returns its event id.
+async fn append(pool: &PgPool, user_id: Uuid, version: i64) -> Uuid {
+    let event = Event::UserRenamed(UserRenamed { user_id, display_name: format!("name {version}"), renamed_at: Utc::now() });
+    let envelope = event.into_envelope(version, Utc::now());
+    let mut tx = pool.begin().await.unwrap();
+    outbox::append(&mut tx, topics::USER, &envelope).await.unwrap();
+    tx.commit().await.unwrap();
+    envelope.event_id
+}
+
+fn deliveries_per_event(received: &[Received]) -> HashMap<Uuid, usize> {
+    let mut counts = HashMap::new();
+    for message in received {
+        *counts.entry(message.envelope.event_id).or_default() += 1;
+    }
+    counts
+}
+
+/// The versions of one aggregate in the order they were read, first
+/// deliveries only.
+fn first_delivery_versions(received: &[Received], aggregate_id: Uuid) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    received
+        .iter()
+        .filter(|m| m.envelope.aggregate_id == aggregate_id && seen.insert(m.envelope.event_id))
+        .map(|m| m.envelope.aggregate_version)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_relay_crash_between_publishing_and_marking_duplicates_the_batch_and_loses_nothing() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let pool = outbox_database().await;
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut event_ids = Vec::new();
+    for version in 1..=3 {
+        event_ids.push(append(&pool, ada, version).await);
+        event_ids.push(append(&pool, bob, version).await);
+    }
+    let small_batches = RelaySettings { batch_size: 4, ..RelaySettings::new(LOCK_KEY) };
+    let crashing = Relay::new(pool.clone(), kafka.settings(), small_batches, "crashing-relay");
+    let producer = crashing.producer().unwrap();
+    let mut session = PgConnection::connect_with(&pool.connect_options()).await.unwrap();
+    // Leader as a real relay would be, so no other relay starts before this session ends.
+    sqlx::query("select pg_advisory_lock($1)").bind(LOCK_KEY).execute(&mut session).await.unwrap();
+
+    let batch = crashing.claim_and_publish(&mut session, &producer).await.unwrap().expect("rows to publish");
+    assert_eq!(batch.len(), 4);
+    // The process dies: the batch is never marked and its session ends.
+    drop(batch);
+    drop(session);
+    assert_eq!(pending(&pool).await.unwrap(), 6);
+    let shutdown = CancellationToken::new();
+    let relay = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), RelaySettings::new(LOCK_KEY), "relay").run(shutdown.clone()));
+    wait_until("every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
+
+    let received = read_all(&kafka.settings(), topics::USER).await;
+    let deliveries = deliveries_per_event(&received);
+    let expected: HashMap<Uuid, usize> = event_ids.iter().enumerate().map(|(i, id)| (*id, if i < 4 { 2 } else { 1 })).collect();
+    assert_eq!(deliveries, expected, "the crashed batch twice, the rest once");
+    assert_eq!(first_delivery_versions(&received, ada), [1, 2, 3]);
+    assert_eq!(first_delivery_versions(&received, bob), [1, 2, 3]);
+    shutdown.cancel();
+    relay.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn two_relays_on_one_database_never_both_publish_a_row() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let pool = outbox_database().await;
+    let settings = RelaySettings { batch_size: 10, standby_poll: Duration::from_millis(20), ..RelaySettings::new(LOCK_KEY) };
+    let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
+    let first = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings.clone(), "relay-1").run(first_stop.clone()));
+    let second = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings, "relay-2").run(second_stop.clone()));
+
+    // 20 users renamed 10 times each, the users concurrently.
+    let users: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    let writers: Vec<_> = users
+        .iter()
+        .map(|&user| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for version in 1..=10 {
+                    append(&pool, user, version).await;
+                }
+            })
+        })
+        .collect();
+    // Halfway, one relay stops; if it led, the other takes over.
+    wait_until("half the events are written", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from outbox").fetch_one(&pool).await.unwrap() >= 100
+    })
+    .await;
+    first_stop.cancel();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    wait_until("every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
+
+    let received = read_all(&kafka.settings(), topics::USER).await;
+    assert_eq!(received.len(), 200);
+    assert!(deliveries_per_event(&received).values().all(|&count| count == 1), "an event was published twice");
+    for user in users {
+        assert_eq!(first_delivery_versions(&received, user), (1..=10).collect::<Vec<_>>(), "in version order");
+    }
+    second_stop.cancel();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}

@@ -1,0 +1,73 @@
+//! `agora-local`: the whole system in one process, for a local run. It
+//! starts the embedded Kafka-protocol broker (or uses `KAFKA_BROKERS`),
+//! creates the databases on the local PostgreSQL, and runs every service
+//! on its default port until Ctrl-C.
+
+use agora_platform::{kafka, shutdown, telemetry};
+use anyhow::Context;
+use clap::Parser;
+use tokio::task::JoinSet;
+
+#[derive(Debug, Parser)]
+#[command(name = "agora-local", about = "Run all of Agora locally in one process")]
+struct Args {
+    /// PostgreSQL server URL; each service uses its own database on it.
+    #[arg(long, env = "AGORA_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres_url: String,
+    #[arg(long, env = "AGORA_AUTH_PORT", default_value_t = 8081)]
+    auth_port: u16,
+    #[arg(long, env = "AGORA_POST_PORT", default_value_t = 8082)]
+    post_port: u16,
+    /// Where auth-service keeps its token signing key (created if missing).
+    #[arg(long, env = "AUTH_SIGNING_KEY_FILE", default_value = ".agora/auth-signing-key.pem")]
+    signing_key_file: String,
+    #[command(flatten)]
+    kafka: kafka::KafkaArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init_logging();
+    let args = Args::parse();
+    let (kafka, _embedded_broker) = kafka::resolve(&args.kafka).await?;
+    let database = |name: &str| agora_platform::db::with_database(&args.postgres_url, name);
+
+    let auth = agora_auth_service::Config::try_parse_from([
+        "auth-service",
+        "--port",
+        &args.auth_port.to_string(),
+        "--database-url",
+        &database("agora_auth")?,
+        "--signing-key-file",
+        &args.signing_key_file,
+    ])?;
+    let auth = agora_auth_service::Application::build(auth, kafka.clone()).await.context("auth-service failed to start")?;
+
+    let jwks_url = format!("http://127.0.0.1:{}/.well-known/jwks.json", auth.port());
+    let post = agora_post_service::Config::try_parse_from([
+        "post-service",
+        "--port",
+        &args.post_port.to_string(),
+        "--database-url",
+        &database("agora_post")?,
+        "--jwks-url",
+        &jwks_url,
+    ])?;
+    let post = agora_post_service::Application::build(post, kafka.clone()).await.context("post-service failed to start")?;
+
+    tracing::info!(auth = auth.port(), post = post.port(), kafka = %kafka.brokers, "Agora is running; Ctrl-C stops it");
+    let stop = shutdown::on_signal();
+    let mut services = JoinSet::new();
+    services.spawn(auth.run_until_stopped(stop.clone()));
+    services.spawn(post.run_until_stopped(stop.clone()));
+    let mut result = Ok(());
+    while let Some(ended) = services.join_next().await {
+        // One service ending stops the others.
+        stop.cancel();
+        if let Err(error) = ended.context("a service panicked").and_then(|ended| ended) {
+            tracing::error!(error = format!("{error:#}"), "a service failed");
+            result = Err(error);
+        }
+    }
+    result
+}

@@ -1,0 +1,11 @@
+//! post-service's integration tests: one binary that drives the real
+//! service (and a real auth-service beside it) over HTTP, on a fresh
+//! PostgreSQL database per test and an embedded Kafka broker per test.
+
+mod federation;
+mod helpers;
+mod pagination;
+mod points;
+mod posts;
+mod tokens;
+mod topic_reader;

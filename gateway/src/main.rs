@@ -1,1 +1,14 @@
-fn main() {}
+use agora_gateway::{Application, Config};
+use agora_platform::{kafka, shutdown, telemetry};
+use anyhow::Context;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init_logging();
+    let config = Config::parse();
+    let (kafka, _embedded_broker) = kafka::resolve(&config.kafka).await?;
+    let application = Application::build(config, kafka).await.context("the gateway failed to start")?;
+    tracing::info!(port = application.port(), "gateway listening");
+    application.run_until_stopped(shutdown::on_signal()).await
+}

@@ -10,7 +10,7 @@ use agora_auth_service::{Application, Config};
 use agora_platform::kafka::{EmbeddedKafka, KafkaSettings};
 use clap::Parser;
 use serde_json::{json, Value};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -27,11 +27,14 @@ pub struct TestApp {
     /// The PEM file of the key that signs the app's tokens.
     pub signing_key_file: PathBuf,
     shutdown: CancellationToken,
+    // Last: dropped after everything that uses it.
+    _database: TestDatabase,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        let _ = std::fs::remove_file(&self.signing_key_file);
     }
 }
 
@@ -42,9 +45,9 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the app with extra command-line flags (`["--token-ttl-seconds", "5"]`).
 pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let kafka = EmbeddedKafka::start().expect("the embedded Kafka broker starts");
-    let database_url = fresh_database_url("agora_auth_test");
+    let database = TestDatabase::new("agora_auth_test");
     let signing_key_file = write_key_file();
-    let mut arguments = vec!["auth-service", "--port", "0", "--database-url", &database_url];
+    let mut arguments = vec!["auth-service", "--port", "0", "--database-url", &database.url];
     let key_path = signing_key_file.display().to_string();
     arguments.extend(["--signing-key-file", &key_path]);
     arguments.extend(flags);
@@ -57,13 +60,46 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let pool = application.pool().clone();
     let shutdown = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));
-    TestApp { address, client: reqwest::Client::new(), pool, kafka, kafka_settings, signing_key_file, shutdown }
+    TestApp { address, client: reqwest::Client::new(), pool, kafka, kafka_settings, signing_key_file, shutdown, _database: database }
 }
 
-/// The URL of a database no other test uses (created on first connect).
-pub fn fresh_database_url(prefix: &str) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    agora_platform::db::with_database(&base, &format!("{prefix}_{}", Uuid::new_v4().simple())).expect("a valid DATABASE_URL")
+/// A database no other test uses, created on first connect and dropped
+/// with this value.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub fn new(prefix: &str) -> Self {
+        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+        let url = agora_platform::db::with_database(&base_database_url(), &name).expect("a valid DATABASE_URL");
+        TestDatabase { url, name }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let statement = format!(r#"drop database if exists "{}" with (force)"#, self.name);
+        // Drop cannot await, and the test's runtime cannot block on async
+        // work: a thread with a runtime of its own does it.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut connection = sqlx::PgConnection::connect(&base_database_url()).await?;
+                sqlx::query(&statement).execute(&mut connection).await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("cannot drop a test database: {error:#}");
+        }
+    }
+}
+
+fn base_database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A new Ed25519 key in a PEM file of its own.

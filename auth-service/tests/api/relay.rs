@@ -14,15 +14,17 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::{fresh_database_url, wait_until};
+use crate::helpers::{wait_until, TestDatabase};
 use crate::topic_reader::{read_all, Received};
 
 const LOCK_KEY: i64 = 42;
 
 /// A fresh database with nothing but the outbox.
-async fn outbox_database() -> PgPool {
-    let url = agora_platform::db::secret(&fresh_database_url("agora_relay_test")).unwrap();
-    connect_and_migrate(&DatabaseSettings { url, max_connections: 30 }, vec![outbox_migrations()]).await.expect("the outbox database")
+async fn outbox_database() -> (TestDatabase, PgPool) {
+    let database = TestDatabase::new("agora_relay_test");
+    let settings = DatabaseSettings { url: agora_platform::db::secret(&database.url).unwrap(), max_connections: 30 };
+    let pool = connect_and_migrate(&settings, vec![outbox_migrations()]).await.expect("the outbox database");
+    (database, pool)
 }
 
 /// Appends version `version` of `user_id` in a transaction of its own; returns its event id.
@@ -54,10 +56,23 @@ fn first_delivery_versions(received: &[Received], aggregate_id: Uuid) -> Vec<i64
         .collect()
 }
 
+/// The backend process id of the session holding the relay lock, if any.
+async fn leader(pool: &PgPool) -> Option<i32> {
+    sqlx::query_scalar(
+        "select pid from pg_locks
+         where locktype = 'advisory' and granted and objsubid = 1 and (classid::bigint << 32 | objid::bigint) = $1
+           and database = (select oid from pg_database where datname = current_database())",
+    )
+    .bind(LOCK_KEY)
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_relay_crash_between_publishing_and_marking_duplicates_the_batch_and_loses_nothing() {
     let kafka = EmbeddedKafka::start().unwrap();
-    let pool = outbox_database().await;
+    let (_database, pool) = outbox_database().await;
     let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
     let mut event_ids = Vec::new();
     for version in 1..=3 {
@@ -94,10 +109,12 @@ async fn a_relay_crash_between_publishing_and_marking_duplicates_the_batch_and_l
 #[tokio::test]
 async fn two_relays_on_one_database_never_both_publish_a_row() {
     let kafka = EmbeddedKafka::start().unwrap();
-    let pool = outbox_database().await;
+    let (_database, pool) = outbox_database().await;
     let settings = RelaySettings { batch_size: 10, standby_poll: Duration::from_millis(20), ..RelaySettings::new(LOCK_KEY) };
     let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
     let first = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings.clone(), "relay-1").run(first_stop.clone()));
+    wait_until("the first relay leads", || async { leader(&pool).await.is_some() }).await;
+    let first_leader = leader(&pool).await;
     let second = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings, "relay-2").run(second_stop.clone()));
 
     // 20 users renamed 10 times each, the users concurrently.
@@ -113,12 +130,13 @@ async fn two_relays_on_one_database_never_both_publish_a_row() {
             })
         })
         .collect();
-    // Halfway, one relay stops; if it led, the other takes over.
+    // Halfway, the leader stops and the standby takes over.
     wait_until("half the events are written", || async {
         sqlx::query_scalar::<_, i64>("select count(*) from outbox").fetch_one(&pool).await.unwrap() >= 100
     })
     .await;
     first_stop.cancel();
+    wait_until("the second relay leads", || async { leader(&pool).await.is_some_and(|pid| Some(pid) != first_leader) }).await;
     for writer in writers {
         writer.await.unwrap();
     }

@@ -127,4 +127,7 @@ async fn a_token_of_a_previous_key_is_still_accepted_after_a_rotation() {
     let stranger = write_key_file();
     assert!(me(&app, Some(&sign(&stranger, previous, id, 60))).await.is_null());
     assert!(me(&app, Some(&sign(&stranger, "unknown-kid", id, 60))).await.is_null());
+    for file in [previous_key_file, stranger] {
+        std::fs::remove_file(file).unwrap();
+    }
 }

@@ -46,6 +46,14 @@ impl RunningService {
             handle.await.expect("the service panicked").expect("the service failed");
         }
     }
+
+    /// Stops the service, waiting at most [`DEADLINE`], whatever became of it.
+    async fn stop_quietly(&mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(DEADLINE, handle).await;
+        }
+    }
 }
 
 impl Drop for RunningService {
@@ -77,8 +85,6 @@ impl Drop for KeyFile {
 
 /// auth-service and post-service sharing one embedded Kafka broker.
 pub struct TestSystem {
-    // Fields drop in this order: the services are told to stop before the
-    // broker goes away.
     pub post: RunningService,
     pub auth: RunningService,
     /// post-service's own database, to check what was (not) written.
@@ -88,6 +94,19 @@ pub struct TestSystem {
     retired_keys: Vec<KeyFile>,
     auth_database_url: String,
     pub kafka: EmbeddedKafka,
+}
+
+impl Drop for TestSystem {
+    /// Stops both services before the broker goes away: a Kafka consumer
+    /// dropped after its broker waits for it until its timeouts expire.
+    /// (Needs the multi-threaded runtime, which every test uses.)
+    fn drop(&mut self) {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                tokio::join!(self.post.stop_quietly(), self.auth.stop_quietly());
+            })
+        });
+    }
 }
 
 /// A URL of a database of its own, e.g. `agora_post_test_<uuid>`.
@@ -233,15 +252,16 @@ pub fn error_code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
 }
 
-/// Polls `condition` until it holds; fails the test after [`DEADLINE`].
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+/// Polls `condition` until it holds; fails the test, saying `what` it was
+/// waiting for, once `timeout` has passed.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = Instant::now() + timeout;
     while !condition().await {
-        assert!(Instant::now() < deadline, "{what}: still not true after {DEADLINE:?}");
+        assert!(Instant::now() < deadline, "{what}: still not true after {timeout:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,86 @@
+//! The gateway's configuration, from flags and the environment.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use agora_platform::db::DatabaseSettings;
+use agora_platform::kafka::KafkaArgs;
+use secrecy::SecretString;
+
+use crate::graphql::QueryLimits;
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gateway", about = "Agora's public GraphQL gateway")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// PostgreSQL URL of the read model (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/agora_read", value_parser = agora_platform::db::secret)]
+    pub database_url: SecretString,
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 20)]
+    pub database_max_connections: u32,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// auth-service's GraphQL endpoint.
+    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081/graphql")]
+    pub auth_url: String,
+    /// post-service's GraphQL endpoint.
+    #[arg(long, env = "POST_URL", default_value = "http://127.0.0.1:8082/graphql")]
+    pub post_url: String,
+    /// Where auth-service publishes the keys that sign tokens.
+    #[arg(long, env = "AUTH_JWKS_URL", default_value = "http://127.0.0.1:8081/.well-known/jwks.json")]
+    pub jwks_url: String,
+    /// The shortest time between two JWKS fetches caused by unknown key ids.
+    #[arg(long, env = "JWKS_MIN_REFETCH_MS", default_value_t = 10_000)]
+    pub jwks_min_refetch_ms: u64,
+    /// How long a call to a service may take.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 5_000)]
+    pub upstream_timeout_ms: u64,
+    /// How long a mutation, or a query with a consistency token, waits for the read model.
+    #[arg(long, env = "CONSISTENCY_TIMEOUT_MS", default_value_t = 5_000)]
+    pub consistency_timeout_ms: u64,
+    /// Kafka consumer group of the projector (replicas sharing a read model share it).
+    #[arg(long, env = "PROJECTOR_GROUP", default_value = "agora-gateway-projector")]
+    pub projector_group: String,
+    /// The most events the projector applies in one transaction.
+    #[arg(long, env = "PROJECTOR_BATCH_SIZE", default_value_t = 500)]
+    pub projector_batch_size: usize,
+    #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_query_depth: usize,
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 1_000)]
+    pub max_query_complexity: usize,
+    #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 30)]
+    pub max_query_aliases: usize,
+    /// The largest request body accepted.
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
+    pub body_limit_bytes: usize,
+    /// How long one request may take in all.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
+}
+
+impl Config {
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
+    }
+
+    pub fn query_limits(&self) -> QueryLimits {
+        QueryLimits {
+            max_depth: self.max_query_depth,
+            max_complexity: self.max_query_complexity,
+            max_aliases: self.max_query_aliases,
+        }
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstream_timeout_ms)
+    }
+
+    pub fn consistency_timeout(&self) -> Duration {
+        Duration::from_millis(self.consistency_timeout_ms)
+    }
+}

@@ -1,0 +1,59 @@
+//! The `read-model` strategy: every lookup is one SQL statement on the read
+//! model; no service is called.
+
+use std::collections::HashMap;
+
+use agora_schema::PostCursor;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::source::{DataSource, SourceResult};
+use crate::read_model::{queries, PostRecord, UserRecord};
+
+pub struct ReadModelSource {
+    pool: PgPool,
+}
+
+impl ReadModelSource {
+    pub fn new(pool: PgPool) -> Self {
+        ReadModelSource { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSource for ReadModelSource {
+    fn strategy(&self) -> &'static str {
+        "read-model"
+    }
+
+    async fn users(&self, ids: &[Uuid]) -> SourceResult<Vec<UserRecord>> {
+        Ok(queries::users(&self.pool, ids).await?)
+    }
+
+    async fn user_by_username(&self, username: &str) -> SourceResult<Option<UserRecord>> {
+        Ok(queries::user_by_username(&self.pool, username).await?)
+    }
+
+    async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<Vec<PostRecord>> {
+        Ok(queries::posts(&self.pool, author_id, after, limit).await?)
+    }
+
+    async fn posts_by_ids(&self, ids: &[Uuid]) -> SourceResult<Vec<PostRecord>> {
+        Ok(queries::posts_by_ids(&self.pool, ids).await?)
+    }
+
+    async fn posts_by_authors(&self, authors: &[Uuid], after: Option<PostCursor>, limit: i64) -> SourceResult<Vec<PostRecord>> {
+        Ok(queries::posts_by_authors(&self.pool, authors, after, limit).await?)
+    }
+
+    async fn post_counts(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>> {
+        // Users of the read model carry their post count; this is only asked
+        // for users that came without one.
+        let users = queries::users(&self.pool, authors).await?;
+        Ok(users.into_iter().map(|user| (user.id, user.post_count.unwrap_or(0))).collect())
+    }
+
+    async fn leaderboard(&self, first: i64) -> SourceResult<Vec<UserRecord>> {
+        Ok(queries::leaderboard(&self.pool, first).await?)
+    }
+}

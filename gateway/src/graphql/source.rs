@@ -1,0 +1,153 @@
+//! Where a request's data comes from: the read model, or the services
+//! (composition). Resolvers ask a [`DataSource`] through per-request
+//! DataLoaders, so lookups made at one level of a query are batched into
+//! one call, whichever the source.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agora_platform::graphql::ErrorCode;
+use agora_schema::PostCursor;
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::ErrorExtensions;
+use uuid::Uuid;
+
+use crate::read_model::{PostRecord, UserRecord};
+
+/// A failure to fetch data, with the code the client sees.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "data source failed");
+        SourceError { code: ErrorCode::Internal, message: "internal error".into() }
+    }
+}
+
+impl From<sqlx::Error> for SourceError {
+    fn from(error: sqlx::Error) -> Self {
+        SourceError::internal(error)
+    }
+}
+
+impl ErrorExtensions for SourceError {
+    fn extend(&self) -> async_graphql::Error {
+        self.code.error(self.message.clone())
+    }
+}
+
+pub type SourceResult<T> = Result<T, SourceError>;
+
+/// The queries both strategies answer; each method is one round trip.
+#[async_trait::async_trait]
+pub trait DataSource: Send + Sync + 'static {
+    /// `read-model` or `composition`.
+    fn strategy(&self) -> &'static str;
+    async fn users(&self, ids: &[Uuid]) -> SourceResult<Vec<UserRecord>>;
+    async fn user_by_username(&self, username: &str) -> SourceResult<Option<UserRecord>>;
+    /// Up to `limit` posts after `after`, newest first.
+    async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<Vec<PostRecord>>;
+    async fn posts_by_ids(&self, ids: &[Uuid]) -> SourceResult<Vec<PostRecord>>;
+    /// At most `limit` posts per author after `after`, newest first.
+    async fn posts_by_authors(&self, authors: &[Uuid], after: Option<PostCursor>, limit: i64) -> SourceResult<Vec<PostRecord>>;
+    async fn post_counts(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>>;
+    async fn leaderboard(&self, first: i64) -> SourceResult<Vec<UserRecord>>;
+}
+
+/// One author's page of posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AuthorPage {
+    pub author_id: Uuid,
+    pub limit: i64,
+    pub after: Option<PostCursor>,
+}
+
+/// The per-request loaders over a source.
+pub struct Loaders {
+    pub source: Arc<dyn DataSource>,
+    pub users: DataLoader<UserLoader>,
+    pub posts: DataLoader<PostLoader>,
+    pub post_counts: DataLoader<PostCountLoader>,
+    pub author_posts: DataLoader<AuthorPostsLoader>,
+}
+
+impl Loaders {
+    pub fn new(source: Arc<dyn DataSource>) -> Self {
+        Loaders {
+            users: DataLoader::new(UserLoader(source.clone()), tokio::spawn),
+            posts: DataLoader::new(PostLoader(source.clone()), tokio::spawn),
+            post_counts: DataLoader::new(PostCountLoader(source.clone()), tokio::spawn),
+            author_posts: DataLoader::new(AuthorPostsLoader(source.clone()), tokio::spawn),
+            source,
+        }
+    }
+}
+
+pub struct UserLoader(Arc<dyn DataSource>);
+
+impl Loader<Uuid> for UserLoader {
+    type Value = UserRecord;
+    type Error = SourceError;
+
+    async fn load(&self, ids: &[Uuid]) -> SourceResult<HashMap<Uuid, UserRecord>> {
+        Ok(self.0.users(ids).await?.into_iter().map(|user| (user.id, user)).collect())
+    }
+}
+
+pub struct PostLoader(Arc<dyn DataSource>);
+
+impl Loader<Uuid> for PostLoader {
+    type Value = PostRecord;
+    type Error = SourceError;
+
+    async fn load(&self, ids: &[Uuid]) -> SourceResult<HashMap<Uuid, PostRecord>> {
+        Ok(self.0.posts_by_ids(ids).await?.into_iter().map(|post| (post.id, post)).collect())
+    }
+}
+
+pub struct PostCountLoader(Arc<dyn DataSource>);
+
+impl Loader<Uuid> for PostCountLoader {
+    type Value = i32;
+    type Error = SourceError;
+
+    async fn load(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>> {
+        self.0.post_counts(authors).await
+    }
+}
+
+pub struct AuthorPostsLoader(Arc<dyn DataSource>);
+
+impl Loader<AuthorPage> for AuthorPostsLoader {
+    type Value = Vec<PostRecord>;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[AuthorPage]) -> SourceResult<HashMap<AuthorPage, Vec<PostRecord>>> {
+        // One call per distinct (limit, after): in practice one per level.
+        let mut groups: HashMap<(i64, Option<PostCursor>), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups.entry((key.limit, key.after)).or_default().push(key.author_id);
+        }
+        let calls = groups.into_iter().map(|((limit, after), authors)| async move {
+            let posts = self.0.posts_by_authors(&authors, after, limit).await?;
+            let mut pages: HashMap<AuthorPage, Vec<PostRecord>> =
+                authors.iter().map(|&author_id| (AuthorPage { author_id, limit, after }, Vec::new())).collect();
+            for post in posts {
+                if let Some(page) = pages.get_mut(&AuthorPage { author_id: post.author_id, limit, after }) {
+                    page.push(post);
+                }
+            }
+            SourceResult::Ok(pages)
+        });
+        let mut pages = HashMap::new();
+        for group in futures::future::try_join_all(calls).await? {
+            pages.extend(group);
+        }
+        Ok(pages)
+    }
+}

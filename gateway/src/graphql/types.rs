@@ -1,0 +1,136 @@
+//! The public API's object types, resolved from records of either source.
+
+use agora_platform::graphql::{Coded, ErrorCode, InputError};
+use agora_schema::PostCursor;
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use super::context::RequestContext;
+use super::source::AuthorPage;
+use crate::read_model::{PostRecord, UserRecord};
+
+/// How many posts a page may hold.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// A page size argument: 0 to 100.
+pub fn page_size(first: i32) -> Result<i64, InputError> {
+    if !(0..=MAX_PAGE_SIZE).contains(&first) {
+        return Err(InputError::new("first", format!("must be between 0 and {MAX_PAGE_SIZE}")));
+    }
+    Ok(first.into())
+}
+
+pub fn parse_cursor(after: Option<&str>) -> Result<Option<PostCursor>, InputError> {
+    after
+        .map(|cursor| PostCursor::decode(cursor).map_err(|_| InputError::new("after", "is not a cursor this API issued")))
+        .transpose()
+}
+
+pub struct User(pub UserRecord);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    async fn points(&self) -> i32 {
+        self.0.points
+    }
+    async fn post_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        if let Some(count) = self.0.post_count {
+            return Ok(count);
+        }
+        let loaders = &ctx.data::<RequestContext>()?.loaders;
+        Ok(loaders.post_counts.load_one(self.0.id).await.coded()?.unwrap_or(0))
+    }
+    async fn posts(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32, after: Option<String>) -> async_graphql::Result<PostConnection> {
+        let limit = page_size(first).coded()?;
+        let after = parse_cursor(after.as_deref()).coded()?;
+        let loaders = &ctx.data::<RequestContext>()?.loaders;
+        let key = AuthorPage { author_id: self.0.id, limit: limit + 1, after };
+        let posts = loaders.author_posts.load_one(key).await.coded()?.unwrap_or_default();
+        Ok(PostConnection::new(posts, limit, after.is_some()))
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct Post(pub PostRecord);
+
+#[Object]
+impl Post {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
+        if let Some(author) = &self.0.author {
+            return Ok(User(author.clone()));
+        }
+        let loaders = &ctx.data::<RequestContext>()?.loaders;
+        match loaders.users.load_one(self.0.author_id).await.coded()? {
+            Some(author) => Ok(User(author)),
+            None => Err(ErrorCode::NotFound.error("the post's author is not known yet")),
+        }
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PostConnection {
+    edges: Vec<PostEdge>,
+    nodes: Vec<Post>,
+    page_info: PageInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct PostEdge {
+    cursor: String,
+    node: Post,
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    has_previous_page: bool,
+    has_next_page: bool,
+    start_cursor: Option<String>,
+    end_cursor: Option<String>,
+}
+
+impl PostConnection {
+    /// A page from up to `limit + 1` posts (the extra one only tells that
+    /// there is a next page).
+    pub fn new(mut posts: Vec<PostRecord>, limit: i64, after_given: bool) -> Self {
+        let has_next_page = posts.len() as i64 > limit;
+        posts.truncate(limit as usize);
+        let cursors: Vec<String> = posts.iter().map(|post| post.cursor().encode()).collect();
+        let page_info = PageInfo {
+            has_previous_page: after_given,
+            has_next_page,
+            start_cursor: cursors.first().cloned(),
+            end_cursor: cursors.last().cloned(),
+        };
+        let edges = posts.iter().cloned().zip(cursors).map(|(post, cursor)| PostEdge { cursor, node: Post(post) }).collect();
+        PostConnection { edges, nodes: posts.into_iter().map(Post).collect(), page_info }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    pub token: String,
+    pub user: User,
+}

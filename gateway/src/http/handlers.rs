@@ -1,0 +1,84 @@
+//! The `/graphql` endpoint: GET (queries, or the playground for a browser)
+//! and POST, each checked, handed to the [`Executor`] and rendered.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use async_graphql::parser::types::OperationType;
+use axum::{
+    body::Bytes,
+    extract::{rejection::BytesRejection, ConnectInfo, State},
+    http::{request::Parts, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    error::TransportError,
+    negotiation::{accepts_html, negotiate, ResponseMediaType},
+    operation::selected_operation_type,
+    params::{check_content_type, GraphQlParams},
+    playground, response, Executor,
+};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub executor: Arc<dyn Executor>,
+    pub body_limit_bytes: usize,
+}
+
+/// `GET /graphql`: a query in the URL, or GraphiQL for a browser that asks
+/// for HTML without one.
+#[tracing::instrument(name = "graphql_get", skip_all, fields(operation = tracing::field::Empty))]
+pub async fn get(State(endpoint): State<Endpoint>, parts: Parts) -> Response {
+    let params = GraphQlParams::from_query_string(parts.uri.query());
+    if matches!(params, Ok(None)) && accepts_html(&parts.headers) {
+        return playground::page();
+    }
+    let media_type = match negotiate(&parts.headers) {
+        Ok(media_type) => media_type,
+        Err(_) => return TransportError::NotAcceptable.into_response(),
+    };
+    let params = match params.and_then(|params| params.ok_or(TransportError::MissingQuery)) {
+        Ok(params) => params,
+        Err(error) => return error.into_response_as(media_type),
+    };
+    if selected_operation_type(&params.query, params.operation_name.as_deref()) == Some(OperationType::Mutation) {
+        return TransportError::MutationOverGet.into_response_as(media_type);
+    }
+    execute(&endpoint, params, &parts, media_type).await
+}
+
+/// `POST /graphql` with an `application/json` body.
+#[tracing::instrument(name = "graphql_post", skip_all, fields(operation = tracing::field::Empty))]
+pub async fn post(State(endpoint): State<Endpoint>, parts: Parts, body: Result<Bytes, BytesRejection>) -> Response {
+    let media_type = match negotiate(&parts.headers) {
+        Ok(media_type) => media_type,
+        Err(_) => return TransportError::NotAcceptable.into_response(),
+    };
+    let params = check_content_type(&parts.headers)
+        .and_then(|()| match body {
+            Ok(body) => Ok(body),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(TransportError::PayloadTooLarge { limit: endpoint.body_limit_bytes })
+            }
+            Err(rejection) => {
+                tracing::debug!(error = %rejection.body_text(), "could not read a request body");
+                Err(TransportError::UnreadableBody)
+            }
+        })
+        .and_then(|body| GraphQlParams::from_json_body(&body));
+    match params {
+        Ok(params) => execute(&endpoint, params, &parts, media_type).await,
+        Err(error) => error.into_response_as(media_type),
+    }
+}
+
+async fn execute(endpoint: &Endpoint, params: GraphQlParams, parts: &Parts, media_type: ResponseMediaType) -> Response {
+    let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
+        tracing::error!("the router must be served with into_make_service_with_connect_info::<SocketAddr>()");
+        return TransportError::Internal.into_response_as(media_type);
+    };
+    tracing::Span::current().record("operation", params.operation_name.as_deref());
+    let graphql_response = endpoint.executor.execute(params.into_request(), &parts.headers, peer).await;
+    response::render(graphql_response, media_type)
+}

@@ -1,0 +1,101 @@
+//! Building and running the gateway: `Application::build` binds the
+//! listener and prepares everything, `run_until_stopped` serves HTTP and
+//! runs the projector until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_platform::kafka::{KafkaProbe, KafkaSettings};
+use agora_platform::tokens::JwksVerifier;
+use agora_platform::{db, health};
+use anyhow::Context;
+use axum::Router;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::consistency::Consistency;
+use crate::executor::Gateway;
+use crate::graphql::read_model_source::ReadModelSource;
+use crate::graphql::{self, Shared};
+use crate::http::{self, HttpLimits};
+use crate::projector::{Projector, ProjectorSettings};
+use crate::upstream::Upstream;
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    pool: PgPool,
+    kafka: KafkaSettings,
+    config: Config,
+    router: Router,
+    /// Stops what `build` already started (the notification listener).
+    background: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
+        let pool = db::connect_and_migrate(&config.database(), vec![sqlx::migrate!("./migrations")]).await?;
+        let background = CancellationToken::new();
+        let consistency = Consistency::start(pool.clone(), background.clone()).await?;
+        let shared = Shared {
+            upstream: Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout())?,
+            consistency: consistency.clone(),
+            consistency_timeout: config.consistency_timeout(),
+        };
+        let verifier = JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), Duration::from_millis(config.jwks_min_refetch_ms));
+        let gateway = Gateway {
+            schema: graphql::schema(shared, config.query_limits()),
+            read_model: Arc::new(ReadModelSource::new(pool.clone())),
+            composition: None,
+            verifier: Arc::new(verifier),
+            consistency,
+            consistency_timeout: config.consistency_timeout(),
+            limits: config.query_limits(),
+        };
+        let limits = HttpLimits {
+            body_limit_bytes: config.body_limit_bytes,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+        };
+        let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "gateway-readiness")? };
+        let router = http::router(Arc::new(gateway), limits).merge(health::router(dependencies)).layer(TraceLayer::new_for_http());
+        let listener = TcpListener::bind((config.host, config.port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+        let port = listener.local_addr()?.port();
+        Ok(Application { listener, port, pool, kafka, config, router, background })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown`, then lets in-flight requests finish and the
+    /// projector commit its batch.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let settings = ProjectorSettings {
+            group_id: self.config.projector_group.clone(),
+            batch_size: self.config.projector_batch_size,
+            retry_backoff: Duration::from_millis(500),
+        };
+        let projector = Projector::new(self.pool.clone(), self.kafka.clone(), settings);
+        let projector = tokio::spawn(projector.run(shutdown.child_token()));
+        let server_shutdown = shutdown.clone();
+        let server_result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+            .await
+            .context("the HTTP server failed");
+        shutdown.cancel();
+        agora_platform::shutdown::report("projector", projector.await);
+        self.background.cancel();
+        self.pool.close().await;
+        server_result
+    }
+}

@@ -1,0 +1,193 @@
+//! Calls to the services' subgraphs over HTTP: one pooled client with
+//! timeouts, the caller's token and address forwarded, errors kept with
+//! their codes, and every call counted for `extensions.upstreamRequests`.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use agora_platform::graphql::{ErrorCode, WriteReceipt};
+use async_graphql::ErrorExtensions;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The services the gateway talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Auth,
+    Post,
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Service::Auth => "auth-service",
+            Service::Post => "post-service",
+        })
+    }
+}
+
+/// Who the gateway is calling on behalf of.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarded {
+    pub authorization: Option<String>,
+    pub client_address: Option<IpAddr>,
+}
+
+/// How many calls to services one request made.
+#[derive(Debug, Default)]
+pub struct CallCounter(AtomicUsize);
+
+impl CallCounter {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A successful answer: its data and the writes it reports.
+#[derive(Debug)]
+pub struct Answer {
+    pub data: Value,
+    pub writes: Vec<WriteReceipt>,
+    /// Field errors that came with the data (a partial answer).
+    pub errors: Vec<UpstreamGraphqlError>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UpstreamGraphqlError {
+    pub message: String,
+    #[serde(default)]
+    pub path: Vec<Value>,
+    #[serde(default)]
+    pub extensions: Option<Value>,
+}
+
+impl UpstreamGraphqlError {
+    pub fn code(&self) -> Option<&str> {
+        self.extensions.as_ref()?.get("code")?.as_str()
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{0} is unavailable")]
+    Unavailable(Service),
+    #[error("{0} did not answer in time")]
+    Timeout(Service),
+    /// The service refused the operation; its message and code are kept.
+    #[error("{}", .0.message)]
+    Refused(UpstreamGraphqlError),
+}
+
+impl ErrorExtensions for UpstreamError {
+    fn extend(&self) -> async_graphql::Error {
+        match self {
+            UpstreamError::Unavailable(_) => ErrorCode::UpstreamUnavailable.error(self.to_string()),
+            UpstreamError::Timeout(_) => ErrorCode::Timeout.error(self.to_string()),
+            UpstreamError::Refused(error) => {
+                let mut extended = async_graphql::Error::new(error.message.clone());
+                let extensions = error.extensions.clone().and_then(|value| async_graphql::Value::from_json(value).ok());
+                if let Some(async_graphql::Value::Object(map)) = extensions {
+                    extended = extended.extend_with(|_, out| {
+                        for (key, value) in map {
+                            out.set(key.as_str(), value);
+                        }
+                    });
+                }
+                if error.code().is_none() {
+                    extended = extended.extend_with(|_, out| out.set("code", ErrorCode::Internal.as_str()));
+                }
+                extended
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    errors: Vec<UpstreamGraphqlError>,
+    #[serde(default)]
+    extensions: Option<Extensions>,
+}
+
+#[derive(Deserialize)]
+struct Extensions {
+    #[serde(default)]
+    writes: Vec<WriteReceipt>,
+}
+
+/// The services' GraphQL endpoints and the client that calls them.
+pub struct Upstream {
+    http: reqwest::Client,
+    auth_url: String,
+    post_url: String,
+}
+
+impl Upstream {
+    pub fn new(auth_url: String, post_url: String, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1).min(timeout))
+            .timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Upstream { http, auth_url, post_url })
+    }
+
+    /// Sends one GraphQL operation to `service`. A request-level failure or
+    /// an answer without data is an error; field errors beside data are
+    /// returned with it.
+    #[tracing::instrument(skip_all, fields(%service))]
+    pub async fn call(
+        &self,
+        service: Service,
+        query: &str,
+        variables: Value,
+        forwarded: &Forwarded,
+        counter: &CallCounter,
+    ) -> Result<Answer, UpstreamError> {
+        counter.0.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("agora_gateway_upstream_requests_total", "service" => service.to_string()).increment(1);
+        let url = match service {
+            Service::Auth => &self.auth_url,
+            Service::Post => &self.post_url,
+        };
+        let mut request = self.http.post(url).json(&serde_json::json!({ "query": query, "variables": variables }));
+        if let Some(authorization) = &forwarded.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        if let Some(address) = forwarded.client_address {
+            request = request.header("x-forwarded-for", address.to_string());
+        }
+        let classify = |error: reqwest::Error| {
+            tracing::warn!(%service, %error, "upstream call failed");
+            if error.is_timeout() {
+                UpstreamError::Timeout(service)
+            } else {
+                UpstreamError::Unavailable(service)
+            }
+        };
+        let response = request.send().await.map_err(classify)?;
+        if !response.status().is_success() {
+            tracing::warn!(%service, status = %response.status(), "upstream answered with an HTTP error");
+            return Err(UpstreamError::Unavailable(service));
+        }
+        let envelope: Envelope = response.json().await.map_err(classify)?;
+        if envelope.data.is_null() {
+            let error = envelope.errors.into_iter().next().unwrap_or(UpstreamGraphqlError {
+                message: format!("{service} answered without data"),
+                path: Vec::new(),
+                extensions: None,
+            });
+            return Err(UpstreamError::Refused(error));
+        }
+        Ok(Answer {
+            data: envelope.data,
+            writes: envelope.extensions.map(|extensions| extensions.writes).unwrap_or_default(),
+            errors: envelope.errors,
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! The whole system for the gateway's tests: the real services (from the
+//! testkit) and one or more gateways on port 0 sharing a read model.
+
+use agora_platform::kafka::{EmbeddedKafka, KafkaSettings};
+use agora_testkit::{fresh_database_url, graphql_with_headers, RunningService, Services, PASSWORD};
+use clap::Parser;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub struct TestGateway {
+    pub service: RunningService,
+    pub read_db: PgPool,
+}
+
+pub struct TestSystem {
+    pub gateway: TestGateway,
+    pub read_model_url: String,
+    pub services: Services,
+}
+
+/// Extra gateway flags a test may need.
+pub type Flags<'a> = &'a [&'a str];
+
+pub async fn spawn_gateway(services: &Services, read_model_url: &str, flags: Flags<'_>) -> TestGateway {
+    start_gateway(&services.kafka.settings(), services.auth.port, services.post.port, read_model_url, flags).await
+}
+
+async fn start_gateway(kafka: &KafkaSettings, auth_port: u16, post_port: u16, read_model_url: &str, flags: Flags<'_>) -> TestGateway {
+    let mut args = vec![
+        "gateway".to_owned(),
+        "--port=0".to_owned(),
+        "--database-max-connections=5".to_owned(),
+        format!("--database-url={read_model_url}"),
+        format!("--auth-url=http://127.0.0.1:{auth_port}/graphql"),
+        format!("--post-url=http://127.0.0.1:{post_port}/graphql"),
+        format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
+        "--jwks-min-refetch-ms=0".to_owned(),
+    ];
+    args.extend(flags.iter().map(|flag| flag.to_string()));
+    let config = agora_gateway::Config::parse_from(args);
+    let application = agora_gateway::Application::build(config, kafka.clone()).await.expect("building the gateway");
+    let read_db = application.pool().clone();
+    let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
+    TestGateway { service, read_db }
+}
+
+pub async fn spawn_system() -> TestSystem {
+    spawn_system_with(&[]).await
+}
+
+pub async fn spawn_system_with(flags: Flags<'_>) -> TestSystem {
+    let services = Services::start().await;
+    let read_model_url = fresh_database_url("agora_read_test");
+    let gateway = spawn_gateway(&services, &read_model_url, flags).await;
+    TestSystem { gateway, read_model_url, services }
+}
+
+/// A gateway with a broker but no services: its read model is fed by
+/// events the test writes by hand, and every command finds its service down.
+pub struct LoneGateway {
+    pub gateway: TestGateway,
+    pub read_model_url: String,
+    pub kafka: EmbeddedKafka,
+}
+
+pub async fn spawn_lone_gateway() -> LoneGateway {
+    let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
+    let read_model_url = fresh_database_url("agora_read_test");
+    let closed = closed_port();
+    let gateway = start_gateway(&kafka.settings(), closed, closed, &read_model_url, &[]).await;
+    LoneGateway { gateway, read_model_url, kafka }
+}
+
+impl LoneGateway {
+    /// Another gateway on the same broker and read model.
+    pub async fn another(&self, flags: Flags<'_>) -> TestGateway {
+        let closed = closed_port();
+        start_gateway(&self.kafka.settings(), closed, closed, &self.read_model_url, flags).await
+    }
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().unwrap().port()
+}
+
+/// A registered user as the tests know it.
+pub struct Account {
+    pub id: Uuid,
+    pub token: String,
+}
+
+impl TestGateway {
+    pub fn port(&self) -> u16 {
+        self.service.port
+    }
+
+    pub async fn query(&self, query: &str, variables: Value, headers: &[(&str, String)]) -> Value {
+        graphql_with_headers(self.port(), query, variables, headers).await
+    }
+
+    /// Registers through the gateway's mutation.
+    pub async fn register(&self, username: &str) -> Account {
+        let response = self
+            .query(
+                "mutation($input: RegisterInput!) { register(input: $input) { token user { id username } } }",
+                json!({ "input": { "username": username, "password": PASSWORD } }),
+                &[],
+            )
+            .await;
+        let payload = &response["data"]["register"];
+        let token = payload["token"].as_str().unwrap_or_else(|| panic!("register failed: {response}"));
+        Account { id: payload["user"]["id"].as_str().unwrap().parse().unwrap(), token: token.to_owned() }
+    }
+
+    /// Publishes a post through the gateway; the whole response.
+    pub async fn create_post(&self, account: &Account, title: &str) -> Value {
+        self.query(
+            "mutation($input: CreatePostInput!) { createPost(input: $input) { id title author { id displayName } } }",
+            json!({ "input": { "title": title, "body": format!("The body of {title}.") } }),
+            &[bearer(&account.token)],
+        )
+        .await
+    }
+}
+
+pub fn bearer(token: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {token}"))
+}
+
+pub fn strategy(name: &str) -> (&'static str, String) {
+    ("x-query-strategy", name.to_owned())
+}

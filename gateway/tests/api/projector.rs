@@ -1,0 +1,163 @@
+//! The projector against events written by hand: out of order, repeated,
+//! stale, poisoned, and replayed after a crash.
+
+
+use agora_schema::{topics, Envelope, Event, PointsAwarded, PostCreated, UserRegistered, UserRenamed};
+use agora_testkit::{publish, publish_event, wait_until, DEADLINE};
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::Message;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_lone_gateway, TestGateway};
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
+}
+
+fn registered(user_id: Uuid, username: &str) -> Envelope {
+    Event::UserRegistered(UserRegistered { user_id, username: username.into(), display_name: username.into(), registered_at: now() })
+        .into_envelope(1, now())
+}
+
+fn renamed(user_id: Uuid, display_name: &str, version: i64) -> Envelope {
+    Event::UserRenamed(UserRenamed { user_id, display_name: display_name.into(), renamed_at: now() }).into_envelope(version, now())
+}
+
+fn post(author_id: Uuid, title: &str) -> Envelope {
+    Event::PostCreated(PostCreated { post_id: Uuid::now_v7(), author_id, title: title.into(), body: "body".into(), created_at: now() })
+        .into_envelope(1, now())
+}
+
+fn points(user_id: Uuid, total: i32, version: i64) -> Envelope {
+    Event::PointsAwarded(PointsAwarded {
+        user_id,
+        delta: 10,
+        total,
+        reason: "POST_CREATED".into(),
+        cause_event_id: Uuid::now_v7(),
+        awarded_at: now(),
+    })
+    .into_envelope(version, now())
+}
+
+async fn user(gateway: &TestGateway, id: Uuid) -> Value {
+    let response = gateway
+        .query("query($id: ID!) { user(id: $id) { username displayName points postCount } }", json!({ "id": id.to_string() }), &[])
+        .await;
+    response["data"]["user"].clone()
+}
+
+async fn wait_for_user(gateway: &TestGateway, id: Uuid, expected: Value) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let seen = user(gateway, id).await;
+        if seen == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "user {id} is still {seen}, not {expected}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_that_arrive_before_their_user_are_not_lost() {
+    let system = spawn_lone_gateway().await;
+    let kafka = system.kafka.settings();
+    let ada = Uuid::now_v7();
+    publish_event(&kafka, &post(ada, "early post")).await;
+    publish_event(&kafka, &points(ada, 10, 1)).await;
+    publish_event(&kafka, &renamed(ada, "Renamed early", 2)).await;
+    publish_event(&kafka, &registered(ada, "ada")).await;
+    let expected = json!({ "username": "ada", "displayName": "Renamed early", "points": 10, "postCount": 1 });
+    wait_for_user(&system.gateway, ada, expected).await;
+    let posts = system.gateway.query("{ posts { nodes { title author { username } } } }", json!({}), &[]).await;
+    assert_eq!(posts["data"]["posts"]["nodes"], json!([{ "title": "early post", "author": { "username": "ada" } }]));
+}
+
+#[tokio::test]
+async fn repeated_and_stale_events_change_nothing() {
+    let system = spawn_lone_gateway().await;
+    let kafka = system.kafka.settings();
+    let ada = Uuid::now_v7();
+    let first_post = post(ada, "once");
+    for envelope in [
+        registered(ada, "ada"),
+        renamed(ada, "New", 2),
+        renamed(ada, "New", 2),
+        renamed(ada, "Old", 1),
+        first_post.clone(),
+        first_post.clone(),
+        points(ada, 20, 2),
+        points(ada, 10, 1),
+        points(ada, 20, 2),
+    ] {
+        publish_event(&kafka, &envelope).await;
+    }
+    // A marker published last on the user topic: once it shows, the rest was applied.
+    publish_event(&kafka, &registered(Uuid::now_v7(), "marker")).await;
+    wait_until(DEADLINE, "the marker is projected", || async {
+        let marker = system.gateway.query("{ userByUsername(username: \"marker\") { id } }", json!({}), &[]).await;
+        !marker["data"]["userByUsername"].is_null()
+    })
+    .await;
+    wait_for_user(&system.gateway, ada, json!({ "username": "ada", "displayName": "New", "points": 20, "postCount": 1 })).await;
+}
+
+#[tokio::test]
+async fn a_poison_event_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
+    let system = spawn_lone_gateway().await;
+    let kafka = system.kafka.settings();
+    let ada = Uuid::now_v7();
+    publish_event(&kafka, &registered(ada, "ada")).await;
+    let good = post(ada, "after the poison");
+    // Same key, so same partition, right before a good event.
+    publish(&kafka, topics::POST, &good.aggregate_id.to_string(), b"{ this is not an event").await;
+    publish_event(&kafka, &good).await;
+    wait_for_user(&system.gateway, ada, json!({ "username": "ada", "displayName": "ada", "points": 0, "postCount": 1 })).await;
+
+    let consumer: StreamConsumer = kafka.consumer_config("dead-letter-reader", &format!("dlq-{}", Uuid::now_v7())).create().unwrap();
+    consumer.subscribe(&[topics::DEAD_LETTER]).unwrap();
+    let message = tokio::time::timeout(DEADLINE, consumer.recv()).await.expect("a dead letter in time").unwrap();
+    assert_eq!(message.payload(), Some(&b"{ this is not an event"[..]));
+    let header = |name: &str| {
+        let headers = message.headers().expect("headers");
+        let header = headers.iter().find(|header| header.key == name).unwrap_or_else(|| panic!("no {name} header"));
+        String::from_utf8_lossy(header.value.unwrap()).into_owned()
+    };
+    assert_eq!(header("original_topic"), topics::POST);
+    assert!(header("dead_letter_reason").contains("not an event envelope"), "{}", header("dead_letter_reason"));
+}
+
+#[tokio::test]
+async fn a_projector_that_replays_everything_applies_nothing_twice() {
+    let mut system = spawn_lone_gateway().await;
+    let kafka = system.kafka.settings();
+    let ada = Uuid::now_v7();
+    publish_event(&kafka, &registered(ada, "ada")).await;
+    for n in 0..3 {
+        publish_event(&kafka, &post(ada, &format!("post {n}"))).await;
+    }
+    wait_for_user(&system.gateway, ada, json!({ "username": "ada", "displayName": "ada", "points": 0, "postCount": 3 })).await;
+
+    // A crash: the projector dies without committing anything to Kafka, and
+    // its successor's consumer group has no position at all, so Kafka hands
+    // it every event again. Meanwhile more events arrive.
+    system.gateway.service.kill().await;
+    publish_event(&kafka, &post(ada, "while down")).await;
+    let successor = system.another(&["--projector-group=after-the-crash"]).await;
+    wait_for_user(&successor, ada, json!({ "username": "ada", "displayName": "ada", "points": 0, "postCount": 4 })).await;
+
+    let stored: i64 = sqlx::query_scalar("select count(*) from read_post").fetch_one(&successor.read_db).await.unwrap();
+    assert_eq!(stored, 4);
+    // Give a double apply every chance to show before looking once more.
+    publish_event(&kafka, &registered(Uuid::now_v7(), "marker")).await;
+    wait_until(DEADLINE, "the marker is projected", || async {
+        let marker = successor.query("{ userByUsername(username: \"marker\") { id } }", json!({}), &[]).await;
+        !marker["data"]["userByUsername"].is_null()
+    })
+    .await;
+    assert_eq!(user(&successor, ada).await["postCount"], 4);
+}

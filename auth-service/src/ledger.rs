@@ -71,7 +71,11 @@ pub async fn run(pool: PgPool, kafka: KafkaSettings, group: String, shutdown: Ca
                 }
             }
         }
-        consumer.store_offset_from_message(&message).context("cannot store the ledger offset")?;
+        // Fails when a rebalance took the partition away meanwhile: its new
+        // owner gets the message again, and the dedupe table makes that harmless.
+        if let Err(error) = consumer.store_offset_from_message(&message) {
+            tracing::warn!(%error, "cannot store the ledger offset");
+        }
     }
     commit_on_exit(&consumer)
 }

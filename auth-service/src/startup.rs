@@ -84,23 +84,18 @@ impl Application {
     /// relay batch finish; reports how each task ended.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let relay = Relay::new(self.pool.clone(), self.kafka.clone(), RelaySettings::new(RELAY_LOCK_KEY), "auth-outbox-relay");
-        let relay = tokio::spawn(relay.run(shutdown.child_token()));
-        let ledger = tokio::spawn(crate::ledger::run(
-            self.pool.clone(),
-            self.kafka.clone(),
-            self.config.ledger_group.clone(),
-            shutdown.child_token(),
-        ));
+        let ledger = crate::ledger::run(self.pool.clone(), self.kafka.clone(), self.config.ledger_group.clone(), shutdown.child_token());
         let server_shutdown = shutdown.clone();
         let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
-        let server_result = server.await.context("the HTTP server failed");
-        shutdown.cancel();
-        let (relay, ledger) = tokio::join!(relay, ledger);
-        agora_platform::shutdown::report("outbox relay", relay);
-        agora_platform::shutdown::report("points ledger", ledger);
+        let tasks = vec![
+            ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
+            ("outbox relay", tokio::spawn(relay.run(shutdown.child_token()))),
+            ("points ledger", tokio::spawn(ledger)),
+        ];
+        let result = agora_platform::shutdown::supervise(shutdown, tasks).await;
         self.pool.close().await;
-        server_result
+        result
     }
 }
 

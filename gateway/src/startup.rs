@@ -86,16 +86,16 @@ impl Application {
             retry_backoff: Duration::from_millis(500),
         };
         let projector = Projector::new(self.pool.clone(), self.kafka.clone(), settings);
-        let projector = tokio::spawn(projector.run(shutdown.child_token()));
         let server_shutdown = shutdown.clone();
-        let server_result = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
-            .context("the HTTP server failed");
-        shutdown.cancel();
-        agora_platform::shutdown::report("projector", projector.await);
+        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let tasks = vec![
+            ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
+            ("projector", tokio::spawn(projector.run(shutdown.child_token()))),
+        ];
+        let result = agora_platform::shutdown::supervise(shutdown, tasks).await;
         self.background.cancel();
         self.pool.close().await;
-        server_result
+        result
     }
 }

@@ -6,7 +6,6 @@
 use agora_platform::{kafka, shutdown, telemetry};
 use anyhow::Context;
 use clap::Parser;
-use tokio::task::JoinSet;
 
 #[derive(Debug, Parser)]
 #[command(name = "agora-local", about = "Run all of Agora locally in one process")]
@@ -57,17 +56,10 @@ async fn main() -> anyhow::Result<()> {
 
     tracing::info!(auth = auth.port(), post = post.port(), kafka = %kafka.brokers, "Agora is running; Ctrl-C stops it");
     let stop = shutdown::on_signal();
-    let mut services = JoinSet::new();
-    services.spawn(auth.run_until_stopped(stop.clone()));
-    services.spawn(post.run_until_stopped(stop.clone()));
-    let mut result = Ok(());
-    while let Some(ended) = services.join_next().await {
-        // One service ending stops the others.
-        stop.cancel();
-        if let Err(error) = ended.context("a service panicked").and_then(|ended| ended) {
-            tracing::error!(error = format!("{error:#}"), "a service failed");
-            result = Err(error);
-        }
-    }
-    result
+    let services = vec![
+        ("auth-service", tokio::spawn(auth.run_until_stopped(stop.child_token()))),
+        ("post-service", tokio::spawn(post.run_until_stopped(stop.child_token()))),
+    ];
+    // One service ending stops the others.
+    shutdown::supervise(stop, services).await
 }

@@ -30,11 +30,34 @@ async fn wait_for_signal() {
     let _ = interrupt.await;
 }
 
-/// Logs how a background task ended.
-pub fn report(task: &str, result: Result<anyhow::Result<()>, tokio::task::JoinError>) {
-    match result {
-        Ok(Ok(())) => tracing::info!(task, "stopped"),
-        Ok(Err(error)) => tracing::error!(task, error = format!("{error:#}"), "failed"),
-        Err(error) => tracing::error!(task, %error, "panicked"),
+/// A named long-running task of a process.
+pub type Task = (&'static str, tokio::task::JoinHandle<anyhow::Result<()>>);
+
+/// Runs a process's tasks until the first one ends (normally on `shutdown`,
+/// or because it failed), then stops the others, waits for them, and
+/// reports how each ended. Fails if any task failed.
+pub async fn supervise(shutdown: CancellationToken, tasks: Vec<Task>) -> anyhow::Result<()> {
+    let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+    let mut failed = None;
+    let (first, index, rest) = futures::future::select_all(handles).await;
+    shutdown.cancel();
+    let mut ended = vec![(names[index], first)];
+    let rest_names = names.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, name)| *name);
+    for (name, result) in rest_names.zip(futures::future::join_all(rest).await) {
+        ended.push((name, result));
     }
+    for (name, result) in ended {
+        match result {
+            Ok(Ok(())) => tracing::info!(task = name, "stopped"),
+            Ok(Err(error)) => {
+                tracing::error!(task = name, error = format!("{error:#}"), "failed");
+                failed.get_or_insert(error.context(format!("{name} failed")));
+            }
+            Err(error) => {
+                tracing::error!(task = name, %error, "panicked");
+                failed.get_or_insert(anyhow::anyhow!("{name} panicked: {error}"));
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }

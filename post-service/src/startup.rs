@@ -76,16 +76,15 @@ impl Application {
     /// relay batch finish.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let relay = Relay::new(self.pool.clone(), self.kafka.clone(), RelaySettings::new(RELAY_LOCK_KEY), "post-outbox-relay");
-        let relay = tokio::spawn(relay.run(shutdown.child_token()));
         let server_shutdown = shutdown.clone();
-        let server_result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
-            .context("the HTTP server failed");
-        shutdown.cancel();
-        agora_platform::shutdown::report("outbox relay", relay.await);
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let tasks = vec![
+            ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
+            ("outbox relay", tokio::spawn(relay.run(shutdown.child_token()))),
+        ];
+        let result = agora_platform::shutdown::supervise(shutdown, tasks).await;
         self.pool.close().await;
-        server_result
+        result
     }
 }
 

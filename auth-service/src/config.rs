@@ -58,4 +58,3 @@ impl Config {
         Duration::from_secs(self.token_ttl_seconds)
     }
 }
-

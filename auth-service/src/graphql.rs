@@ -131,7 +131,11 @@ impl Query {
 
     /// Users by id, in the order asked, null where there is none (for
     /// gateways that merge in code).
-    async fn users(&self, ctx: &Context<'_>, #[graphql(validator(max_items = 1000))] ids: Vec<ID>) -> async_graphql::Result<Vec<Option<User>>> {
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(validator(max_items = 1000))] ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<User>>> {
         let wanted: Vec<Option<Uuid>> = ids.iter().map(parse_id).collect();
         let found = ctx
             .data::<DataLoader<UserLoader>>()?
@@ -143,9 +147,13 @@ impl Query {
     }
 
     /// Users by points, highest first; ties by earliest registration.
-    async fn leaderboard(&self, ctx: &Context<'_>, #[graphql(default = 10, validator(minimum = 0, maximum = 100))] first: i32) -> async_graphql::Result<Vec<User>> {
+    async fn leaderboard(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10, validator(minimum = 0, maximum = 100))] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<User>> {
         let services = ctx.data::<Services>()?;
-        let rows = users::leaderboard(&services.pool, first.into()).await.map_err(ApiError::from).coded()?;
+        let rows = users::leaderboard(&services.pool, first.unwrap_or(10).into()).await.map_err(ApiError::from).coded()?;
         Ok(rows.into_iter().map(User::from).collect())
     }
 
@@ -156,11 +164,7 @@ impl Query {
 }
 
 async fn load_user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<User>> {
-    ctx.data::<DataLoader<UserLoader>>()?
-        .load_one(id)
-        .await
-        .map_err(loader_error)
-        .coded()
+    ctx.data::<DataLoader<UserLoader>>()?.load_one(id).await.map_err(loader_error).coded()
 }
 
 pub struct Mutation;

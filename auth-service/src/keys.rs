@@ -32,12 +32,7 @@ impl Key {
         // RFC 7638 thumbprint: the SHA-256 of the key's required members, in order.
         let thumbprint_input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
         let kid = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, thumbprint_input.as_bytes()));
-        Ok(Key {
-            kid,
-            encoding: EncodingKey::from_ed_der(pem.contents()),
-            decoding: DecodingKey::from_ed_der(&public),
-            public,
-        })
+        Ok(Key { kid, encoding: EncodingKey::from_ed_der(pem.contents()), decoding: DecodingKey::from_ed_der(&public), public })
     }
 }
 

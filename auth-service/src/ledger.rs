@@ -58,8 +58,13 @@ pub async fn run(pool: PgPool, kafka: KafkaSettings, group: String, shutdown: Ca
                 }
                 Err(ApplyError::Poison(error)) => {
                     metrics::counter!("agora_ledger_poison_events_total").increment(1);
-                    tracing::error!(error = format!("{error:#}"), topic = message.topic(), partition = message.partition(),
-                        offset = message.offset(), "ledger skipped an event it cannot read");
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "ledger skipped an event it cannot read"
+                    );
                     break;
                 }
                 Err(ApplyError::Transient(error)) => {

@@ -84,7 +84,8 @@ impl Application {
     /// relay batch finish; reports how each task ended.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let relay = Relay::new(self.pool.clone(), self.kafka.clone(), RelaySettings::new(RELAY_LOCK_KEY), "auth-outbox-relay");
-        let ledger = crate::ledger::run(self.pool.clone(), self.kafka.clone(), self.config.ledger_group.clone(), shutdown.child_token());
+        let ledger =
+            crate::ledger::run(self.pool.clone(), self.kafka.clone(), self.config.ledger_group.clone(), shutdown.child_token());
         let server_shutdown = shutdown.clone();
         let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await });

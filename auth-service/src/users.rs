@@ -72,10 +72,8 @@ pub async fn register(
 /// about the same time spent either way.
 #[tracing::instrument(skip_all)]
 pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Result<UserRow, ApiError> {
-    let stored: Option<(Uuid, String)> = sqlx::query_as("select id, password_hash from app_user where username = $1")
-        .bind(username)
-        .fetch_optional(pool)
-        .await?;
+    let stored: Option<(Uuid, String)> =
+        sqlx::query_as("select id, password_hash from app_user where username = $1").bind(username).fetch_optional(pool).await?;
     let (id, hash) = match stored {
         Some((id, hash)) => (Some(id), hash),
         None => (None, dummy_hash().to_owned()),
@@ -95,7 +93,11 @@ pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Resu
 /// Changes a user's display name. Renaming to the current name changes
 /// nothing and publishes nothing.
 #[tracing::instrument(skip_all, fields(%user_id))]
-pub async fn rename(pool: &PgPool, user_id: Uuid, display_name: DisplayName) -> Result<(UserRow, Option<WriteReceipt>), ApiError> {
+pub async fn rename(
+    pool: &PgPool,
+    user_id: Uuid,
+    display_name: DisplayName,
+) -> Result<(UserRow, Option<WriteReceipt>), ApiError> {
     let mut tx = pool.begin().await?;
     let current: Option<(String, i64)> = sqlx::query_as("select display_name, version from app_user where id = $1 for update")
         .bind(user_id)
@@ -113,11 +115,7 @@ pub async fn rename(pool: &PgPool, user_id: Uuid, display_name: DisplayName) -> 
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let event = Event::UserRenamed(UserRenamed {
-            user_id,
-            display_name: display_name.as_str().to_owned(),
-            renamed_at: now,
-        });
+        let event = Event::UserRenamed(UserRenamed { user_id, display_name: display_name.as_str().to_owned(), renamed_at: now });
         receipt = Some(outbox::append(&mut tx, topics::USER, &event.into_envelope(version, now)).await?);
     }
     tx.commit().await?;
@@ -143,10 +141,7 @@ pub async fn find_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<UserRow>
 /// Users by points, highest first; ties by earliest registration.
 #[tracing::instrument(skip(pool))]
 pub async fn leaderboard(pool: &PgPool, first: i64) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as(&format!("{SELECT_USER} order by points desc, u.created_at, u.id limit $1"))
-        .bind(first)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(&format!("{SELECT_USER} order by points desc, u.created_at, u.id limit $1")).bind(first).fetch_all(pool).await
 }
 
 async fn hash_password(password: Password) -> Result<String, ApiError> {

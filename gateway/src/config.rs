@@ -8,6 +8,7 @@ use agora_platform::kafka::KafkaArgs;
 use secrecy::SecretString;
 
 use crate::graphql::QueryLimits;
+use crate::live::LiveSettings;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "gateway", about = "Agora's public GraphQL gateway")]
@@ -58,6 +59,19 @@ pub struct Config {
     /// The largest request body accepted.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
+    /// Events the live feed buffers for its slowest subscriber; one further
+    /// behind is dropped.
+    #[arg(long, env = "LIVE_BUFFER_EVENTS", default_value_t = 1024)]
+    pub live_buffer_events: usize,
+    /// How long a WebSocket client may take to send connection_init.
+    #[arg(long, env = "WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_init_timeout_ms: u64,
+    /// How often the server sends a keep-alive on a WebSocket.
+    #[arg(long, env = "WS_KEEP_ALIVE_MS", default_value_t = 15_000)]
+    pub ws_keep_alive_ms: u64,
+    /// How long a message may wait for a WebSocket client that does not read.
+    #[arg(long, env = "WS_SEND_TIMEOUT_MS", default_value_t = 5_000)]
+    pub ws_send_timeout_ms: u64,
     /// How long one request may take in all.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
     pub request_timeout_ms: u64,
@@ -73,6 +87,14 @@ impl Config {
             max_depth: self.max_query_depth,
             max_complexity: self.max_query_complexity,
             max_aliases: self.max_query_aliases,
+        }
+    }
+
+    pub fn live(&self) -> LiveSettings {
+        LiveSettings {
+            init_timeout: Duration::from_millis(self.ws_init_timeout_ms),
+            keep_alive: Duration::from_millis(self.ws_keep_alive_ms),
+            send_timeout: Duration::from_millis(self.ws_send_timeout_ms),
         }
     }
 

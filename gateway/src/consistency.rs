@@ -84,11 +84,8 @@ impl Consistency {
                 // A topic the read model does not follow cannot be waited for.
                 _ => continue,
             };
-            let applied: bool = sqlx::query_scalar(sql)
-                .bind(receipt.aggregate_id)
-                .bind(receipt.aggregate_version)
-                .fetch_one(&self.pool)
-                .await?;
+            let applied: bool =
+                sqlx::query_scalar(sql).bind(receipt.aggregate_id).bind(receipt.aggregate_version).fetch_one(&self.pool).await?;
             if !applied {
                 return Ok(false);
             }
@@ -131,7 +128,11 @@ mod tests {
 
     #[test]
     fn a_token_decodes_to_the_writes_it_names() {
-        let token = ConsistencyToken(vec![WriteReceipt { topic: topics::POST.into(), aggregate_id: Uuid::now_v7(), aggregate_version: 1 }]);
+        let token = ConsistencyToken(vec![WriteReceipt {
+            topic: topics::POST.into(),
+            aggregate_id: Uuid::now_v7(),
+            aggregate_version: 1,
+        }]);
         assert_eq!(ConsistencyToken::decode(&token.encode()).unwrap(), token);
     }
 

@@ -14,8 +14,8 @@ use async_graphql::{Response, ServerError, Value};
 use axum::http::HeaderMap;
 
 use crate::consistency::{Consistency, ConsistencyToken};
-use crate::graphql::source::{DataSource, Loaders};
 use crate::graphql::context::CommandLog;
+use crate::graphql::source::{DataSource, Loaders};
 use crate::graphql::{GatewaySchema, QueryLimits, RequestContext};
 use crate::upstream::{CallCounter, Forwarded};
 
@@ -51,7 +51,10 @@ impl Gateway {
     async fn run(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Response {
         let strategy = headers.get(STRATEGY_HEADER).map(|value| value.to_str().unwrap_or_default().trim().to_ascii_lowercase());
         let forwarded = Forwarded {
-            authorization: headers.get(axum::http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned),
+            authorization: headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
             client_address: Some(peer.ip()),
         };
         let calls = Arc::new(CallCounter::default());
@@ -62,7 +65,10 @@ impl Gateway {
                 None => return refuse(ErrorCode::BadUserInput, "the composition strategy is not available"),
             },
             Some(other) => {
-                return refuse(ErrorCode::BadUserInput, format!("unknown {STRATEGY_HEADER} {other:?}: use read-model or composition"))
+                return refuse(
+                    ErrorCode::BadUserInput,
+                    format!("unknown {STRATEGY_HEADER} {other:?}: use read-model or composition"),
+                )
             }
         };
         if let Err(response) = self.check_aliases(&request) {
@@ -111,10 +117,15 @@ impl Gateway {
 
     /// Refuses documents with more aliases than allowed (alias amplification).
     fn check_aliases(&self, request: &async_graphql::Request) -> Result<(), Response> {
-        let Ok(document) = async_graphql::parser::parse_query(&request.query) else { return Ok(()) };
+        let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+            return Ok(());
+        };
         let aliases = count_aliases(&document);
         if aliases > self.limits.max_aliases {
-            return Err(refuse(ErrorCode::QueryTooComplex, format!("the query has {aliases} aliases; at most {} are allowed", self.limits.max_aliases)));
+            return Err(refuse(
+                ErrorCode::QueryTooComplex,
+                format!("the query has {aliases} aliases; at most {} are allowed", self.limits.max_aliases),
+            ));
         }
         Ok(())
     }

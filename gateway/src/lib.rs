@@ -9,6 +9,7 @@ pub mod consistency;
 pub mod executor;
 pub mod graphql;
 pub mod http;
+pub mod live;
 pub mod projector;
 pub mod read_model;
 pub mod startup;

@@ -19,9 +19,12 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::consistency::Consistency;
 use crate::executor::Gateway;
+use crate::graphql::composition;
 use crate::graphql::read_model_source::ReadModelSource;
+use crate::graphql::source::DataSource;
 use crate::graphql::{self, Shared};
 use crate::http::{self, HttpLimits};
+use crate::live::{self, LiveEndpoint, LiveFeed, LiveReader};
 use crate::projector::{Projector, ProjectorSettings};
 use crate::upstream::Upstream;
 
@@ -34,6 +37,10 @@ pub struct Application {
     router: Router,
     /// Stops what `build` already started (the notification listener).
     background: CancellationToken,
+    /// Closes the WebSocket connections.
+    sockets: CancellationToken,
+    /// Feeds subscribers; positioned at the topics' end during `build`.
+    live_reader: LiveReader,
 }
 
 impl Application {
@@ -41,17 +48,34 @@ impl Application {
         let pool = db::connect_and_migrate(&config.database(), vec![sqlx::migrate!("./migrations")]).await?;
         let background = CancellationToken::new();
         let consistency = Consistency::start(pool.clone(), background.clone()).await?;
+        let upstream = Arc::new(Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout())?);
         let shared = Shared {
-            upstream: Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout())?,
+            upstream: upstream.clone(),
             consistency: consistency.clone(),
             consistency_timeout: config.consistency_timeout(),
         };
-        let verifier = JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), Duration::from_millis(config.jwks_min_refetch_ms));
+        let verifier = Arc::new(JwksVerifier::new(
+            config.jwks_url.clone(),
+            reqwest::Client::new(),
+            Duration::from_millis(config.jwks_min_refetch_ms),
+        ));
+        let live = LiveFeed::new(config.live_buffer_events);
+        let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
+        let schema = graphql::schema(shared, live, config.query_limits());
+        let read_model: Arc<dyn DataSource> = Arc::new(ReadModelSource::new(pool.clone()));
+        let sockets = CancellationToken::new();
+        let live_endpoint = Arc::new(LiveEndpoint {
+            schema: schema.clone(),
+            read_model: read_model.clone(),
+            verifier: verifier.clone(),
+            settings: config.live(),
+            shutdown: sockets.clone(),
+        });
         let gateway = Gateway {
-            schema: graphql::schema(shared, config.query_limits()),
-            read_model: Arc::new(ReadModelSource::new(pool.clone())),
-            composition: None,
-            verifier: Arc::new(verifier),
+            schema,
+            read_model,
+            composition: Some(composition::factory(upstream)),
+            verifier,
             consistency,
             consistency_timeout: config.consistency_timeout(),
             limits: config.query_limits(),
@@ -61,12 +85,15 @@ impl Application {
             request_timeout: Duration::from_millis(config.request_timeout_ms),
         };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "gateway-readiness")? };
-        let router = http::router(Arc::new(gateway), limits).merge(health::router(dependencies)).layer(TraceLayer::new_for_http());
+        let router = http::router(Arc::new(gateway), limits)
+            .merge(health::router(dependencies))
+            .layer(axum::middleware::from_fn_with_state(live_endpoint, live::upgrade))
+            .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
-        Ok(Application { listener, port, pool, kafka, config, router, background })
+        Ok(Application { listener, port, pool, kafka, config, router, background, sockets, live_reader })
     }
 
     pub fn port(&self) -> u16 {
@@ -89,9 +116,21 @@ impl Application {
         let server_shutdown = shutdown.clone();
         let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let sockets = self.sockets.clone();
+        let closing = shutdown.clone();
         let tasks = vec![
             ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
             ("projector", tokio::spawn(projector.run(shutdown.child_token()))),
+            ("live feed", tokio::spawn(self.live_reader.run(shutdown.child_token()))),
+            // WebSockets are told to close as soon as shutdown starts.
+            (
+                "websocket closer",
+                tokio::spawn(async move {
+                    closing.cancelled().await;
+                    sockets.cancel();
+                    Ok(())
+                }),
+            ),
         ];
         let result = agora_platform::shutdown::supervise(shutdown, tasks).await;
         self.background.cancel();

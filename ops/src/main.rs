@@ -1,7 +1,7 @@
 //! `agora-local`: the whole system in one process, for a local run. It
 //! starts the embedded Kafka-protocol broker (or uses `KAFKA_BROKERS`),
-//! creates the databases on the local PostgreSQL, and runs every service
-//! on its default port until Ctrl-C.
+//! creates the databases on the local PostgreSQL, and runs auth-service,
+//! post-service and the gateway on their default ports until Ctrl-C.
 
 use agora_platform::{kafka, shutdown, telemetry};
 use anyhow::Context;
@@ -17,6 +17,8 @@ struct Args {
     auth_port: u16,
     #[arg(long, env = "AGORA_POST_PORT", default_value_t = 8082)]
     post_port: u16,
+    #[arg(long, env = "AGORA_GATEWAY_PORT", default_value_t = 8080)]
+    gateway_port: u16,
     /// Where auth-service keeps its token signing key (created if missing).
     #[arg(long, env = "AUTH_SIGNING_KEY_FILE", default_value = ".agora/auth-signing-key.pem")]
     signing_key_file: String,
@@ -54,11 +56,33 @@ async fn main() -> anyhow::Result<()> {
     ])?;
     let post = agora_post_service::Application::build(post, kafka.clone()).await.context("post-service failed to start")?;
 
-    tracing::info!(auth = auth.port(), post = post.port(), kafka = %kafka.brokers, "Agora is running; Ctrl-C stops it");
+    let gateway = agora_gateway::Config::try_parse_from([
+        "gateway",
+        "--port",
+        &args.gateway_port.to_string(),
+        "--database-url",
+        &database("agora_read")?,
+        "--auth-url",
+        &format!("http://127.0.0.1:{}/graphql", auth.port()),
+        "--post-url",
+        &format!("http://127.0.0.1:{}/graphql", post.port()),
+        "--jwks-url",
+        &jwks_url,
+    ])?;
+    let gateway = agora_gateway::Application::build(gateway, kafka.clone()).await.context("the gateway failed to start")?;
+
+    tracing::info!(
+        gateway = %format!("http://127.0.0.1:{}/graphql", gateway.port()),
+        auth = auth.port(),
+        post = post.port(),
+        kafka = %kafka.brokers,
+        "Agora is running; open the gateway in a browser for GraphiQL; Ctrl-C stops it"
+    );
     let stop = shutdown::on_signal();
     let services = vec![
         ("auth-service", tokio::spawn(auth.run_until_stopped(stop.child_token()))),
         ("post-service", tokio::spawn(post.run_until_stopped(stop.child_token()))),
+        ("gateway", tokio::spawn(gateway.run_until_stopped(stop.child_token()))),
     ];
     // One service ending stops the others.
     shutdown::supervise(stop, services).await

@@ -43,10 +43,7 @@ impl KafkaSettings {
     /// Settings every client shares.
     pub fn client_config(&self, client_id: &str) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.brokers)
-            .set("client.id", client_id)
-            .set("log_level", "4");
+        config.set("bootstrap.servers", &self.brokers).set("client.id", client_id).set("log_level", "4");
         config
     }
 
@@ -111,9 +108,10 @@ impl KafkaProbe {
     pub async fn reachable(&self, timeout: Duration) -> bool {
         let client = self.client.clone();
         tokio::task::spawn_blocking(move || {
-            client.client().fetch_metadata(Some(agora_schema::topics::USER), timeout).is_ok_and(|metadata| {
-                metadata.brokers().iter().any(|_| true)
-            })
+            client
+                .client()
+                .fetch_metadata(Some(agora_schema::topics::USER), timeout)
+                .is_ok_and(|metadata| metadata.brokers().iter().any(|_| true))
         })
         .await
         .unwrap_or(false)

@@ -114,10 +114,7 @@ impl ClaimedBatch<'_> {
     }
 
     pub async fn mark_published(mut self) -> sqlx::Result<usize> {
-        sqlx::query("update outbox set published_at = now() where id = any($1)")
-            .bind(&self.ids)
-            .execute(&mut *self.tx)
-            .await?;
+        sqlx::query("update outbox set published_at = now() where id = any($1)").bind(&self.ids).execute(&mut *self.tx).await?;
         self.tx.commit().await?;
         Ok(self.ids.len())
     }
@@ -240,7 +237,9 @@ impl Relay {
         for (row, delivery) in rows.iter().zip(join_all(deliveries).await) {
             match delivery {
                 Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => return Err(error).with_context(|| format!("Kafka did not acknowledge outbox row {}", row.id)),
+                Ok(Err((error, _))) => {
+                    return Err(error).with_context(|| format!("Kafka did not acknowledge outbox row {}", row.id))
+                }
                 Err(_) => anyhow::bail!("the producer dropped outbox row {}", row.id),
             }
         }

@@ -53,11 +53,9 @@ pub fn validation() -> Validation {
 
 /// Verifies a token with a known key.
 pub fn verify_with(token: &str, key: &DecodingKey) -> Result<Claims, TokenError> {
-    jsonwebtoken::decode::<Claims>(token, key, &validation()).map(|data| data.claims).map_err(|error| {
-        match error.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        }
+    jsonwebtoken::decode::<Claims>(token, key, &validation()).map(|data| data.claims).map_err(|error| match error.kind() {
+        jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+        _ => TokenError::Invalid,
     })
 }
 
@@ -81,13 +79,7 @@ impl JwksVerifier {
     /// `min_refetch_interval` bounds how often an unknown key id may trigger
     /// a fetch, so garbage tokens cannot hammer auth-service.
     pub fn new(url: impl Into<String>, http: reqwest::Client, min_refetch_interval: Duration) -> Self {
-        JwksVerifier {
-            url: url.into(),
-            http,
-            keys: RwLock::default(),
-            last_fetch: Mutex::default(),
-            min_refetch_interval,
-        }
+        JwksVerifier { url: url.into(), http, keys: RwLock::default(), last_fetch: Mutex::default(), min_refetch_interval }
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
@@ -111,6 +103,9 @@ impl JwksVerifier {
         if last_fetch.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
             return Ok(());
         }
+        // Counted as a fetch even if it fails: a service that is down is not
+        // asked again by every request.
+        *last_fetch = Some(Instant::now());
         let set: JwkSet = async {
             let response = self.http.get(&self.url).timeout(Duration::from_secs(5)).send().await?;
             response.error_for_status()?.json().await
@@ -120,14 +115,10 @@ impl JwksVerifier {
             tracing::warn!(%error, url = %self.url, "cannot fetch the JWKS");
             TokenError::KeysUnavailable
         })?;
-        let keys: HashMap<String, DecodingKey> = set
-            .keys
-            .iter()
-            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
-            .collect();
+        let keys: HashMap<String, DecodingKey> =
+            set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))).collect();
         tracing::info!(keys = keys.len(), "fetched the JWKS");
         *self.keys.write().await = keys;
-        *last_fetch = Some(Instant::now());
         Ok(())
     }
 }

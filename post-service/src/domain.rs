@@ -39,6 +39,9 @@ impl PostBody {
     }
 }
 
+/// How many posts a page holds when the client does not say.
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+
 /// How many posts a page may hold.
 pub const MAX_PAGE_SIZE: i32 = 100;
 

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{page_size, PostBody, PostTitle};
+use crate::domain::{page_size, PostBody, PostTitle, DEFAULT_PAGE_SIZE};
 use crate::error::ApiError;
 use crate::posts::{self, PostRow};
 
@@ -67,8 +67,13 @@ impl User {
         ID(self.id.to_string())
     }
 
-    async fn posts(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32, after: Option<String>) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first).coded()?;
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<PostConnection> {
+        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
         let after = parse_cursor(after.as_deref()).coded()?;
         let key = AuthorPage { author_id: self.id, limit: limit + 1, after };
         let rows = ctx.data::<DataLoader<AuthorPostsLoader>>()?.load_one(key).await.map_err(loader_error).coded()?;
@@ -115,12 +120,7 @@ impl PostConnection {
             start_cursor: cursors.first().cloned(),
             end_cursor: cursors.last().cloned(),
         };
-        let edges = rows
-            .iter()
-            .cloned()
-            .zip(cursors)
-            .map(|(row, cursor)| PostEdge { cursor, node: Post(row) })
-            .collect();
+        let edges = rows.iter().cloned().zip(cursors).map(|(row, cursor)| PostEdge { cursor, node: Post(row) }).collect();
         PostConnection { edges, nodes: rows.into_iter().map(Post).collect(), page_info }
     }
 }
@@ -147,11 +147,11 @@ impl Query {
     async fn posts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         author_id: Option<ID>,
     ) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first).coded()?;
+        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
         let after = parse_cursor(after.as_deref()).coded()?;
         let author_id = match author_id {
             None => None,
@@ -191,7 +191,8 @@ impl Mutation {
         let caller = ctx.data::<Caller>()?.require()?;
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
-        let (post, receipt) = posts::create(ctx.data::<PgPool>()?, caller.sub, title, body).await.map_err(ApiError::from).coded()?;
+        let (post, receipt) =
+            posts::create(ctx.data::<PgPool>()?, caller.sub, title, body).await.map_err(ApiError::from).coded()?;
         ctx.data::<WriteReceipts>()?.push(receipt);
         Ok(Post(post))
     }

@@ -80,7 +80,12 @@ pub async fn page(pool: &PgPool, author_id: Option<Uuid>, after: Option<PostCurs
 
 /// The same page for several authors at once: at most `limit` posts per author.
 #[tracing::instrument(skip_all, fields(authors = authors.len()))]
-pub async fn pages_by_authors(pool: &PgPool, authors: &[Uuid], after: Option<PostCursor>, limit: i64) -> sqlx::Result<Vec<PostRow>> {
+pub async fn pages_by_authors(
+    pool: &PgPool,
+    authors: &[Uuid],
+    after: Option<PostCursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<PostRow>> {
     sqlx::query_as(&format!(
         "select {COLUMNS} from (
              select {COLUMNS}, row_number() over (partition by author_id order by created_at desc, id desc) as rank

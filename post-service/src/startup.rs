@@ -27,8 +27,9 @@ use crate::graphql::{self, PostSchema};
 /// The advisory lock key that elects post-service's one active outbox relay.
 pub const RELAY_LOCK_KEY: i64 = 0x6167_6f72_706f_7374; // "agorpost"
 
-/// A post body is at most 20,000 characters of up to 4 bytes, plus the query.
-const BODY_LIMIT_BYTES: usize = 128 * 1024;
+/// A post body is at most 20,000 characters; JSON may escape each as a
+/// surrogate pair (12 bytes), plus the query.
+const BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 #[derive(Clone)]
 struct AppState {
@@ -77,7 +78,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let relay = Relay::new(self.pool.clone(), self.kafka.clone(), RelaySettings::new(RELAY_LOCK_KEY), "post-outbox-relay");
         let server_shutdown = shutdown.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let server =
+            axum::serve(self.listener, self.router).with_graceful_shutdown(async move { server_shutdown.cancelled().await });
         let tasks = vec![
             ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
             ("outbox relay", tokio::spawn(relay.run(shutdown.child_token()))),

@@ -46,7 +46,8 @@ mod tests {
 
     #[test]
     fn a_cursor_decodes_to_the_position_it_encodes() {
-        let cursor = PostCursor { created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(), id: Uuid::now_v7() };
+        let cursor =
+            PostCursor { created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(), id: Uuid::now_v7() };
         assert_eq!(PostCursor::decode(&cursor.encode()), Ok(cursor));
     }
 

@@ -138,10 +138,9 @@ impl Event {
         let aggregate_id = self.aggregate_id();
         let event_version = self.version();
         let (event_type, data) = match serde_json::to_value(&self) {
-            Ok(serde_json::Value::Object(mut tagged)) => (
-                tagged.remove("event_type").and_then(|t| t.as_str().map(str::to_owned)),
-                tagged.remove("data"),
-            ),
+            Ok(serde_json::Value::Object(mut tagged)) => {
+                (tagged.remove("event_type").and_then(|t| t.as_str().map(str::to_owned)), tagged.remove("data"))
+            }
             _ => (None, None),
         };
         Envelope {
@@ -170,20 +169,17 @@ impl Envelope {
     /// The typed event, if this part knows the type and version.
     pub fn event(&self) -> Result<Event, EventDecodeError> {
         fn data<T: serde::de::DeserializeOwned>(envelope: &Envelope) -> Result<T, EventDecodeError> {
-            T::deserialize(&envelope.data).map_err(|source| EventDecodeError::Data {
-                event_type: envelope.event_type.clone(),
-                source,
-            })
+            T::deserialize(&envelope.data)
+                .map_err(|source| EventDecodeError::Data { event_type: envelope.event_type.clone(), source })
         }
         match (self.event_type.as_str(), self.event_version) {
             ("UserRegistered", 1) => data(self).map(Event::UserRegistered),
             ("UserRenamed", 1) => data(self).map(Event::UserRenamed),
             ("PostCreated", 1) => data(self).map(Event::PostCreated),
             ("PointsAwarded", 1) => data(self).map(Event::PointsAwarded),
-            (event_type, event_version) => Err(EventDecodeError::UnknownType {
-                event_type: event_type.to_owned(),
-                event_version,
-            }),
+            (event_type, event_version) => {
+                Err(EventDecodeError::UnknownType { event_type: event_type.to_owned(), event_version })
+            }
         }
     }
 }

@@ -8,8 +8,8 @@ mod services;
 mod topic_reader;
 
 pub use client::{error_code, graphql, graphql_with_headers, http_client, wait_until};
-pub use services::{fresh_database_url, KeyFile, RunningService, Services, PASSWORD};
-pub use topic_reader::{publish, publish_event, ReceivedEvent, TopicReader};
+pub use services::{fresh_database_url, init_logging, KeyFile, RunningService, Services, PASSWORD};
+pub use topic_reader::{publish, publish_event, Publisher, ReceivedEvent, TopicReader};
 
 /// How long a test waits for something asynchronous before it fails.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);

@@ -84,6 +84,13 @@ pub fn fresh_database_url(prefix: &str) -> String {
     agora_platform::db::with_database(&base, &format!("{prefix}_{}", Uuid::now_v7().simple())).expect("a database URL")
 }
 
+/// Logs to the test's output when `TEST_LOG` is set (with `RUST_LOG` filters).
+pub fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        agora_platform::telemetry::init_logging();
+    }
+}
+
 /// auth-service and post-service sharing one embedded Kafka broker.
 pub struct Services {
     // Fields drop in this order: the services stop before the broker goes.
@@ -95,9 +102,7 @@ pub struct Services {
 
 impl Services {
     pub async fn start() -> Self {
-        if std::env::var_os("TEST_LOG").is_some() {
-            agora_platform::telemetry::init_logging();
-        }
+        init_logging();
         let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
         let auth_key = KeyFile::generate();
         let config = agora_auth_service::Config::parse_from([

@@ -70,20 +70,39 @@ impl TopicReader {
     }
 }
 
-/// Publishes raw bytes to a topic (events written by hand, or garbage) and
-/// waits for the broker's acknowledgement.
-pub async fn publish(kafka: &KafkaSettings, topic: &str, key: &str, payload: &[u8]) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = kafka.producer_config("agora-test-publisher").create().expect("a Kafka producer");
-    producer
-        .send(FutureRecord::to(topic).key(key).payload(payload), rdkafka::util::Timeout::Never)
-        .await
-        .map_err(|(error, _)| error)
-        .expect("the broker acknowledged");
+/// Publishes events written by hand (or garbage), as a service would.
+pub struct Publisher {
+    producer: rdkafka::producer::FutureProducer,
 }
 
-/// Publishes an event as a service's relay would (key = aggregate id).
+impl Publisher {
+    pub fn new(kafka: &KafkaSettings) -> Self {
+        Publisher { producer: kafka.producer_config("agora-test-publisher").create().expect("a Kafka producer") }
+    }
+
+    /// Publishes raw bytes and waits for the broker's acknowledgement.
+    pub async fn publish(&self, topic: &str, key: &str, payload: &[u8]) {
+        use rdkafka::producer::FutureRecord;
+        self.producer
+            .send(FutureRecord::to(topic).key(key).payload(payload), rdkafka::util::Timeout::Never)
+            .await
+            .map_err(|(error, _)| error)
+            .expect("the broker acknowledged");
+    }
+
+    /// Publishes an event on its topic, keyed by its aggregate id.
+    pub async fn publish_event(&self, envelope: &Envelope) {
+        let topic = envelope.event().expect("a known event").topic();
+        self.publish(topic, &envelope.aggregate_id.to_string(), &envelope.to_bytes()).await;
+    }
+}
+
+/// Publishes raw bytes to a topic with a producer of its own.
+pub async fn publish(kafka: &KafkaSettings, topic: &str, key: &str, payload: &[u8]) {
+    Publisher::new(kafka).publish(topic, key, payload).await;
+}
+
+/// Publishes an event with a producer of its own.
 pub async fn publish_event(kafka: &KafkaSettings, envelope: &Envelope) {
-    let topic = envelope.event().expect("a known event").topic();
-    publish(kafka, topic, &envelope.aggregate_id.to_string(), &envelope.to_bytes()).await;
+    Publisher::new(kafka).publish_event(envelope).await;
 }

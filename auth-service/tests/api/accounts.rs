@@ -15,13 +15,13 @@ async fn registering_returns_a_token_and_publishes_user_registered_on_kafka() {
 
     assert!(response["errors"].is_null(), "{response}");
     let user = &response["data"]["register"]["user"];
-    assert_eq!((user["username"].as_str(), user["displayName"].as_str(), user["points"].as_i64()), (Some("ada"), Some("ada"), Some(0)));
+    assert_eq!(
+        (user["username"].as_str(), user["displayName"].as_str(), user["points"].as_i64()),
+        (Some("ada"), Some("ada"), Some(0))
+    );
     assert!(response["data"]["register"]["token"].as_str().is_some_and(|token| token.split('.').count() == 3));
     let id = user["id"].as_str().unwrap();
-    assert_eq!(
-        response["extensions"]["writes"],
-        json!([{ "topic": topics::USER, "aggregateId": id, "aggregateVersion": 1 }])
-    );
+    assert_eq!(response["extensions"]["writes"], json!([{ "topic": topics::USER, "aggregateId": id, "aggregateVersion": 1 }]));
     let received = read_until(&app.kafka_settings, topics::USER, |read| read.iter().any(|m| m.key == id)).await;
     let event = &about(&received, id.parse().unwrap())[0];
     assert_eq!(event.key, id, "the Kafka key is the user id");
@@ -110,7 +110,8 @@ async fn of_two_simultaneous_registrations_of_one_username_exactly_one_wins() {
 
     let (first, second) = tokio::join!(app.graphql(REGISTER, input.clone(), None), app.graphql(REGISTER, input.clone(), None));
 
-    let mut codes: Vec<_> = [&first, &second].iter().map(|r| r["errors"][0]["extensions"]["code"].as_str().unwrap_or("OK")).collect();
+    let mut codes: Vec<_> =
+        [&first, &second].iter().map(|r| r["errors"][0]["extensions"]["code"].as_str().unwrap_or("OK")).collect();
     codes.sort();
     assert_eq!(codes, ["CONFLICT", "OK"], "{first} {second}");
     assert_eq!(app.count_rows("outbox").await, 1);

@@ -60,7 +60,16 @@ pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
     let pool = application.pool().clone();
     let shutdown = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));
-    TestApp { address, client: reqwest::Client::new(), pool, kafka, kafka_settings, signing_key_file, shutdown, _database: database }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+        kafka,
+        kafka_settings,
+        signing_key_file,
+        shutdown,
+        _database: database,
+    }
 }
 
 /// A database no other test uses, created on first connect and dropped
@@ -115,8 +124,15 @@ impl TestApp {
         self.graphql_with_headers(query, variables, token, &[]).await
     }
 
-    pub async fn graphql_with_headers(&self, query: &str, variables: Value, token: Option<&str>, headers: &[(&str, &str)]) -> Value {
-        let mut request = self.client.post(format!("{}/graphql", self.address)).json(&json!({ "query": query, "variables": variables }));
+    pub async fn graphql_with_headers(
+        &self,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Value {
+        let mut request =
+            self.client.post(format!("{}/graphql", self.address)).json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -132,9 +148,7 @@ impl TestApp {
 
     /// Registers a user and returns their token and id.
     pub async fn register(&self, username: &str, password: &str) -> (String, Uuid) {
-        let response = self
-            .graphql(REGISTER, json!({ "input": { "username": username, "password": password } }), None)
-            .await;
+        let response = self.graphql(REGISTER, json!({ "input": { "username": username, "password": password } }), None).await;
         assert!(response["errors"].is_null(), "register failed: {response}");
         let payload = &response["data"]["register"];
         let id = payload["user"]["id"].as_str().expect("a user id").parse().expect("a UUID");

@@ -13,7 +13,13 @@ use crate::helpers::{spawn_app, wait_until, TestApp};
 use crate::topic_reader::{about, read_until};
 
 fn post_created(author_id: Uuid) -> Envelope {
-    let post = PostCreated { post_id: Uuid::now_v7(), author_id, title: "Notes".into(), body: "On the engine".into(), created_at: Utc::now() };
+    let post = PostCreated {
+        post_id: Uuid::now_v7(),
+        author_id,
+        title: "Notes".into(),
+        body: "On the engine".into(),
+        created_at: Utc::now(),
+    };
     Event::PostCreated(post).into_envelope(1, Utc::now())
 }
 
@@ -57,7 +63,8 @@ async fn every_post_created_earns_its_author_ten_points_and_publishes_the_new_to
     assert!(awards.iter().all(|m| m.key == author.to_string() && m.envelope.event_type == "PointsAwarded"));
     let totals: Vec<_> = awards.iter().map(|m| (m.envelope.aggregate_version, m.envelope.data["total"].clone())).collect();
     assert_eq!(totals, [(1, json!(10)), (2, json!(20)), (3, json!(30))]);
-    let mut awarded_for: Vec<String> = awards.iter().map(|m| m.envelope.data["cause_event_id"].as_str().unwrap().to_owned()).collect();
+    let mut awarded_for: Vec<String> =
+        awards.iter().map(|m| m.envelope.data["cause_event_id"].as_str().unwrap().to_owned()).collect();
     awarded_for.sort();
     causes.sort();
     assert_eq!(awarded_for, causes);
@@ -87,7 +94,8 @@ async fn a_post_created_delivered_twice_is_awarded_once() {
 
     assert_eq!(points(&app, author).await, 20);
     assert_eq!(app.count_rows("points_entry").await, 2);
-    let awards: i64 = sqlx::query_scalar("select count(*) from outbox where event_type = 'PointsAwarded'").fetch_one(&app.pool).await.unwrap();
+    let awards: i64 =
+        sqlx::query_scalar("select count(*) from outbox where event_type = 'PointsAwarded'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(awards, 2);
 }
 
@@ -101,7 +109,12 @@ async fn applying_the_same_event_twice_awards_it_once() {
     assert_eq!(ledger::apply(&app.pool, &first).await.unwrap(), Outcome::AlreadyApplied);
     assert_eq!(ledger::apply(&app.pool, &post_created(author).to_bytes()).await.unwrap(), Outcome::Awarded { total: 20 });
 
-    let other = Event::UserRegistered(UserRegistered { user_id: author, username: "ada".into(), display_name: "ada".into(), registered_at: Utc::now() });
+    let other = Event::UserRegistered(UserRegistered {
+        user_id: author,
+        username: "ada".into(),
+        display_name: "ada".into(),
+        registered_at: Utc::now(),
+    });
     assert_eq!(ledger::apply(&app.pool, &other.into_envelope(1, Utc::now()).to_bytes()).await.unwrap(), Outcome::NotForUs);
     assert!(matches!(ledger::apply(&app.pool, b"{not json").await, Err(ApplyError::Poison(_))));
     let versions: Vec<i64> = sqlx::query_scalar("select aggregate_version from outbox where aggregate_id = $1 order by id")

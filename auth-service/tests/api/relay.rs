@@ -93,7 +93,8 @@ async fn a_relay_crash_between_publishing_and_marking_duplicates_the_batch_and_l
     drop(session);
     assert_eq!(pending(&pool).await.unwrap(), 6);
     let shutdown = CancellationToken::new();
-    let relay = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), RelaySettings::new(LOCK_KEY), "relay").run(shutdown.clone()));
+    let relay =
+        tokio::spawn(Relay::new(pool.clone(), kafka.settings(), RelaySettings::new(LOCK_KEY), "relay").run(shutdown.clone()));
     wait_until("every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
 
     let received = read_all(&kafka.settings(), topics::USER).await;

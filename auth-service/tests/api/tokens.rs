@@ -19,7 +19,8 @@ fn sign(key_file: &Path, kid: &str, user_id: Uuid, expires_in: i64) -> String {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({ "sub": user_id, "username": "ada", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + expires_in });
+    let claims =
+        json!({ "sub": user_id, "username": "ada", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + expires_in });
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
@@ -70,7 +71,8 @@ async fn renaming_without_a_valid_token_is_unauthenticated_and_changes_nothing()
         let response = app.graphql(RENAME, json!({ "name": "Mallory" }), token.as_deref()).await;
         assert_eq!(error_code(&response), "UNAUTHENTICATED", "{response}");
     }
-    let names: Vec<String> = sqlx::query_scalar("select display_name from app_user order by username").fetch_all(&app.pool).await.unwrap();
+    let names: Vec<String> =
+        sqlx::query_scalar("select display_name from app_user order by username").fetch_all(&app.pool).await.unwrap();
     assert_eq!(names, ["ada", "eve"]);
     assert_eq!(app.count_rows("outbox").await, 2, "only the registrations' events");
 }
@@ -101,7 +103,10 @@ async fn the_jwks_publishes_the_key_that_signs_tokens() {
 
     let key = &jwks["keys"][0];
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
-    assert_eq!((&key["kty"], &key["crv"], &key["alg"], &key["use"]), (&json!("OKP"), &json!("Ed25519"), &json!("EdDSA"), &json!("sig")));
+    assert_eq!(
+        (&key["kty"], &key["crv"], &key["alg"], &key["use"]),
+        (&json!("OKP"), &json!("Ed25519"), &json!("EdDSA"), &json!("sig"))
+    );
     assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid.as_deref(), key["kid"].as_str());
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.clone()).unwrap();
     let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();

@@ -13,7 +13,7 @@ use crate::upstream::{CallCounter, Forwarded, Upstream};
 
 /// Shared by every request (put in the schema's data).
 pub struct Shared {
-    pub upstream: Upstream,
+    pub upstream: Arc<Upstream>,
     pub consistency: Consistency,
     /// How long a mutation waits for the read model to apply its writes.
     pub consistency_timeout: Duration,

@@ -40,7 +40,8 @@ pub struct Mutation;
 impl Mutation {
     /// Creates an account and returns a token for it. CONFLICT if the username is taken.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<AuthPayload> {
-        let query = format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
+        let query =
+            format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
         let input = json!({ "username": input.username, "password": input.password, "displayName": input.display_name });
         let answer = command(ctx, Service::Auth, &query, json!({ "input": input })).await?;
         auth_payload(ctx, &answer.data["register"]).await
@@ -124,4 +125,3 @@ fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> async_graphql::Result
     serde_json::from_value(value.clone())
         .map_err(|error| agora_platform::graphql::internal(anyhow::anyhow!("a service answered an unexpected shape: {error}")))
 }
-

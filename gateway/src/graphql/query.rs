@@ -5,7 +5,8 @@ use async_graphql::{Context, Object, ID};
 use uuid::Uuid;
 
 use super::context::RequestContext;
-use super::types::{page_size, parse_cursor, Post, PostConnection, User};
+use super::source::PostPage;
+use super::types::{page_size, parse_cursor, Post, PostConnection, User, DEFAULT_PAGE_SIZE};
 
 pub struct Query;
 
@@ -19,12 +20,16 @@ impl Query {
     /// The user behind the bearer token; null without a valid one.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
         let request = ctx.data::<RequestContext>()?;
-        let Some(claims) = request.caller.claims() else { return Ok(None) };
+        let Some(claims) = request.caller.claims() else {
+            return Ok(None);
+        };
         Ok(request.loaders.users.load_one(claims.sub).await.coded()?.map(User))
     }
 
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
-        let Some(id) = parse_id(&id) else { return Ok(None) };
+        let Some(id) = parse_id(&id) else {
+            return Ok(None);
+        };
         let request = ctx.data::<RequestContext>()?;
         Ok(request.loaders.users.load_one(id).await.coded()?.map(User))
     }
@@ -38,32 +43,39 @@ impl Query {
     async fn posts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
         author_id: Option<ID>,
     ) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first).coded()?;
+        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
         let after = parse_cursor(after.as_deref()).coded()?;
         let author_id = match author_id {
             None => None,
             Some(id) => match parse_id(&id) {
                 Some(id) => Some(id),
-                None => return Ok(PostConnection::new(Vec::new(), limit, after.is_some())),
+                None => return Ok(PostConnection::new(PostPage::default(), after.is_some())),
             },
         };
         let request = ctx.data::<RequestContext>()?;
-        let posts = request.loaders.source.posts(author_id, after, limit + 1).await.coded()?;
-        Ok(PostConnection::new(posts, limit, after.is_some()))
+        let page = request.loaders.source.posts(author_id, after, limit).await.coded()?;
+        Ok(PostConnection::new(page, after.is_some()))
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Post>> {
-        let Some(id) = parse_id(&id) else { return Ok(None) };
+        let Some(id) = parse_id(&id) else {
+            return Ok(None);
+        };
         let request = ctx.data::<RequestContext>()?;
         Ok(request.loaders.posts.load_one(id).await.coded()?.map(Post))
     }
 
     /// Users by points, highest first; ties by earliest registration.
-    async fn leaderboard(&self, ctx: &Context<'_>, #[graphql(default = 10)] first: i32) -> async_graphql::Result<Vec<User>> {
+    async fn leaderboard(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: Option<i32>,
+    ) -> async_graphql::Result<Vec<User>> {
+        let first = first.unwrap_or(10);
         if !(0..=100).contains(&first) {
             return Err(InputError::new("first", "must be between 0 and 100")).coded();
         }

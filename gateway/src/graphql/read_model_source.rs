@@ -7,7 +7,7 @@ use agora_schema::PostCursor;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::source::{DataSource, SourceResult};
+use super::source::{DataSource, PostPage, SourceResult};
 use crate::read_model::{queries, PostRecord, UserRecord};
 
 pub struct ReadModelSource {
@@ -34,16 +34,26 @@ impl DataSource for ReadModelSource {
         Ok(queries::user_by_username(&self.pool, username).await?)
     }
 
-    async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<Vec<PostRecord>> {
-        Ok(queries::posts(&self.pool, author_id, after, limit).await?)
+    async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<PostPage> {
+        let posts = queries::posts(&self.pool, author_id, after, limit + 1).await?;
+        Ok(PostPage::from_one_more(posts, limit))
     }
 
     async fn posts_by_ids(&self, ids: &[Uuid]) -> SourceResult<Vec<PostRecord>> {
         Ok(queries::posts_by_ids(&self.pool, ids).await?)
     }
 
-    async fn posts_by_authors(&self, authors: &[Uuid], after: Option<PostCursor>, limit: i64) -> SourceResult<Vec<PostRecord>> {
-        Ok(queries::posts_by_authors(&self.pool, authors, after, limit).await?)
+    async fn posts_by_authors(
+        &self,
+        authors: &[Uuid],
+        after: Option<PostCursor>,
+        limit: i64,
+    ) -> SourceResult<HashMap<Uuid, PostPage>> {
+        let mut by_author: HashMap<Uuid, Vec<PostRecord>> = HashMap::new();
+        for post in queries::posts_by_authors(&self.pool, authors, after, limit + 1).await? {
+            by_author.entry(post.author_id).or_default().push(post);
+        }
+        Ok(by_author.into_iter().map(|(author, posts)| (author, PostPage::from_one_more(posts, limit))).collect())
     }
 
     async fn post_counts(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>> {

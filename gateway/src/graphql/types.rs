@@ -6,8 +6,11 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::context::RequestContext;
-use super::source::AuthorPage;
+use super::source::{AuthorPage, PostPage};
 use crate::read_model::{PostRecord, UserRecord};
+
+/// How many posts a page holds when the client does not say.
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
 
 /// How many posts a page may hold.
 pub const MAX_PAGE_SIZE: i32 = 100;
@@ -49,13 +52,18 @@ impl User {
         let loaders = &ctx.data::<RequestContext>()?.loaders;
         Ok(loaders.post_counts.load_one(self.0.id).await.coded()?.unwrap_or(0))
     }
-    async fn posts(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32, after: Option<String>) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first).coded()?;
+    async fn posts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20)] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<PostConnection> {
+        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
         let after = parse_cursor(after.as_deref()).coded()?;
         let loaders = &ctx.data::<RequestContext>()?.loaders;
-        let key = AuthorPage { author_id: self.0.id, limit: limit + 1, after };
-        let posts = loaders.author_posts.load_one(key).await.coded()?.unwrap_or_default();
-        Ok(PostConnection::new(posts, limit, after.is_some()))
+        let key = AuthorPage { author_id: self.0.id, limit, after };
+        let page = loaders.author_posts.load_one(key).await.coded()?.unwrap_or_default();
+        Ok(PostConnection::new(page, after.is_some()))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -112,11 +120,9 @@ pub struct PageInfo {
 }
 
 impl PostConnection {
-    /// A page from up to `limit + 1` posts (the extra one only tells that
-    /// there is a next page).
-    pub fn new(mut posts: Vec<PostRecord>, limit: i64, after_given: bool) -> Self {
-        let has_next_page = posts.len() as i64 > limit;
-        posts.truncate(limit as usize);
+    /// The connection over a page; `after_given` says whether it follows a cursor.
+    pub fn new(page: PostPage, after_given: bool) -> Self {
+        let PostPage { posts, has_next_page } = page;
         let cursors: Vec<String> = posts.iter().map(|post| post.cursor().encode()).collect();
         let page_info = PageInfo {
             has_previous_page: after_given,

@@ -17,7 +17,10 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     pub fn new(kafka: &KafkaSettings, consumer_name: &str) -> anyhow::Result<Self> {
-        let producer = kafka.producer_config(&format!("{consumer_name}-dead-letters")).create().context("cannot create the dead-letter producer")?;
+        let producer = kafka
+            .producer_config(&format!("{consumer_name}-dead-letters"))
+            .create()
+            .context("cannot create the dead-letter producer")?;
         Ok(DeadLetters { producer, consumer_name: consumer_name.to_owned() })
     }
 
@@ -40,7 +43,13 @@ impl DeadLetters {
         }
         self.producer.send(record, Timeout::Never).await.map_err(|(error, _)| error).context("cannot publish a dead letter")?;
         metrics::counter!("agora_projector_dead_letters_total").increment(1);
-        tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), reason, "event sent to the dead-letter topic");
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "event sent to the dead-letter topic"
+        );
         Ok(())
     }
 }

@@ -61,10 +61,7 @@ fn decode(message: &OwnedMessage) -> Result<(Envelope, Event), String> {
 /// True for failures that will recur however often the event is retried
 /// (bad data, a violated constraint), as opposed to a database that is away.
 fn is_deterministic(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|error| error.code())
-        .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+    error.as_database_error().and_then(|error| error.code()).is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
 }
 
 enum BatchError {
@@ -140,7 +137,12 @@ impl Projector {
     /// Applies a batch in one transaction with its position. `careful`
     /// isolates each event in a savepoint so that a poisoned one can be
     /// dead-lettered without losing the others.
-    async fn apply_batch(&self, messages: &[OwnedMessage], dead_letters: &DeadLetters, careful: bool) -> Result<usize, BatchError> {
+    async fn apply_batch(
+        &self,
+        messages: &[OwnedMessage],
+        dead_letters: &DeadLetters,
+        careful: bool,
+    ) -> Result<usize, BatchError> {
         let mut tx = self.pool.begin().await?;
         let applied_before: HashMap<(String, i32), i64> =
             sqlx::query_as::<_, (String, i32, i64)>("select topic, partition, next_offset from projector_offset")

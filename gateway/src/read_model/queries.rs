@@ -85,10 +85,7 @@ pub async fn users(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<UserRecord>>
 
 #[tracing::instrument(skip(pool))]
 pub async fn user_by_username(pool: &PgPool, username: &str) -> sqlx::Result<Option<UserRecord>> {
-    sqlx::query_as(&format!("select {USER_COLUMNS} from read_user where username = $1"))
-        .bind(username)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!("select {USER_COLUMNS} from read_user where username = $1")).bind(username).fetch_optional(pool).await
 }
 
 /// Users by points, highest first; ties by earliest registration.
@@ -105,7 +102,12 @@ pub async fn leaderboard(pool: &PgPool, first: i64) -> sqlx::Result<Vec<UserReco
 
 /// Up to `limit` posts after `after`, newest first, each with its author.
 #[tracing::instrument(skip(pool))]
-pub async fn posts(pool: &PgPool, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> sqlx::Result<Vec<PostRecord>> {
+pub async fn posts(
+    pool: &PgPool,
+    author_id: Option<Uuid>,
+    after: Option<PostCursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<PostRecord>> {
     let rows: Vec<PostWithAuthor> = sqlx::query_as(&format!(
         "{POST_WITH_AUTHOR}
          where ($1::uuid is null or p.author_id = $1)
@@ -123,7 +125,12 @@ pub async fn posts(pool: &PgPool, author_id: Option<Uuid>, after: Option<PostCur
 
 /// Several authors' pages at once: at most `limit` posts per author.
 #[tracing::instrument(skip_all, fields(authors = authors.len()))]
-pub async fn posts_by_authors(pool: &PgPool, authors: &[Uuid], after: Option<PostCursor>, limit: i64) -> sqlx::Result<Vec<PostRecord>> {
+pub async fn posts_by_authors(
+    pool: &PgPool,
+    authors: &[Uuid],
+    after: Option<PostCursor>,
+    limit: i64,
+) -> sqlx::Result<Vec<PostRecord>> {
     let rows: Vec<PostWithAuthor> = sqlx::query_as(&format!(
         "select * from (
              select ranked.*, row_number() over (partition by ranked.author_id order by ranked.created_at desc, ranked.id desc) as rank

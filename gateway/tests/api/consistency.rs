@@ -35,11 +35,16 @@ async fn a_write_through_one_gateway_is_read_through_another_with_its_token() {
     let token = token_of(&created);
 
     let read = second
-        .query("query($id: ID!) { post(id: $id) { title author { username } } }", json!({ "id": id }), &[("x-consistency-token", token)])
+        .query(
+            "query($id: ID!) { post(id: $id) { title author { username } } }",
+            json!({ "id": id }),
+            &[("x-consistency-token", token)],
+        )
         .await;
     assert_eq!(read["data"]["post"], json!({ "title": "written on one", "author": { "username": "ada" } }), "{read}");
 
-    let renamed = second.query("mutation { renameUser(displayName: \"Ada\") { displayName } }", json!({}), &[bearer(&ada.token)]).await;
+    let renamed =
+        second.query("mutation { renameUser(displayName: \"Ada\") { displayName } }", json!({}), &[bearer(&ada.token)]).await;
     let read = system
         .gateway
         .query("{ me { displayName } }", json!({}), &[bearer(&ada.token), ("x-consistency-token", token_of(&renamed))])

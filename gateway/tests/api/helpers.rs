@@ -26,7 +26,13 @@ pub async fn spawn_gateway(services: &Services, read_model_url: &str, flags: Fla
     start_gateway(&services.kafka.settings(), services.auth.port, services.post.port, read_model_url, flags).await
 }
 
-async fn start_gateway(kafka: &KafkaSettings, auth_port: u16, post_port: u16, read_model_url: &str, flags: Flags<'_>) -> TestGateway {
+async fn start_gateway(
+    kafka: &KafkaSettings,
+    auth_port: u16,
+    post_port: u16,
+    read_model_url: &str,
+    flags: Flags<'_>,
+) -> TestGateway {
     let mut args = vec![
         "gateway".to_owned(),
         "--port=0".to_owned(),
@@ -65,10 +71,15 @@ pub struct LoneGateway {
 }
 
 pub async fn spawn_lone_gateway() -> LoneGateway {
+    spawn_lone_gateway_with(&[]).await
+}
+
+pub async fn spawn_lone_gateway_with(flags: Flags<'_>) -> LoneGateway {
+    agora_testkit::init_logging();
     let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
     let read_model_url = fresh_database_url("agora_read_test");
     let closed = closed_port();
-    let gateway = start_gateway(&kafka.settings(), closed, closed, &read_model_url, &[]).await;
+    let gateway = start_gateway(&kafka.settings(), closed, closed, &read_model_url, flags).await;
     LoneGateway { gateway, read_model_url, kafka }
 }
 
@@ -132,4 +143,16 @@ pub fn bearer(token: &str) -> (&'static str, String) {
 
 pub fn strategy(name: &str) -> (&'static str, String) {
     ("x-query-strategy", name.to_owned())
+}
+
+/// Another gateway on the system's broker and read model whose calls to
+/// auth-service go to `auth_port` instead (a port that never answers, say).
+pub async fn spawn_gateway_with_auth_at(system: &TestSystem, auth_port: u16, flags: Flags<'_>) -> TestGateway {
+    let services = &system.services;
+    start_gateway(&services.kafka.settings(), auth_port, services.post.port, &system.read_model_url, flags).await
+}
+
+/// The request headers that pick the composition strategy.
+pub fn composition() -> (&'static str, String) {
+    strategy("composition")
 }

@@ -29,7 +29,12 @@ async fn queries_beyond_the_limits_are_refused_with_query_too_complex() {
 async fn bad_arguments_and_headers_are_bad_user_input() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
-    for query in ["{ posts(first: 101) { nodes { id } } }", "{ posts(first: -1) { nodes { id } } }", "{ posts(after: \"nope\") { nodes { id } } }", "{ leaderboard(first: 1000) { id } }"] {
+    for query in [
+        "{ posts(first: 101) { nodes { id } } }",
+        "{ posts(first: -1) { nodes { id } } }",
+        "{ posts(after: \"nope\") { nodes { id } } }",
+        "{ leaderboard(first: 1000) { id } }",
+    ] {
         let response = gateway.query(query, json!({}), &[]).await;
         assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{query}: {response}");
     }

@@ -1,9 +1,15 @@
 //! The gateway's integration tests: real PostgreSQL, the real services,
 //! an embedded Kafka-protocol broker, real HTTP.
 
+mod composition;
 mod consistency;
+mod equivalence;
+mod events;
 mod helpers;
 mod limits;
+mod node;
 mod projector;
 mod schema_export;
 mod story;
+mod subscriptions;
+mod websocket;

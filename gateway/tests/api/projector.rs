@@ -1,51 +1,24 @@
 //! The projector against events written by hand: out of order, repeated,
 //! stale, poisoned, and replayed after a crash.
 
-
-use agora_schema::{topics, Envelope, Event, PointsAwarded, PostCreated, UserRegistered, UserRenamed};
+use agora_schema::topics;
 use agora_testkit::{publish, publish_event, wait_until, DEADLINE};
-use chrono::{DateTime, Utc};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::Message;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::events::{points, post, registered, renamed};
 use crate::helpers::{spawn_lone_gateway, TestGateway};
-
-fn now() -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
-}
-
-fn registered(user_id: Uuid, username: &str) -> Envelope {
-    Event::UserRegistered(UserRegistered { user_id, username: username.into(), display_name: username.into(), registered_at: now() })
-        .into_envelope(1, now())
-}
-
-fn renamed(user_id: Uuid, display_name: &str, version: i64) -> Envelope {
-    Event::UserRenamed(UserRenamed { user_id, display_name: display_name.into(), renamed_at: now() }).into_envelope(version, now())
-}
-
-fn post(author_id: Uuid, title: &str) -> Envelope {
-    Event::PostCreated(PostCreated { post_id: Uuid::now_v7(), author_id, title: title.into(), body: "body".into(), created_at: now() })
-        .into_envelope(1, now())
-}
-
-fn points(user_id: Uuid, total: i32, version: i64) -> Envelope {
-    Event::PointsAwarded(PointsAwarded {
-        user_id,
-        delta: 10,
-        total,
-        reason: "POST_CREATED".into(),
-        cause_event_id: Uuid::now_v7(),
-        awarded_at: now(),
-    })
-    .into_envelope(version, now())
-}
 
 async fn user(gateway: &TestGateway, id: Uuid) -> Value {
     let response = gateway
-        .query("query($id: ID!) { user(id: $id) { username displayName points postCount } }", json!({ "id": id.to_string() }), &[])
+        .query(
+            "query($id: ID!) { user(id: $id) { username displayName points postCount } }",
+            json!({ "id": id.to_string() }),
+            &[],
+        )
         .await;
     response["data"]["user"].clone()
 }
@@ -118,7 +91,8 @@ async fn a_poison_event_goes_to_the_dead_letter_topic_and_the_partition_keeps_fl
     publish_event(&kafka, &good).await;
     wait_for_user(&system.gateway, ada, json!({ "username": "ada", "displayName": "ada", "points": 0, "postCount": 1 })).await;
 
-    let consumer: StreamConsumer = kafka.consumer_config("dead-letter-reader", &format!("dlq-{}", Uuid::now_v7())).create().unwrap();
+    let consumer: StreamConsumer =
+        kafka.consumer_config("dead-letter-reader", &format!("dlq-{}", Uuid::now_v7())).create().unwrap();
     consumer.subscribe(&[topics::DEAD_LETTER]).unwrap();
     let message = tokio::time::timeout(DEADLINE, consumer.recv()).await.expect("a dead letter in time").unwrap();
     assert_eq!(message.payload(), Some(&b"{ this is not an event"[..]));

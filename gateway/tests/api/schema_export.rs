@@ -16,7 +16,10 @@ fn the_exported_schema_is_current() {
         std::fs::write(&path, &served).unwrap();
     }
     let exported = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(exported == served, "schema/gateway.graphql is stale: run AGORA_BLESS=1 cargo test -p agora-gateway --test api schema_export");
+    assert!(
+        exported == served,
+        "schema/gateway.graphql is stale: run AGORA_BLESS=1 cargo test -p agora-gateway --test api schema_export"
+    );
 }
 
 #[test]

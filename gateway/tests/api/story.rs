@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::{bearer, spawn_system};
 
-const POSTS_WITH_AUTHORS: &str = "{ posts(first: 10) { edges { node { title author { username displayName points postCount } } } } }";
+const POSTS_WITH_AUTHORS: &str =
+    "{ posts(first: 10) { edges { node { title author { username displayName points postCount } } } } }";
 
 fn titles_and_authors(response: &Value) -> Vec<(String, String)> {
     response["data"]["posts"]["edges"]
@@ -33,7 +34,11 @@ async fn the_full_story_is_read_back_from_the_read_model() {
     gateway.create_post(&ada, "Bernoulli numbers").await;
 
     let renamed = gateway
-        .query("mutation { renameUser(displayName: \"Countess of Lovelace\") { id displayName } }", json!({}), &[bearer(&ada.token)])
+        .query(
+            "mutation { renameUser(displayName: \"Countess of Lovelace\") { id displayName } }",
+            json!({}),
+            &[bearer(&ada.token)],
+        )
         .await;
     assert_eq!(renamed["data"]["renameUser"]["displayName"], "Countess of Lovelace", "{renamed}");
 
@@ -53,14 +58,17 @@ async fn the_full_story_is_read_back_from_the_read_model() {
     // Points follow from the ledger's events: 10 per post.
     wait_until(DEADLINE, "ada's points reach 20", || async {
         let board = gateway.query("{ leaderboard { username points postCount } }", json!({}), &[]).await;
-        board["data"]["leaderboard"] == json!([
-            { "username": "ada", "points": 20, "postCount": 2 },
-            { "username": "bob", "points": 10, "postCount": 1 },
-        ])
+        board["data"]["leaderboard"]
+            == json!([
+                { "username": "ada", "points": 20, "postCount": 2 },
+                { "username": "bob", "points": 10, "postCount": 1 },
+            ])
     })
     .await;
 
-    let me = gateway.query("{ me { username displayName points posts(first: 1) { nodes { title } } } }", json!({}), &[bearer(&ada.token)]).await;
+    let me = gateway
+        .query("{ me { username displayName points posts(first: 1) { nodes { title } } } }", json!({}), &[bearer(&ada.token)])
+        .await;
     assert_eq!(
         me["data"]["me"],
         json!({ "username": "ada", "displayName": "Countess of Lovelace", "points": 20, "posts": { "nodes": [{ "title": "Bernoulli numbers" }] } })
@@ -91,7 +99,11 @@ async fn pages_follow_cursors_and_stay_stable_while_posts_arrive() {
     assert_eq!(second["data"]["posts"]["pageInfo"]["hasPreviousPage"], true);
 
     let by_author = gateway
-        .query("query($id: ID) { posts(first: 100, authorId: $id) { nodes { title } } }", json!({ "id": ada.id.to_string() }), &[])
+        .query(
+            "query($id: ID) { posts(first: 100, authorId: $id) { nodes { title } } }",
+            json!({ "id": ada.id.to_string() }),
+            &[],
+        )
         .await;
     assert_eq!(by_author["data"]["posts"]["nodes"].as_array().unwrap().len(), 6);
     let nobody = gateway.query("{ posts(authorId: \"not-a-uuid\") { nodes { title } } }", json!({}), &[]).await;
@@ -108,9 +120,12 @@ async fn service_errors_keep_their_codes_through_the_gateway() {
     assert_eq!(agora_testkit::error_code(&taken), Some("CONFLICT"), "{taken}");
     let invalid = gateway.query(register, json!({ "u": "Ada Lovelace", "p": "long enough" }), &[]).await;
     assert_eq!(agora_testkit::error_code(&invalid), Some("BAD_USER_INPUT"), "{invalid}");
-    let login = gateway.query("mutation { login(input: { username: \"ada\", password: \"wrong password\" }) { token } }", json!({}), &[]).await;
+    let login = gateway
+        .query("mutation { login(input: { username: \"ada\", password: \"wrong password\" }) { token } }", json!({}), &[])
+        .await;
     assert_eq!(agora_testkit::error_code(&login), Some("UNAUTHENTICATED"), "{login}");
-    let anonymous_post = gateway.query("mutation { createPost(input: { title: \"t\", body: \"b\" }) { id } }", json!({}), &[]).await;
+    let anonymous_post =
+        gateway.query("mutation { createPost(input: { title: \"t\", body: \"b\" }) { id } }", json!({}), &[]).await;
     assert_eq!(agora_testkit::error_code(&anonymous_post), Some("UNAUTHENTICATED"), "{anonymous_post}");
 }
 

@@ -4,16 +4,15 @@
 //! clients the tests talk to them with.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use agora_platform::kafka::EmbeddedKafka;
 use clap::Parser;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::resources::{drop_databases, fresh_database, KeyFile, RunningService};
 
 /// How long a test waits for something asynchronous (an event on Kafka, a
 /// ledger award) before it fails.
@@ -21,67 +20,6 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse battery staple";
-
-/// A service running in a task of the test's runtime; told to stop on drop.
-pub struct RunningService {
-    pub port: u16,
-    shutdown: CancellationToken,
-    handle: Option<JoinHandle<anyhow::Result<()>>>,
-}
-
-impl RunningService {
-    fn spawn<F>(port: u16, run: impl FnOnce(CancellationToken) -> F) -> Self
-    where
-        F: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(run(shutdown.clone()));
-        RunningService { port, shutdown, handle: Some(handle) }
-    }
-
-    /// Stops the service and waits until it has ended (and let go of its port).
-    pub async fn stop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("the service panicked").expect("the service failed");
-        }
-    }
-
-    /// Stops the service, waiting at most [`DEADLINE`], whatever became of it.
-    async fn stop_quietly(&mut self) {
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            let _ = tokio::time::timeout(DEADLINE, handle).await;
-        }
-    }
-}
-
-impl Drop for RunningService {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// An Ed25519 signing key in a PEM file of its own, removed on drop.
-pub struct KeyFile {
-    pub path: PathBuf,
-    pub pem: String,
-}
-
-impl KeyFile {
-    fn generate() -> Self {
-        let pem = agora_auth_service::keys::generate_pem().expect("generating a signing key");
-        let path = std::env::temp_dir().join(format!("agora-post-test-key-{}.pem", Uuid::now_v7().simple()));
-        std::fs::write(&path, &pem).expect("writing the signing key");
-        KeyFile { path, pem }
-    }
-}
-
-impl Drop for KeyFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
 
 /// auth-service and post-service sharing one embedded Kafka broker.
 pub struct TestSystem {
@@ -93,26 +31,34 @@ pub struct TestSystem {
     pub auth_key: KeyFile,
     retired_keys: Vec<KeyFile>,
     auth_database_url: String,
+    /// The databases this system created, dropped when a test passes (a
+    /// failed test leaves them for a look).
+    databases: Vec<String>,
     pub kafka: EmbeddedKafka,
 }
 
 impl Drop for TestSystem {
     /// Stops both services before the broker goes away: a Kafka consumer
     /// dropped after its broker waits for it until its timeouts expire.
-    /// (Needs the multi-threaded runtime, which every test uses.)
     fn drop(&mut self) {
+        let runtime = tokio::runtime::Handle::current();
+        if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            // Panicking again while unwinding would abort the whole binary.
+            assert!(
+                std::thread::panicking(),
+                "run tests with #[tokio::test(flavor = \"multi_thread\")]: stopping the services needs it"
+            );
+            return;
+        }
         tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
+            runtime.block_on(async {
                 tokio::join!(self.post.stop_quietly(), self.auth.stop_quietly());
+                if !std::thread::panicking() {
+                    drop_databases(&self.databases).await;
+                }
             })
         });
     }
-}
-
-/// A URL of a database of its own, e.g. `agora_post_test_<uuid>`.
-fn fresh_database_url(prefix: &str) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    agora_platform::db::with_database(&base, &format!("{prefix}_{}", Uuid::now_v7().simple())).expect("a database URL")
 }
 
 pub async fn spawn_system() -> TestSystem {
@@ -121,11 +67,11 @@ pub async fn spawn_system() -> TestSystem {
     }
     let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
     let auth_key = KeyFile::generate();
-    let auth_database_url = fresh_database_url("agora_auth_test");
+    let (auth_database, auth_database_url) = fresh_database("agora_auth_test");
     let auth = start_auth(&kafka, &auth_database_url, &auth_key, &[], 0).await;
 
     let jwks_url = format!("http://127.0.0.1:{}/.well-known/jwks.json", auth.port);
-    let post_database_url = fresh_database_url("agora_post_test");
+    let (post_database, post_database_url) = fresh_database("agora_post_test");
     let config = agora_post_service::Config::parse_from([
         "post-service",
         "--port=0",
@@ -138,10 +84,17 @@ pub async fn spawn_system() -> TestSystem {
     let post_db = application.pool().clone();
     let post = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
 
-    TestSystem { post, auth, post_db, auth_key, retired_keys: Vec::new(), auth_database_url, kafka }
+    let databases = vec![auth_database, post_database];
+    TestSystem { post, auth, post_db, auth_key, retired_keys: Vec::new(), auth_database_url, databases, kafka }
 }
 
-async fn start_auth(kafka: &EmbeddedKafka, database_url: &str, key: &KeyFile, previous: &[&KeyFile], port: u16) -> RunningService {
+async fn start_auth(
+    kafka: &EmbeddedKafka,
+    database_url: &str,
+    key: &KeyFile,
+    previous: &[&KeyFile],
+    port: u16,
+) -> RunningService {
     let mut args = vec![
         "auth-service".to_owned(),
         format!("--port={port}"),
@@ -239,7 +192,8 @@ fn client() -> reqwest::Client {
 /// Sends a GraphQL request to the service on `port` and returns the whole
 /// response (`data`, `errors`, `extensions`).
 pub async fn graphql(port: u16, query: &str, variables: Value, token: Option<&str>) -> Value {
-    let mut request = client().post(format!("http://127.0.0.1:{port}/graphql")).json(&json!({ "query": query, "variables": variables }));
+    let mut request =
+        client().post(format!("http://127.0.0.1:{port}/graphql")).json(&json!({ "query": query, "variables": variables }));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

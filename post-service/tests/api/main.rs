@@ -7,5 +7,6 @@ mod helpers;
 mod pagination;
 mod points;
 mod posts;
+mod resources;
 mod tokens;
 mod topic_reader;

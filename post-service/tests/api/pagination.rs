@@ -26,7 +26,8 @@ async fn page(system: &TestSystem, variables: Value) -> Page {
     let response = system.post_graphql(POSTS, variables, None).await;
     assert!(response["errors"].is_null(), "{response}");
     let connection = response["data"]["posts"].clone();
-    let titles = connection["edges"].as_array().unwrap().iter().map(|edge| edge["node"]["title"].as_str().unwrap().to_owned()).collect();
+    let titles =
+        connection["edges"].as_array().unwrap().iter().map(|edge| edge["node"]["title"].as_str().unwrap().to_owned()).collect();
     Page {
         titles,
         has_next_page: connection["pageInfo"]["hasNextPage"].as_bool().unwrap(),
@@ -67,7 +68,8 @@ async fn posts_pages_newest_first_and_the_end_cursor_continues_without_overlap_o
     assert!(!third.has_next_page);
 
     let all = system.post_graphql("{ posts { nodes { title } pageInfo { hasNextPage } } }", json!({}), None).await;
-    let titles: Vec<&str> = all["data"]["posts"]["nodes"].as_array().unwrap().iter().map(|node| node["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> =
+        all["data"]["posts"]["nodes"].as_array().unwrap().iter().map(|node| node["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["ada 3", "bob 2", "ada 2", "bob 1", "ada 1"], "the default page of 20 holds them all: {all}");
     assert_eq!(all["data"]["posts"]["pageInfo"]["hasNextPage"], false);
 }

@@ -22,7 +22,8 @@ async fn every_post_earns_its_author_ten_points_through_kafka() {
     };
     wait_until(DEADLINE, "ada has 30 points", || async { points().await == Some(30) }).await;
 
-    let awarded = read_topic_until(&system.kafka.settings(), topics::POINTS, "three PointsAwarded", |events| events.len() >= 3).await;
+    let awarded =
+        read_topic_until(&system.kafka.settings(), topics::POINTS, "three PointsAwarded", |events| events.len() >= 3).await;
     assert_eq!(awarded.len(), 3, "{awarded:#?}");
     for (index, event) in awarded.iter().enumerate() {
         let version = index as i64 + 1;
@@ -37,7 +38,8 @@ async fn every_post_earns_its_author_ten_points_through_kafka() {
 
     // Each award names the PostCreated event that earned it, one per post.
     let posted = read_topic_until(&system.kafka.settings(), topics::POST, "three PostCreated", |events| events.len() >= 3).await;
-    let mut causes: Vec<String> = awarded.iter().map(|event| event.envelope.data["cause_event_id"].as_str().unwrap().to_owned()).collect();
+    let mut causes: Vec<String> =
+        awarded.iter().map(|event| event.envelope.data["cause_event_id"].as_str().unwrap().to_owned()).collect();
     let mut post_event_ids: Vec<String> = posted.iter().map(|event| event.envelope.event_id.to_string()).collect();
     causes.sort();
     post_event_ids.sort();

@@ -34,8 +34,10 @@ impl TopicReader {
     /// rebalance delay (seconds) on every read.
     pub fn new(kafka: &KafkaSettings, topic: &str) -> Self {
         let group = format!("post-service-test-{}", Uuid::now_v7().simple());
-        let consumer: StreamConsumer = kafka.consumer_config("post-service-test-reader", &group).create().expect("a Kafka consumer");
-        let metadata = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), DEADLINE)).expect("the topic's metadata");
+        let consumer: StreamConsumer =
+            kafka.consumer_config("post-service-test-reader", &group).create().expect("a Kafka consumer");
+        let metadata =
+            tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), DEADLINE)).expect("the topic's metadata");
         let mut assignment = TopicPartitionList::new();
         for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
             assignment.add_partition_offset(topic, partition.id(), Offset::Beginning).expect("a partition to read");
@@ -79,6 +81,11 @@ impl TopicReader {
 }
 
 /// The events of `topic` from its beginning, read until `done` holds.
-pub async fn read_topic_until(kafka: &KafkaSettings, topic: &str, what: &str, done: impl Fn(&[ReceivedEvent]) -> bool) -> Vec<ReceivedEvent> {
+pub async fn read_topic_until(
+    kafka: &KafkaSettings,
+    topic: &str,
+    what: &str,
+    done: impl Fn(&[ReceivedEvent]) -> bool,
+) -> Vec<ReceivedEvent> {
     TopicReader::new(kafka, topic).read_until(what, done).await.to_vec()
 }

@@ -1,0 +1,239 @@
+//! One WebSocket connection: the handshake, its subscriptions and their
+//! results, keep-alive, and every way it can end with a proper close code.
+
+use std::sync::Arc;
+
+use agora_platform::tokens::Caller;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::BoxStream;
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio_stream::StreamMap;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{raw_type, ClientMessage, Outbound, Protocol};
+use super::{LiveEndpoint, SlowSubscriber};
+use crate::upstream::Forwarded;
+
+/// What the loop does next.
+enum Step {
+    Send(Vec<String>),
+    Close(u16, String),
+    Quit,
+}
+
+struct Connection {
+    protocol: Protocol,
+    outbound: Outbound,
+    endpoint: Arc<LiveEndpoint>,
+    caller: Option<(Caller, Forwarded)>,
+    subscriptions: StreamMap<String, BoxStream<'static, Option<async_graphql::Response>>>,
+    slow: SlowSubscriber,
+}
+
+pub async fn serve(socket: WebSocket, protocol: Protocol, endpoint: Arc<LiveEndpoint>, shutdown: CancellationToken) {
+    metrics::gauge!("agora_live_connections").increment(1.0);
+    let settings = endpoint.settings;
+    let (mut sink, mut incoming) = socket.split();
+    let mut connection = Connection {
+        protocol,
+        outbound: Outbound(protocol),
+        endpoint,
+        caller: None,
+        subscriptions: StreamMap::new(),
+        slow: SlowSubscriber::default(),
+    };
+    let init_deadline = tokio::time::sleep(settings.init_timeout);
+    tokio::pin!(init_deadline);
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + settings.keep_alive, settings.keep_alive);
+    loop {
+        let step = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => Step::Close(1001, "the gateway is shutting down".into()),
+            missed = connection.slow.fell_behind_by() => {
+                metrics::counter!("agora_live_slow_subscribers_dropped_total").increment(1);
+                Step::Close(1008, format!("subscriber too slow: fell {missed} events behind"))
+            }
+            _ = &mut init_deadline, if connection.caller.is_none() => Step::Close(4408, "Connection initialisation timeout".into()),
+            _ = keep_alive.tick(), if connection.caller.is_some() => Step::Send(vec![connection.outbound.keep_alive()]),
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(text))) => connection.receive(text.as_str()).await,
+                Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                    Ok(text) => connection.receive(text).await,
+                    Err(_) => Step::Close(4400, "messages must be UTF-8 JSON".into()),
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Send(Vec::new()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Step::Quit,
+            },
+            Some((id, result)) = connection.subscriptions.next(), if !connection.subscriptions.is_empty() => connection.result(id, result),
+        };
+        match step {
+            Step::Send(messages) => {
+                for text in messages {
+                    // A client that does not read its socket is not waited for long.
+                    match tokio::time::timeout(settings.send_timeout, sink.send(Message::Text(text.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return connection.ended(),
+                        Err(_) => {
+                            metrics::counter!("agora_live_slow_subscribers_dropped_total").increment(1);
+                            return connection.ended();
+                        }
+                    }
+                }
+            }
+            Step::Close(code, reason) => {
+                let frame = CloseFrame { code, reason: close_reason(reason).into() };
+                let _ = tokio::time::timeout(settings.send_timeout, sink.send(Message::Close(Some(frame)))).await;
+                return connection.ended();
+            }
+            Step::Quit => return connection.ended(),
+        }
+    }
+}
+
+impl Connection {
+    async fn receive(&mut self, text: &str) -> Step {
+        let Some(kind) = raw_type(text) else {
+            return Step::Close(4400, "invalid message: no type".into());
+        };
+        let message: ClientMessage = match serde_json::from_str(text) {
+            Ok(message) => message,
+            Err(error) => return Step::Close(4400, format!("invalid {kind} message: {error}")),
+        };
+        if !message.valid_in(self.protocol, &kind) {
+            return Step::Close(4400, format!("{kind} is not a message of this protocol"));
+        }
+        match message {
+            ClientMessage::ConnectionInit { payload } => self.init(payload).await,
+            ClientMessage::Ping { payload } => Step::Send(vec![self.outbound.pong(payload)]),
+            ClientMessage::Pong {} => Step::Send(Vec::new()),
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientMessage::Complete { id } => {
+                if self.subscriptions.remove(&id).is_some() {
+                    metrics::gauge!("agora_live_subscriptions").decrement(1.0);
+                }
+                Step::Send(Vec::new())
+            }
+            ClientMessage::ConnectionTerminate {} => Step::Quit,
+        }
+    }
+
+    async fn init(&mut self, payload: Option<serde_json::Value>) -> Step {
+        if self.caller.is_some() {
+            return Step::Close(4429, "Too many initialisation requests".into());
+        }
+        // {"authorization": "Bearer …"}, whatever the key's case.
+        let authorization = payload
+            .as_ref()
+            .and_then(|payload| payload.as_object())
+            .and_then(|fields| fields.iter().find(|(key, _)| key.eq_ignore_ascii_case("authorization")))
+            .and_then(|(_, value)| value.as_str())
+            .map(str::to_owned);
+        let caller = match authorization.as_deref() {
+            None => Caller::Anonymous,
+            Some(value) => {
+                let token = value
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim());
+                let Some(token) = token else {
+                    return self.refuse("the authorization must be \"Bearer <token>\"");
+                };
+                match self.endpoint.verifier.verify(token).await {
+                    Ok(claims) => Caller::User(claims),
+                    Err(error) => return self.refuse(&error.to_string()),
+                }
+            }
+        };
+        self.caller = Some((caller, Forwarded { authorization, client_address: None }));
+        let mut messages = vec![self.outbound.ack()];
+        if self.protocol == Protocol::Legacy {
+            messages.push(self.outbound.keep_alive());
+        }
+        Step::Send(messages)
+    }
+
+    fn refuse(&self, reason: &str) -> Step {
+        match self.protocol {
+            Protocol::TransportWs => Step::Close(4403, format!("Forbidden: {reason}")),
+            Protocol::Legacy => Step::Send(vec![self.outbound.connection_error(reason)]),
+        }
+    }
+
+    fn subscribe(&mut self, id: String, request: async_graphql::Request) -> Step {
+        let Some((caller, forwarded)) = &self.caller else {
+            return Step::Close(4401, "Unauthorized".into());
+        };
+        if self.subscriptions.contains_key(&id) {
+            return Step::Close(4409, format!("Subscriber for {id} already exists"));
+        }
+        let context = self.endpoint.request_context(caller.clone(), forwarded.clone());
+        let request = request.data(context).data(self.slow.clone());
+        let mut results =
+            self.endpoint.schema.execute_stream(request).map(Some).chain(futures::stream::once(async { None })).boxed();
+        // The first poll runs the subscription's resolver, which joins the
+        // feed: done now, every event after this message reaches it.
+        let first = results.next().now_or_never();
+        self.subscriptions.insert(id.clone(), results);
+        metrics::gauge!("agora_live_subscriptions").increment(1.0);
+        match first {
+            Some(first) => self.result(id, first.flatten()),
+            None => Step::Send(Vec::new()),
+        }
+    }
+
+    /// A subscription's next result, or its end.
+    fn result(&mut self, id: String, result: Option<async_graphql::Response>) -> Step {
+        match result {
+            Some(response) if response.data == async_graphql::Value::Null && !response.errors.is_empty() => {
+                // The operation failed as a whole: an error ends it, no complete follows.
+                self.forget(&id);
+                Step::Send(vec![self.outbound.error(&id, &response.errors)])
+            }
+            Some(response) => {
+                metrics::counter!("agora_live_events_pushed_total").increment(1);
+                Step::Send(vec![self.outbound.next(&id, &response)])
+            }
+            None => {
+                self.forget(&id);
+                Step::Send(vec![self.outbound.complete(&id)])
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        if self.subscriptions.remove(id).is_some() {
+            metrics::gauge!("agora_live_subscriptions").decrement(1.0);
+        }
+    }
+
+    fn ended(self) {
+        metrics::gauge!("agora_live_subscriptions").decrement(self.subscriptions.len() as f64);
+        metrics::gauge!("agora_live_connections").decrement(1.0);
+    }
+}
+
+/// A close frame's reason may hold at most 123 bytes.
+fn close_reason(mut reason: String) -> String {
+    const MAX: usize = 123;
+    if reason.len() > MAX {
+        let mut end = MAX;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_reason;
+
+    #[test]
+    fn a_close_reason_is_cut_to_what_a_close_frame_holds() {
+        assert_eq!(close_reason("short".into()), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(long);
+        assert!(cut.len() <= 123 && cut.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,215 @@
+//! Both strategies return the same data for the same committed state: a
+//! forum built through the gateway's mutations, then queried by hand-written
+//! documents and by generated ones, each through the read model and through
+//! composition.
+
+mod generator;
+
+use agora_testkit::{wait_until, DEADLINE};
+use serde_json::{json, Value};
+
+use crate::helpers::{bearer, composition, spawn_system, strategy, Account, TestGateway, TestSystem};
+
+/// The forum both strategies are asked about.
+struct Forum {
+    system: TestSystem,
+    accounts: Vec<Account>,
+    known: generator::Known,
+}
+
+const NAMES: [&str; 4] = ["ada", "bob", "cyd", "dee"];
+
+/// Four users (dee without posts), nine posts, two renames, and the points
+/// the ledger awarded for the posts, all reflected in the read model.
+async fn forum() -> Forum {
+    let system = spawn_system().await;
+    let gateway = &system.gateway;
+    let mut accounts = Vec::new();
+    for name in NAMES {
+        accounts.push(gateway.register(name).await);
+    }
+    for (n, author) in [0, 1, 2, 0, 2, 1, 0, 2, 0].into_iter().enumerate() {
+        let created = gateway.create_post(&accounts[author], &format!("{} #{n}", NAMES[author])).await;
+        assert!(created["errors"].is_null(), "{created}");
+    }
+    for (account, name) in [(&accounts[0], "Ada Lovelace"), (&accounts[2], "Cy Young")] {
+        let renamed = gateway
+            .query(
+                "mutation($name: String!) { renameUser(displayName: $name) { id } }",
+                json!({ "name": name }),
+                &[bearer(&account.token)],
+            )
+            .await;
+        assert!(renamed["errors"].is_null(), "{renamed}");
+    }
+
+    let expected = json!([
+        { "username": "ada", "displayName": "Ada Lovelace", "points": 40, "postCount": 4 },
+        { "username": "cyd", "displayName": "Cy Young", "points": 30, "postCount": 3 },
+        { "username": "bob", "displayName": "bob", "points": 20, "postCount": 2 },
+        { "username": "dee", "displayName": "dee", "points": 0, "postCount": 0 },
+    ]);
+    for name in ["read-model", "composition"] {
+        wait_until(DEADLINE, &format!("the {name} leaderboard shows every post's points"), || async {
+            let board =
+                gateway.query("{ leaderboard { username displayName points postCount } }", json!({}), &[strategy(name)]).await;
+            board["data"]["leaderboard"] == expected
+        })
+        .await;
+    }
+
+    let all = gateway.query("{ posts(first: 100) { edges { cursor node { id } } } }", json!({}), &[]).await;
+    let edges = all["data"]["posts"]["edges"].as_array().unwrap_or_else(|| panic!("no posts in {all}"));
+    assert_eq!(edges.len(), 9, "{all}");
+    let known = generator::Known {
+        user_ids: accounts.iter().map(|account| account.id.to_string()).collect(),
+        usernames: NAMES.iter().map(|name| name.to_string()).collect(),
+        post_ids: edges.iter().map(|edge| edge["node"]["id"].as_str().unwrap().to_owned()).collect(),
+        cursors: edges.iter().map(|edge| edge["cursor"].as_str().unwrap().to_owned()).collect(),
+    };
+    Forum { system, accounts, known }
+}
+
+impl Forum {
+    async fn assert_same(&self, query: &str, variables: Value) {
+        assert_same(&self.system.gateway, &self.accounts[0].token, query, variables).await;
+    }
+}
+
+/// Runs `query` through both strategies with `token` (for `me`), and
+/// asserts that both answer the same data without errors.
+async fn assert_same(gateway: &TestGateway, token: &str, query: &str, variables: Value) {
+    let read = gateway.query(query, variables.clone(), &[strategy("read-model"), bearer(token)]).await;
+    let composed = gateway.query(query, variables.clone(), &[composition(), bearer(token)]).await;
+    assert!(read["errors"].is_null(), "the read model failed {query} with {variables}: {read}");
+    assert!(composed["errors"].is_null(), "composition failed {query} with {variables}: {composed}");
+    assert_eq!(
+        read["data"], composed["data"],
+        "the strategies differ on {query} with {variables}:\nread model:  {}\ncomposition: {}",
+        read["data"], composed["data"]
+    );
+    assert_eq!(composed["extensions"]["strategy"], "composition");
+    assert_eq!(read["extensions"]["upstreamRequests"], 0);
+}
+
+const FULL_USER: &str = "fragment FullUser on User { __typename id username displayName points postCount createdAt }";
+const FULL_PAGE: &str = "fragment FullPage on PostConnection {
+    edges { cursor node { id title body createdAt author { ...FullUser } } }
+    nodes { id }
+    pageInfo { hasPreviousPage hasNextPage startCursor endCursor }
+}";
+
+#[tokio::test]
+async fn hand_written_queries_get_the_same_data_from_both_strategies() {
+    let forum = forum().await;
+    let known = &forum.known;
+    let (ada, dee) = (&known.user_ids[0], &known.user_ids[3]);
+    let unknown = "0190a000-0000-7000-8000-000000000000";
+    let cases: Vec<(String, Value)> = vec![
+        // Posts with their authors, every field.
+        (format!("{{ posts {{ ...FullPage }} }} {FULL_PAGE} {FULL_USER}"), json!({})),
+        // Pages that follow a cursor taken from a first page, and the page past the end.
+        (format!("query($after: String) {{ posts(first: 3, after: $after) {{ ...FullPage }} }} {FULL_PAGE} {FULL_USER}"), json!({ "after": known.cursors[2] })),
+        (format!("query($after: String) {{ posts(first: 4, after: $after) {{ ...FullPage }} }} {FULL_PAGE} {FULL_USER}"), json!({ "after": known.cursors[5] })),
+        (format!("query($after: String) {{ posts(first: 2, after: $after) {{ ...FullPage }} }} {FULL_PAGE} {FULL_USER}"), json!({ "after": known.cursors[8] })),
+        (format!("{{ posts(first: 0) {{ ...FullPage }} all: posts(first: 100) {{ ...FullPage }} }} {FULL_PAGE} {FULL_USER}"), json!({})),
+        // Filtered by author: one with posts, one without, one unknown, one not an id.
+        (
+            format!(
+                "query($ada: ID, $dee: ID, $unknown: ID) {{
+                    ada: posts(first: 2, authorId: $ada) {{ ...FullPage }}
+                    adaLater: posts(first: 2, authorId: $ada, after: \"{}\") {{ ...FullPage }}
+                    dee: posts(authorId: $dee) {{ ...FullPage }}
+                    unknown: posts(authorId: $unknown) {{ ...FullPage }}
+                    garbage: posts(authorId: \"not-an-id\") {{ ...FullPage }}
+                }} {FULL_PAGE} {FULL_USER}",
+                known.cursors[0]
+            ),
+            json!({ "ada": ada, "dee": dee, "unknown": unknown }),
+        ),
+        // Four levels deep, with inline fragments and aliases.
+        (
+            "{ posts(first: 5) { edges { cursor node { ... on Post { title writer: author { username posts(first: 2) {
+                pageInfo { hasNextPage endCursor } nodes { title author { displayName postCount } } } } } } } } }"
+                .to_owned(),
+            json!({}),
+        ),
+        // A user's later pages, after a cursor of their own and of someone else's post.
+        (
+            format!(
+                "query($id: ID!, $mine: String, $theirs: String) {{ user(id: $id) {{
+                    first: posts(first: 2) {{ ...FullPage }} later: posts(first: 2, after: $mine) {{ ...FullPage }}
+                    afterTheirs: posts(first: 10, after: $theirs) {{ ...FullPage }} none: posts(first: 0) {{ ...FullPage }} all: posts(first: 100) {{ ...FullPage }}
+                }} }} {FULL_PAGE} {FULL_USER}"
+            ),
+            json!({ "id": ada, "mine": known.cursors[0], "theirs": known.cursors[1] }),
+        ),
+        // me with a token, users by id and by username, known or not.
+        (
+            format!(
+                "query($ada: ID!, $dee: ID!, $unknown: ID!) {{
+                    me {{ ...FullUser posts(first: 1) {{ nodes {{ title }} }} }}
+                    ada: user(id: $ada) {{ ...FullUser }} dee: user(id: $dee) {{ ...FullUser posts {{ ...FullPage }} }}
+                    unknown: user(id: $unknown) {{ id }} garbage: user(id: \"nope\") {{ id }}
+                    bob: userByUsername(username: \"bob\") {{ ...FullUser }} nobody: userByUsername(username: \"nobody\") {{ id }}
+                }} {FULL_PAGE} {FULL_USER}"
+            ),
+            json!({ "ada": ada, "dee": dee, "unknown": unknown }),
+        ),
+        // The leaderboard, whole, cut short, empty.
+        (format!("{{ leaderboard {{ ...FullUser }} top: leaderboard(first: 2) {{ username points }} none: leaderboard(first: 0) {{ id }} }} {FULL_USER}"), json!({})),
+        // Posts by id, known or not.
+        (
+            format!(
+                "query($first: ID!, $last: ID!) {{ first: post(id: $first) {{ id title body createdAt author {{ ...FullUser }} }}
+                    last: post(id: $last) {{ title author {{ posts(first: 1) {{ nodes {{ title }} }} }} }}
+                    unknown: post(id: \"{unknown}\") {{ id }} garbage: post(id: \"nope\") {{ id }} }} {FULL_USER}"
+            ),
+            json!({ "first": known.post_ids[0], "last": known.post_ids[8] }),
+        ),
+    ];
+    for (query, variables) in cases {
+        forum.assert_same(&query, variables).await;
+    }
+}
+
+#[tokio::test]
+async fn generated_queries_get_the_same_data_from_both_strategies() {
+    let forum = forum().await;
+    let queries = generator::queries(&forum.known, 80);
+    for query in &queries {
+        forum.assert_same(query, json!({})).await;
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_the_largest_size_tells_alike_whether_more_follow() {
+    let system = spawn_system().await;
+    let gateway = &system.gateway;
+    let ada = gateway.register("ada").await;
+    // Straight to post-service: 101 posts, one more than the largest page.
+    for n in 0..101 {
+        let created = agora_testkit::graphql(
+            system.services.post.port,
+            "mutation($input: CreatePostInput!) { createPost(input: $input) { id } }",
+            json!({ "input": { "title": format!("post {n}"), "body": "b" } }),
+            Some(&ada.token),
+        )
+        .await;
+        assert!(created["errors"].is_null(), "{created}");
+    }
+    wait_until(DEADLINE, "the read model has all 101 posts", || async {
+        let user = gateway.query("query($id: ID!) { user(id: $id) { postCount } }", json!({ "id": ada.id }), &[]).await;
+        user["data"]["user"]["postCount"] == 101
+    })
+    .await;
+    let page =
+        "fragment Page on PostConnection { nodes { title } pageInfo { hasPreviousPage hasNextPage startCursor endCursor } }";
+    let query = format!("{{ posts(first: 100) {{ ...Page }} me {{ posts(first: 100) {{ ...Page }} }} }} {page}");
+    assert_same(gateway, &ada.token, &query, json!({})).await;
+    let first = gateway.query(&query, json!({}), &[composition(), bearer(&ada.token)]).await;
+    assert_eq!(first["data"]["posts"]["pageInfo"]["hasNextPage"], true, "{first}");
+    let after = &first["data"]["posts"]["pageInfo"]["endCursor"];
+    let query = format!("query($after: String) {{ posts(first: 100, after: $after) {{ ...Page }} me {{ posts(first: 100, after: $after) {{ ...Page }} }} }} {page}");
+    assert_same(gateway, &ada.token, &query, json!({ "after": after })).await;
+}

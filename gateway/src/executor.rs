@@ -22,13 +22,13 @@ use crate::upstream::{CallCounter, Forwarded};
 pub const STRATEGY_HEADER: &str = "x-query-strategy";
 pub const CONSISTENCY_HEADER: &str = "x-consistency-token";
 
-/// Makes the per-request source of the composition strategy.
-pub type CompositionFactory = Arc<dyn Fn(Forwarded, Arc<CallCounter>) -> Arc<dyn DataSource> + Send + Sync>;
+/// Makes a request's data source; the counter counts its round trips.
+pub type SourceFactory = Arc<dyn Fn(Forwarded, Arc<CallCounter>) -> Arc<dyn DataSource> + Send + Sync>;
 
 pub struct Gateway {
     pub schema: GatewaySchema,
-    pub read_model: Arc<dyn DataSource>,
-    pub composition: Option<CompositionFactory>,
+    pub read_model: SourceFactory,
+    pub composition: Option<SourceFactory>,
     pub verifier: Arc<JwksVerifier>,
     pub consistency: Consistency,
     pub consistency_timeout: Duration,
@@ -58,8 +58,9 @@ impl Gateway {
             client_address: Some(peer.ip()),
         };
         let calls = Arc::new(CallCounter::default());
+        let statements = Arc::new(CallCounter::default());
         let source = match strategy.as_deref() {
-            None | Some("") | Some("read-model") => self.read_model.clone(),
+            None | Some("") | Some("read-model") => (self.read_model)(forwarded.clone(), statements.clone()),
             Some("composition") => match &self.composition {
                 Some(factory) => factory(forwarded.clone(), calls.clone()),
                 None => return refuse(ErrorCode::BadUserInput, "the composition strategy is not available"),
@@ -105,6 +106,7 @@ impl Gateway {
         let extensions = &mut response.extensions;
         extensions.insert("strategy".into(), Value::from(strategy_name));
         extensions.insert("upstreamRequests".into(), Value::from(calls.get() as u64));
+        extensions.insert("sqlStatements".into(), Value::from(statements.get() as u64));
         if let Some(writes) = commands.writes() {
             extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode()));
         }

@@ -20,8 +20,7 @@ use crate::config::Config;
 use crate::consistency::Consistency;
 use crate::executor::Gateway;
 use crate::graphql::composition;
-use crate::graphql::read_model_source::ReadModelSource;
-use crate::graphql::source::DataSource;
+use crate::graphql::read_model_source;
 use crate::graphql::{self, Shared};
 use crate::http::{self, HttpLimits};
 use crate::live::{self, LiveEndpoint, LiveFeed, LiveReader};
@@ -62,7 +61,7 @@ impl Application {
         let live = LiveFeed::new(config.live_buffer_events);
         let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
         let schema = graphql::schema(shared, live, config.query_limits());
-        let read_model: Arc<dyn DataSource> = Arc::new(ReadModelSource::new(pool.clone()));
+        let read_model = read_model_source::factory(pool.clone());
         let sockets = CancellationToken::new();
         let live_endpoint = Arc::new(LiveEndpoint {
             schema: schema.clone(),

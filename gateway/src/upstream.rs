@@ -42,6 +42,10 @@ impl CallCounter {
     pub fn get(&self) -> usize {
         self.0.load(Ordering::Relaxed)
     }
+
+    pub fn increment(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A successful answer: its data and the writes it reports.
@@ -149,7 +153,7 @@ impl Upstream {
         forwarded: &Forwarded,
         counter: &CallCounter,
     ) -> Result<Answer, UpstreamError> {
-        counter.0.fetch_add(1, Ordering::Relaxed);
+        counter.increment();
         metrics::counter!("agora_gateway_upstream_requests_total", "service" => service.to_string()).increment(1);
         let url = match service {
             Service::Auth => &self.auth_url,

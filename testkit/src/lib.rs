@@ -3,10 +3,12 @@
 //! Kafka-protocol broker; a GraphQL client; a topic reader; and waiting on
 //! a condition with a deadline (never a sleep as synchronisation).
 
+mod audit;
 mod client;
 mod services;
 mod topic_reader;
 
+pub use audit::graphql_http_audits;
 pub use client::{error_code, graphql, graphql_with_headers, http_client, wait_until};
 pub use services::{fresh_database_url, init_logging, KeyFile, RunningService, Services, PASSWORD};
 pub use topic_reader::{publish, publish_event, Publisher, ReceivedEvent, TopicReader};

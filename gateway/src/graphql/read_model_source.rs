@@ -4,20 +4,37 @@
 use std::collections::HashMap;
 
 use agora_schema::PostCursor;
+use std::sync::Arc;
+
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::source::{DataSource, PostPage, SourceResult};
+use crate::executor::SourceFactory;
+use crate::upstream::CallCounter;
 use crate::read_model::{queries, PostRecord, UserRecord};
 
 pub struct ReadModelSource {
     pool: PgPool,
+    /// Counts the statements run, for `extensions.sqlStatements`.
+    statements: Arc<CallCounter>,
 }
 
 impl ReadModelSource {
-    pub fn new(pool: PgPool) -> Self {
-        ReadModelSource { pool }
+    pub fn new(pool: PgPool, statements: Arc<CallCounter>) -> Self {
+        ReadModelSource { pool, statements }
     }
+
+    /// The pool, with the statement about to run counted.
+    fn pool(&self) -> &PgPool {
+        self.statements.increment();
+        &self.pool
+    }
+}
+
+/// Makes the per-request source of the read-model strategy.
+pub fn factory(pool: PgPool) -> SourceFactory {
+    Arc::new(move |_forwarded, statements| Arc::new(ReadModelSource::new(pool.clone(), statements)))
 }
 
 #[async_trait::async_trait]
@@ -27,20 +44,20 @@ impl DataSource for ReadModelSource {
     }
 
     async fn users(&self, ids: &[Uuid]) -> SourceResult<Vec<UserRecord>> {
-        Ok(queries::users(&self.pool, ids).await?)
+        Ok(queries::users(self.pool(), ids).await?)
     }
 
     async fn user_by_username(&self, username: &str) -> SourceResult<Option<UserRecord>> {
-        Ok(queries::user_by_username(&self.pool, username).await?)
+        Ok(queries::user_by_username(self.pool(), username).await?)
     }
 
     async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<PostPage> {
-        let posts = queries::posts(&self.pool, author_id, after, limit + 1).await?;
+        let posts = queries::posts(self.pool(), author_id, after, limit + 1).await?;
         Ok(PostPage::from_one_more(posts, limit))
     }
 
     async fn posts_by_ids(&self, ids: &[Uuid]) -> SourceResult<Vec<PostRecord>> {
-        Ok(queries::posts_by_ids(&self.pool, ids).await?)
+        Ok(queries::posts_by_ids(self.pool(), ids).await?)
     }
 
     async fn posts_by_authors(
@@ -50,7 +67,7 @@ impl DataSource for ReadModelSource {
         limit: i64,
     ) -> SourceResult<HashMap<Uuid, PostPage>> {
         let mut by_author: HashMap<Uuid, Vec<PostRecord>> = HashMap::new();
-        for post in queries::posts_by_authors(&self.pool, authors, after, limit + 1).await? {
+        for post in queries::posts_by_authors(self.pool(), authors, after, limit + 1).await? {
             by_author.entry(post.author_id).or_default().push(post);
         }
         Ok(by_author.into_iter().map(|(author, posts)| (author, PostPage::from_one_more(posts, limit))).collect())
@@ -59,11 +76,11 @@ impl DataSource for ReadModelSource {
     async fn post_counts(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>> {
         // Users of the read model carry their post count; this is only asked
         // for users that came without one.
-        let users = queries::users(&self.pool, authors).await?;
+        let users = queries::users(self.pool(), authors).await?;
         Ok(users.into_iter().map(|user| (user.id, user.post_count.unwrap_or(0))).collect())
     }
 
     async fn leaderboard(&self, first: i64) -> SourceResult<Vec<UserRecord>> {
-        Ok(queries::leaderboard(&self.pool, first).await?)
+        Ok(queries::leaderboard(self.pool(), first).await?)
     }
 }

@@ -22,7 +22,8 @@ pub use feed::{LiveEvent, LiveFeed, LiveReader};
 pub use protocol::Protocol;
 
 use crate::graphql::context::CommandLog;
-use crate::graphql::source::{DataSource, Loaders};
+use crate::executor::SourceFactory;
+use crate::graphql::source::Loaders;
 use crate::graphql::{GatewaySchema, RequestContext};
 use crate::upstream::{CallCounter, Forwarded};
 
@@ -40,7 +41,7 @@ pub struct LiveSettings {
 /// What WebSocket connections share.
 pub struct LiveEndpoint {
     pub schema: GatewaySchema,
-    pub read_model: Arc<dyn DataSource>,
+    pub read_model: SourceFactory,
     pub verifier: Arc<JwksVerifier>,
     pub settings: LiveSettings,
     pub shutdown: CancellationToken,
@@ -51,8 +52,8 @@ impl LiveEndpoint {
     fn request_context(&self, caller: Caller, forwarded: Forwarded) -> RequestContext {
         RequestContext {
             caller,
+            loaders: Loaders::new((self.read_model)(forwarded.clone(), Arc::new(CallCounter::default()))),
             forwarded,
-            loaders: Loaders::new(self.read_model.clone()),
             calls: Arc::new(CallCounter::default()),
             commands: Arc::new(CommandLog::default()),
         }

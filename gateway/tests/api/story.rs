@@ -139,3 +139,26 @@ async fn a_service_that_is_down_is_upstream_unavailable_not_a_hang() {
     assert_eq!(agora_testkit::error_code(&response), Some("UPSTREAM_UNAVAILABLE"), "{response}");
     assert!(response["extensions"]["upstreamRequests"] == 1, "{response}");
 }
+
+#[tokio::test]
+async fn posts_with_authors_cost_one_sql_statement_whatever_the_page_size() {
+    let system = spawn_system().await;
+    let gateway = &system.gateway;
+    let ada = gateway.register("ada").await;
+    let bob = gateway.register("bob").await;
+    for n in 0..3 {
+        gateway.create_post(&ada, &format!("ada {n}")).await;
+        gateway.create_post(&bob, &format!("bob {n}")).await;
+    }
+    for first in [1, 3, 6] {
+        let query = format!("{{ posts(first: {first}) {{ edges {{ node {{ title author {{ displayName points postCount }} }} }} }} }}");
+        let response = gateway.query(&query, json!({}), &[]).await;
+        assert_eq!(response["data"]["posts"]["edges"].as_array().unwrap().len(), first);
+        assert_eq!(response["extensions"]["sqlStatements"], 1, "first: {first}: {response}");
+        assert_eq!(response["extensions"]["upstreamRequests"], 0);
+    }
+    let deep = "{ posts(first: 6) { nodes { author { posts(first: 3) { nodes { title author { displayName } } } } } } }";
+    let response = gateway.query(deep, json!({}), &[]).await;
+    assert!(response["errors"].is_null(), "{response}");
+    assert_eq!(response["extensions"]["sqlStatements"], 2, "one statement per level: {response}");
+}

@@ -18,7 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::source::{DataSource, PostPage, SourceError, SourceResult};
-use crate::executor::CompositionFactory;
+use crate::executor::SourceFactory;
 use crate::read_model::{PostRecord, UserRecord};
 use crate::upstream::{CallCounter, Forwarded, Service, Upstream, UpstreamError};
 
@@ -49,7 +49,7 @@ impl CompositionSource {
 }
 
 /// Makes a [`CompositionSource`] per request over the shared client.
-pub fn factory(upstream: Arc<Upstream>) -> CompositionFactory {
+pub fn factory(upstream: Arc<Upstream>) -> SourceFactory {
     Arc::new(move |forwarded, calls| Arc::new(CompositionSource::new(upstream.clone(), forwarded, calls)))
 }
 

@@ -1,0 +1,29 @@
+//! The full gateway over HTTP: the GraphQL-over-HTTP audits, the
+//! playground, and the strategy and cost it reports.
+
+use agora_testkit::{graphql_http_audits, http_client};
+
+use crate::helpers::spawn_system;
+
+#[tokio::test]
+async fn the_gateway_passes_every_graphql_over_http_audit() {
+    let system = spawn_system().await;
+    let url = format!("http://127.0.0.1:{}/graphql", system.gateway.port());
+    let passed = graphql_http_audits(&url).await.unwrap_or_else(|report| panic!("{report}"));
+    assert!(passed >= 61, "graphql-http ran only {passed} audits");
+}
+
+#[tokio::test]
+async fn a_browser_gets_graphiql_served_by_the_gateway_itself() {
+    let system = spawn_system().await;
+    let page = http_client()
+        .get(format!("http://127.0.0.1:{}/graphql", system.gateway.port()))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("graphiql"), "{html}");
+    assert!(!html.contains("https://"), "the playground must not load anything from the internet:\n{html}");
+}

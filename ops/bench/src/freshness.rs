@@ -1,0 +1,158 @@
+//! Command-to-read-model freshness at a steady command rate.
+//!
+//! A fixed-rate generator sends `createPost` straight to post-service (the
+//! owner of posts), spreading the posts over the data set's users. For each
+//! post it notes when the request left (`sent`) and when post-service
+//! answered (`committed`: the post and its outbox row committed before the
+//! answer). A watcher LISTENs on the read model's `agora_projection`
+//! channel (the projector notifies in the transaction that applies a batch)
+//! and, on each notification and every 5 ms besides, looks up which pending
+//! posts the read model now has (`visible`). Freshness = visible − committed;
+//! sent → visible is reported as well.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::postgres::PgListener;
+use tokio::sync::{mpsc, Semaphore};
+use uuid::Uuid;
+
+use crate::dataset::BenchUser;
+use crate::stats::{summarize, Summary};
+use crate::system::{self, System};
+
+pub const CREATE_POST: &str = "mutation($input: CreatePostInput!) { createPost(input: $input) { id } }";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FreshnessReport {
+    pub target_rate_per_second: f64,
+    pub achieved_rate_per_second: f64,
+    pub seconds: f64,
+    pub sent: usize,
+    pub failed: usize,
+    /// Posts that the read model never showed within the drain time.
+    pub not_seen: usize,
+    /// createPost round trip at post-service.
+    pub command: Summary,
+    /// committed (post-service answered) → visible in the read model.
+    pub freshness: Summary,
+    /// sent → visible in the read model.
+    pub sent_to_visible: Summary,
+}
+
+/// Sends one post; the answer's id and the instants it was sent and committed.
+pub async fn create_post(client: &reqwest::Client, url: &str, user: &BenchUser, title: &str) -> anyhow::Result<(Uuid, Instant, Instant)> {
+    let sent = Instant::now();
+    let variables = json!({ "input": { "title": title, "body": "Freshness probe: how soon does the read model show this?" } });
+    let headers = [("authorization".to_owned(), format!("Bearer {}", user.token))];
+    let body = crate::gql::call(client, url, CREATE_POST, variables, &headers).await?;
+    let committed = Instant::now();
+    let id: Uuid = body["data"]["createPost"]["id"].as_str().context("no post id")?.parse()?;
+    Ok((id, sent, committed))
+}
+
+pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds: f64) -> anyhow::Result<FreshnessReport> {
+    let total = (rate * seconds).round() as usize;
+    let client = crate::gql::client();
+    let url = system.post_graphql();
+    let pool = system::pool(&system.postgres, system::READ_DB, 2).await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen("agora_projection").await?;
+    let (created_tx, mut created_rx) = mpsc::unbounded_channel::<anyhow::Result<(Uuid, Instant, Instant)>>();
+
+    // The watcher: pending posts until the read model shows them.
+    let watcher = tokio::spawn(async move {
+        let mut pending: HashMap<Uuid, (Instant, Instant)> = HashMap::new();
+        let mut seen: Vec<(f64, f64)> = Vec::new();
+        let mut command: Vec<f64> = Vec::new();
+        let mut failed = 0usize;
+        let mut generator_done = false;
+        let mut drain_deadline: Option<Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        loop {
+            tokio::select! {
+                created = created_rx.recv(), if !generator_done => match created {
+                    Some(Ok((id, sent, committed))) => {
+                        command.push((committed - sent).as_secs_f64() * 1e3);
+                        pending.insert(id, (sent, committed));
+                        continue;
+                    }
+                    Some(Err(error)) => {
+                        failed += 1;
+                        if failed <= 3 {
+                            eprintln!("    createPost failed: {error:#}");
+                        }
+                        continue;
+                    }
+                    None => {
+                        generator_done = true;
+                        drain_deadline = Some(Instant::now() + Duration::from_secs(30));
+                    }
+                },
+                notification = listener.recv() => { let _ = notification; }
+                _ = tick.tick() => {}
+            }
+            if !pending.is_empty() {
+                let ids: Vec<Uuid> = pending.keys().copied().collect();
+                let found: Vec<Uuid> = sqlx::query_scalar("select id from read_post where id = any($1)")
+                    .bind(&ids)
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_default();
+                let now = Instant::now();
+                for id in found {
+                    if let Some((sent, committed)) = pending.remove(&id) {
+                        let freshness = now.saturating_duration_since(committed).as_secs_f64() * 1e3;
+                        seen.push((freshness, (now - sent).as_secs_f64() * 1e3));
+                    }
+                }
+            }
+            if generator_done && (pending.is_empty() || drain_deadline.is_some_and(|d| Instant::now() > d)) {
+                break;
+            }
+        }
+        pool.close().await;
+        (seen, command, failed, pending.len())
+    });
+
+    // The generator: one request every 1/rate s, each in its own task (a
+    // slow answer does not delay the next send), at most 1,000 in flight.
+    let in_flight = Arc::new(Semaphore::new(1_000));
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    for i in 0..total {
+        ticker.tick().await;
+        let permit = in_flight.clone().acquire_owned().await?;
+        let (client, url, users, tx) = (client.clone(), url.clone(), users.clone(), created_tx.clone());
+        tokio::spawn(async move {
+            let user = &users[i % users.len()];
+            let result = create_post(&client, &url, user, &format!("Fresh post {i}")).await;
+            let _ = tx.send(result);
+            drop(permit);
+        });
+    }
+    let sending = started.elapsed().as_secs_f64();
+    // Wait for every send to finish.
+    let _ = in_flight.acquire_many(1_000).await?;
+    drop(created_tx);
+    let (seen, mut command, failed, not_seen) = watcher.await?;
+    let mut freshness: Vec<f64> = seen.iter().map(|s| s.0).collect();
+    let mut sent_to_visible: Vec<f64> = seen.iter().map(|s| s.1).collect();
+    Ok(FreshnessReport {
+        target_rate_per_second: rate,
+        achieved_rate_per_second: total as f64 / sending.max(1e-9),
+        seconds: sending,
+        sent: total,
+        failed,
+        not_seen,
+        command: summarize(&mut command),
+        freshness: summarize(&mut freshness),
+        sent_to_visible: summarize(&mut sent_to_visible),
+    })
+}

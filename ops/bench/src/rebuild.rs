@@ -1,0 +1,89 @@
+//! Rebuild: a fresh, empty read-model database and a new projector consumer
+//! group (a second gateway process) replaying every topic from the start.
+//! Done when the projector's stored positions reach the topics' ends.
+
+use std::time::{Duration, Instant};
+
+use agora_platform::kafka::KafkaSettings;
+use anyhow::{bail, Context};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Serialize;
+
+use crate::dataset::{self, Observed};
+use crate::system::{self, System};
+
+/// The projected topics (the dead-letter topic is not replayed).
+const PROJECTED: [&str; 3] = [agora_schema::topics::USER, agora_schema::topics::POST, agora_schema::topics::POINTS];
+
+/// Events in the projected topics: the sum of every partition's end offset.
+pub fn topic_events(kafka: &KafkaSettings) -> anyhow::Result<u64> {
+    let consumer: BaseConsumer = kafka.client_config("agora-bench-watermarks").create().context("a Kafka client")?;
+    let mut total = 0u64;
+    for topic in PROJECTED {
+        for partition in 0..agora_schema::topics::DEFAULT_PARTITIONS {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .with_context(|| format!("watermarks of {topic}/{partition}"))?;
+            total += (high - low.max(0)) as u64;
+        }
+    }
+    Ok(total)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub events: u64,
+    /// From the new gateway process answering /healthz to the last position stored.
+    pub seconds: f64,
+    pub events_per_second: f64,
+    /// Including the process start and migrations.
+    pub seconds_with_startup: f64,
+    pub peak_rss_mib: Option<f64>,
+    /// The rebuilt read model shows the same counts as the live one.
+    pub same_counts_as_live: bool,
+}
+
+pub async fn run(system: &System) -> anyhow::Result<RebuildReport> {
+    system::drop_database(&system.postgres, system::REBUILD_DB).await?;
+    let events = topic_events(&system.kafka.settings())?;
+    let live_pool = system::pool(&system.postgres, system::READ_DB, 1).await?;
+    let live = dataset::observe(&live_pool).await?;
+    live_pool.close().await;
+    let group = format!("agora-bench-rebuild-{}", uuid::Uuid::now_v7().simple());
+    let spawned = Instant::now();
+    let mut gateway = system.spawn_gateway("gateway-rebuild", system::REBUILD_DB, &group)?;
+    let client = crate::gql::client();
+    gateway.wait_ready(&client, "/healthz", false, Duration::from_secs(60)).await?;
+    let ready = Instant::now();
+    let pool = system::pool(&system.postgres, system::REBUILD_DB, 1).await?;
+    let topics: Vec<String> = PROJECTED.iter().map(|t| t.to_string()).collect();
+    let done = loop {
+        let position: i64 = sqlx::query_scalar(
+            "select coalesce(sum(next_offset), 0)::bigint from projector_offset where topic = any($1)",
+        )
+        .bind(&topics)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
+        if position as u64 >= events {
+            break Instant::now();
+        }
+        if ready.elapsed() > Duration::from_secs(1200) {
+            bail!("the rebuild did not finish in 20 minutes ({position} of {events} events)");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let rebuilt: Observed = dataset::observe(&pool).await?;
+    pool.close().await;
+    let peak_rss_mib = gateway.peak_rss_mib();
+    gateway.stop(Duration::from_secs(10)).await;
+    let seconds = (done - ready).as_secs_f64();
+    Ok(RebuildReport {
+        events,
+        seconds,
+        events_per_second: events as f64 / seconds.max(1e-9),
+        seconds_with_startup: (done - spawned).as_secs_f64(),
+        peak_rss_mib,
+        same_counts_as_live: rebuilt == live,
+    })
+}

@@ -1,0 +1,154 @@
+//! The system under test: an embedded Kafka-protocol broker in this process,
+//! fresh databases, and auth-service, post-service and the gateway each as
+//! its own process (so that each one's memory and CPU can be read).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agora_platform::kafka::EmbeddedKafka;
+use anyhow::Context;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::Postgres;
+
+use crate::procs::{free_port, Proc, Spec};
+
+pub const AUTH_DB: &str = "agora_bench_auth";
+pub const POST_DB: &str = "agora_bench_post";
+pub const READ_DB: &str = "agora_bench_read";
+pub const REBUILD_DB: &str = "agora_bench_rebuild";
+
+pub struct System {
+    pub kafka: EmbeddedKafka,
+    pub postgres: String,
+    pub bin_dir: PathBuf,
+    pub work_dir: PathBuf,
+    pub auth: Proc,
+    pub post: Proc,
+    pub gateway: Option<Proc>,
+    client: reqwest::Client,
+}
+
+pub fn database_url(postgres: &str, name: &str) -> anyhow::Result<String> {
+    agora_platform::db::with_database(postgres, name)
+}
+
+/// Drops the database if it exists (whoever is connected); the service
+/// that uses it creates it anew.
+pub async fn drop_database(postgres: &str, name: &str) -> anyhow::Result<()> {
+    let url = database_url(postgres, name)?;
+    if Postgres::database_exists(&url).await.context("cannot reach PostgreSQL")? {
+        Postgres::force_drop_database(&url).await.with_context(|| format!("cannot drop {name}"))?;
+    }
+    Ok(())
+}
+
+fn common_env(postgres: &str, brokers: &str, port: u16, database: &str) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(vec![
+        ("HOST".into(), "127.0.0.1".into()),
+        ("PORT".into(), port.to_string()),
+        ("DATABASE_URL".into(), database_url(postgres, database)?),
+        ("KAFKA_BROKERS".into(), brokers.to_owned()),
+        ("RUST_LOG".into(), std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".into())),
+    ])
+}
+
+impl System {
+    pub async fn start(postgres: &str, bin_dir: &Path, work_dir: &Path) -> anyhow::Result<System> {
+        for name in [AUTH_DB, POST_DB, READ_DB, REBUILD_DB] {
+            drop_database(postgres, name).await?;
+        }
+        let logs = work_dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let kafka = EmbeddedKafka::start()?;
+        let brokers = kafka.bootstrap_servers().to_owned();
+        let client = crate::gql::client();
+
+        let key_file = work_dir.join("auth-signing-key.pem");
+        let _ = std::fs::remove_file(&key_file);
+        let port = free_port()?;
+        let mut env = common_env(postgres, &brokers, port, AUTH_DB)?;
+        env.push(("AUTH_SIGNING_KEY_FILE".into(), key_file.display().to_string()));
+        // Tokens outlive a full run.
+        env.push(("AUTH_TOKEN_TTL_SECONDS".into(), "86400".into()));
+        let program = bin_dir.join("auth-service");
+        let mut auth = Proc::spawn(Spec { name: "auth-service", program: &program, args: vec![], env, port, cwd: None }, &logs)?;
+        auth.wait_ready(&client, "/healthz", false, Duration::from_secs(60)).await?;
+
+        let port = free_port()?;
+        let mut env = common_env(postgres, &brokers, port, POST_DB)?;
+        env.push(("AUTH_JWKS_URL".into(), auth.url("/.well-known/jwks.json")));
+        let program = bin_dir.join("post-service");
+        let mut post = Proc::spawn(Spec { name: "post-service", program: &program, args: vec![], env, port, cwd: None }, &logs)?;
+        post.wait_ready(&client, "/healthz", false, Duration::from_secs(60)).await?;
+
+        let mut system = System {
+            kafka,
+            postgres: postgres.to_owned(),
+            bin_dir: bin_dir.to_owned(),
+            work_dir: work_dir.to_owned(),
+            auth,
+            post,
+            gateway: None,
+            client,
+        };
+        system.restart_gateway().await?;
+        Ok(system)
+    }
+
+    pub fn auth_graphql(&self) -> String {
+        self.auth.url("/graphql")
+    }
+
+    pub fn post_graphql(&self) -> String {
+        self.post.url("/graphql")
+    }
+
+    /// A gateway process on `database` with projector group `group`.
+    pub fn spawn_gateway(&self, name: &str, database: &str, group: &str) -> anyhow::Result<Proc> {
+        let port = free_port()?;
+        let mut env = common_env(&self.postgres, self.kafka.bootstrap_servers(), port, database)?;
+        env.push(("AUTH_URL".into(), self.auth_graphql()));
+        env.push(("POST_URL".into(), self.post_graphql()));
+        env.push(("AUTH_JWKS_URL".into(), self.auth.url("/.well-known/jwks.json")));
+        env.push(("PROJECTOR_GROUP".into(), group.to_owned()));
+        let program = self.bin_dir.join("gateway");
+        Proc::spawn(Spec { name, program: &program, args: vec![], env, port, cwd: None }, &self.work_dir.join("logs"))
+    }
+
+    pub fn gateway(&self) -> &Proc {
+        self.gateway.as_ref().expect("the gateway runs")
+    }
+
+    pub fn gateway_graphql(&self) -> String {
+        self.gateway().url("/graphql")
+    }
+
+    /// Stops the gateway (if any) and starts a fresh process on the same
+    /// read model (the projector resumes where the database says), so that
+    /// memory figures start from a clean process.
+    pub async fn restart_gateway(&mut self) -> anyhow::Result<()> {
+        if let Some(old) = self.gateway.take() {
+            old.stop(Duration::from_secs(10)).await;
+        }
+        let mut gateway = self.spawn_gateway("gateway", READ_DB, "agora-gateway-projector")?;
+        gateway.wait_ready(&self.client, "/healthz", false, Duration::from_secs(60)).await?;
+        self.gateway = Some(gateway);
+        Ok(())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop(Duration::from_secs(10)).await;
+        }
+        self.post.stop(Duration::from_secs(10)).await;
+        self.auth.stop(Duration::from_secs(10)).await;
+    }
+}
+
+pub async fn pool(postgres: &str, database: &str, size: u32) -> anyhow::Result<sqlx::PgPool> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(size)
+        .connect(&database_url(postgres, database)?)
+        .await
+        .with_context(|| format!("cannot connect to {database}"))
+}

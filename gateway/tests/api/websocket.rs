@@ -138,3 +138,14 @@ async fn a_subscriber_that_does_not_read_is_dropped_and_the_others_keep_up() {
     assert!(delivered < posts, "the stalled subscriber got all {posts} posts: it was never dropped");
     assert!(matches!(ended, Some(1008) | None), "closed with {ended:?}");
 }
+
+#[tokio::test]
+async fn a_gateway_that_shuts_down_closes_its_sockets_with_going_away() {
+    let mut system = spawn_system_with(&[]).await;
+    let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;
+    send(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+    send(&mut socket, subscribe("1")).await;
+    let (_, closed) = tokio::join!(system.gateway.service.stop(), close_code(&mut socket));
+    assert_eq!(closed, Some(1001));
+}

@@ -22,10 +22,12 @@ pub struct Dependencies {
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(dependencies: Dependencies) -> Router<S> {
+    // Installed now, so that what the process records from its start is kept.
+    let metrics = crate::telemetry::metrics();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(|| async { crate::telemetry::metrics().render() }))
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
         .with_state(dependencies)
 }
 

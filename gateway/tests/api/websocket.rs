@@ -149,3 +149,18 @@ async fn a_gateway_that_shuts_down_closes_its_sockets_with_going_away() {
     let (_, closed) = tokio::join!(system.gateway.service.stop(), close_code(&mut socket));
     assert_eq!(closed, Some(1001));
 }
+
+#[tokio::test]
+async fn live_metrics_are_exported() {
+    let system = spawn_system_with(&[]).await;
+    let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;
+    send(&mut socket, json!({ "type": "connection_init" })).await;
+    receive(&mut socket).await;
+    send(&mut socket, subscribe("1")).await;
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", system.gateway.port());
+    agora_testkit::wait_until(DEADLINE, "the live gauges are exported", || async {
+        let text = agora_testkit::http_client().get(&metrics_url).send().await.unwrap().text().await.unwrap();
+        text.contains("agora_live_connections") && text.contains("agora_live_subscriptions")
+    })
+    .await;
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use agora_platform::graphql::{Coded, WriteReceipts};
+use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
 use agora_platform::tokens::Caller;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
@@ -180,7 +180,7 @@ impl Mutation {
             Some(name) => DisplayName::parse(name).coded()?,
             None => DisplayName::from_username(&username),
         };
-        let (user, receipt) = users::register(&services.pool, username, password, display_name).await.coded()?;
+        let (user, receipt) = users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx)).await.coded()?;
         ctx.data::<WriteReceipts>()?.push(receipt);
         let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
         Ok(AuthPayload { token, user: user.into() })
@@ -205,7 +205,7 @@ impl Mutation {
         let services = ctx.data::<Services>()?;
         let caller = ctx.data::<Caller>()?.require()?;
         let display_name = DisplayName::parse(&display_name).coded()?;
-        let (user, receipt) = users::rename(&services.pool, caller.sub, display_name).await.coded()?;
+        let (user, receipt) = users::rename(&services.pool, caller.sub, display_name, &TraceParent::of(ctx)).await.coded()?;
         if let Some(receipt) = receipt {
             ctx.data::<WriteReceipts>()?.push(receipt);
         }

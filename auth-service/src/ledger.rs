@@ -9,11 +9,13 @@
 use std::time::Duration;
 
 use agora_platform::kafka::KafkaSettings;
+use agora_platform::graphql::TraceParent;
 use agora_platform::outbox;
 use agora_schema::{topics, Envelope, Event, PointsAwarded, PostCreated};
 use anyhow::Context;
 use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Headers;
 use rdkafka::Message;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -50,8 +52,11 @@ pub async fn run(pool: PgPool, kafka: KafkaSettings, group: String, shutdown: Ca
             }
         };
         let payload = message.payload().unwrap_or_default();
+        let trace = TraceParent::parse(message.headers().and_then(|headers| {
+            headers.iter().find(|header| header.key == TraceParent::HEADER).and_then(|header| header.value).and_then(|value| std::str::from_utf8(value).ok())
+        }));
         loop {
-            match apply(&pool, payload).await {
+            match apply_traced(&pool, payload, &trace).await {
                 Ok(outcome) => {
                     tracing::debug!(?outcome, offset = message.offset(), "ledger applied an event");
                     break;
@@ -104,6 +109,11 @@ pub enum ApplyError {
 
 /// Applies one message of the post topic.
 pub async fn apply(pool: &PgPool, payload: &[u8]) -> Result<Outcome, ApplyError> {
+    apply_traced(pool, payload, &TraceParent::default()).await
+}
+
+/// The same, continuing the trace of the post that earned the points.
+pub async fn apply_traced(pool: &PgPool, payload: &[u8], trace: &TraceParent) -> Result<Outcome, ApplyError> {
     let envelope = Envelope::from_slice(payload).map_err(|error| ApplyError::Poison(error.into()))?;
     if envelope.event_type != "PostCreated" {
         return Ok(Outcome::NotForUs);
@@ -111,11 +121,11 @@ pub async fn apply(pool: &PgPool, payload: &[u8]) -> Result<Outcome, ApplyError>
     let Event::PostCreated(post) = envelope.event().map_err(|error| ApplyError::Poison(error.into()))? else {
         return Ok(Outcome::NotForUs);
     };
-    award(pool, &envelope, &post).await.map_err(|error| ApplyError::Transient(error.into()))
+    award(pool, &envelope, &post, trace).await.map_err(|error| ApplyError::Transient(error.into()))
 }
 
 #[tracing::instrument(skip_all, fields(event_id = %envelope.event_id, author_id = %post.author_id))]
-async fn award(pool: &PgPool, envelope: &Envelope, post: &PostCreated) -> sqlx::Result<Outcome> {
+async fn award(pool: &PgPool, envelope: &Envelope, post: &PostCreated, trace: &TraceParent) -> sqlx::Result<Outcome> {
     let mut tx = pool.begin().await?;
     let first_time = sqlx::query("insert into processed_event (consumer, event_id) values ($1, $2) on conflict do nothing")
         .bind(CONSUMER_NAME)
@@ -154,7 +164,7 @@ async fn award(pool: &PgPool, envelope: &Envelope, post: &PostCreated) -> sqlx::
         cause_event_id: envelope.event_id,
         awarded_at: now,
     });
-    outbox::append(&mut tx, topics::POINTS, &event.into_envelope(version, now)).await?;
+    outbox::append(&mut tx, topics::POINTS, &event.into_envelope(version, now), trace).await?;
     tx.commit().await?;
     metrics::counter!("agora_points_awarded_total").increment(1);
     Ok(Outcome::Awarded { total })

@@ -110,7 +110,7 @@ async fn graphql_handler(
     let caller = tokens::Caller::from_verification(tokens::bearer(&headers).map(|token| state.keys.verify(token)));
     let address = client_address(peer.ip(), &headers, &state.trusted_proxies);
     let request = request.into_inner().data(caller).data(ClientAddress(address));
-    WriteReceipts::execute(&state.schema, request).await.into()
+    WriteReceipts::execute(&state.schema, request, &headers).await.into()
 }
 
 /// The real client's address: the first X-Forwarded-For hop when the peer

@@ -1,7 +1,7 @@
 //! Users: the commands that change them (each writes its event to the
 //! outbox in the same transaction) and the queries that read them.
 
-use agora_platform::graphql::WriteReceipt;
+use agora_platform::graphql::{TraceParent, WriteReceipt};
 use agora_platform::outbox;
 use agora_schema::{topics, Event, UserRegistered, UserRenamed};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -33,9 +33,12 @@ pub async fn register(
     username: Username,
     password: Password,
     display_name: DisplayName,
+    trace: &TraceParent,
 ) -> Result<(UserRow, WriteReceipt), ApiError> {
     let password_hash = hash_password(password).await?;
-    let now = Utc::now();
+    // Microsecond precision, as PostgreSQL keeps it: the answer, the event and
+    // every later read show the same instant.
+    let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is representable");
     let user = UserRow {
         id: Uuid::now_v7(),
         username: username.as_str().to_owned(),
@@ -62,7 +65,7 @@ pub async fn register(
         display_name: user.display_name.clone(),
         registered_at: now,
     });
-    let receipt = outbox::append(&mut tx, topics::USER, &event.into_envelope(1, now)).await?;
+    let receipt = outbox::append(&mut tx, topics::USER, &event.into_envelope(1, now), trace).await?;
     tx.commit().await?;
     metrics::counter!("agora_users_registered_total").increment(1);
     Ok((user, receipt))
@@ -93,11 +96,7 @@ pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Resu
 /// Changes a user's display name. Renaming to the current name changes
 /// nothing and publishes nothing.
 #[tracing::instrument(skip_all, fields(%user_id))]
-pub async fn rename(
-    pool: &PgPool,
-    user_id: Uuid,
-    display_name: DisplayName,
-) -> Result<(UserRow, Option<WriteReceipt>), ApiError> {
+pub async fn rename(pool: &PgPool, user_id: Uuid, display_name: DisplayName, trace: &TraceParent) -> Result<(UserRow, Option<WriteReceipt>), ApiError> {
     let mut tx = pool.begin().await?;
     let current: Option<(String, i64)> = sqlx::query_as("select display_name, version from app_user where id = $1 for update")
         .bind(user_id)
@@ -116,7 +115,7 @@ pub async fn rename(
             .execute(&mut *tx)
             .await?;
         let event = Event::UserRenamed(UserRenamed { user_id, display_name: display_name.as_str().to_owned(), renamed_at: now });
-        receipt = Some(outbox::append(&mut tx, topics::USER, &event.into_envelope(version, now)).await?);
+        receipt = Some(outbox::append(&mut tx, topics::USER, &event.into_envelope(version, now), trace).await?);
     }
     tx.commit().await?;
     let user = find(pool, user_id).await?.ok_or(ApiError::UserNotFound)?;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_platform::graphql::ErrorCode;
+use agora_platform::graphql::{ErrorCode, TraceParent};
 use agora_platform::tokens::{self, Caller, JwksVerifier};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Response, ServerError, Value};
@@ -56,6 +56,7 @@ impl Gateway {
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned),
             client_address: Some(peer.ip()),
+            traceparent: TraceParent::from_headers(headers).as_deref().map(str::to_owned),
         };
         let calls = Arc::new(CallCounter::default());
         let statements = Arc::new(CallCounter::default());

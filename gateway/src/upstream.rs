@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agora_platform::graphql::{ErrorCode, WriteReceipt};
+use agora_platform::graphql::{ErrorCode, TraceParent, WriteReceipt};
 use async_graphql::ErrorExtensions;
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,6 +32,8 @@ impl std::fmt::Display for Service {
 pub struct Forwarded {
     pub authorization: Option<String>,
     pub client_address: Option<IpAddr>,
+    /// The client's W3C trace context, continued by the services' events.
+    pub traceparent: Option<String>,
 }
 
 /// How many calls to services one request made.
@@ -162,6 +164,9 @@ impl Upstream {
         let mut request = self.http.post(url).json(&serde_json::json!({ "query": query, "variables": variables }));
         if let Some(authorization) = &forwarded.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        if let Some(traceparent) = &forwarded.traceparent {
+            request = request.header(TraceParent::HEADER, traceparent);
         }
         if let Some(address) = forwarded.client_address {
             request = request.header("x-forwarded-for", address.to_string());

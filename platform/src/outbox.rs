@@ -22,7 +22,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-use crate::graphql::WriteReceipt;
+use crate::graphql::{TraceParent, WriteReceipt};
 use crate::kafka::KafkaSettings;
 
 /// The Postgres channel the outbox trigger notifies on commit.
@@ -31,10 +31,15 @@ const NOTIFY_CHANNEL: &str = "agora_outbox";
 /// Writes an event to the outbox inside the caller's transaction and returns
 /// the receipt the command hands back to its caller.
 #[tracing::instrument(skip_all, fields(event_type = %envelope.event_type, aggregate_id = %envelope.aggregate_id))]
-pub async fn append(tx: &mut Transaction<'_, Postgres>, topic: &str, envelope: &Envelope) -> sqlx::Result<WriteReceipt> {
+pub async fn append(
+    tx: &mut Transaction<'_, Postgres>,
+    topic: &str,
+    envelope: &Envelope,
+    trace: &TraceParent,
+) -> sqlx::Result<WriteReceipt> {
     sqlx::query(
-        "insert into outbox (event_id, topic, event_type, aggregate_id, aggregate_version, payload)
-         values ($1, $2, $3, $4, $5, $6)",
+        "insert into outbox (event_id, topic, event_type, aggregate_id, aggregate_version, payload, traceparent)
+         values ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(envelope.event_id)
     .bind(topic)
@@ -42,6 +47,7 @@ pub async fn append(tx: &mut Transaction<'_, Postgres>, topic: &str, envelope: &
     .bind(envelope.aggregate_id)
     .bind(envelope.aggregate_version)
     .bind(sqlx::types::Json(envelope))
+    .bind(trace.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(WriteReceipt {

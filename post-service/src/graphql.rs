@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_platform::graphql::{Coded, WriteReceipts};
+use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
 use agora_platform::tokens::Caller;
 use agora_schema::PostCursor;
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
+use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
+use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, ID};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -77,7 +78,7 @@ impl User {
         let after = parse_cursor(after.as_deref()).coded()?;
         let key = AuthorPage { author_id: self.id, limit: limit + 1, after };
         let rows = ctx.data::<DataLoader<AuthorPostsLoader>>()?.load_one(key).await.map_err(loader_error).coded()?;
-        Ok(PostConnection::new(rows.unwrap_or_default(), limit, after.is_some()))
+        Ok(post_connection(rows.unwrap_or_default(), limit, after.is_some()))
     }
 
     async fn post_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
@@ -86,43 +87,18 @@ impl User {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct PostConnection {
-    edges: Vec<PostEdge>,
-    nodes: Vec<Post>,
-    page_info: PageInfo,
-}
+/// A page of posts, newest first: a Relay cursor connection.
+pub type PostConnection =
+    Connection<String, Post, EmptyFields, EmptyFields, DefaultConnectionName, DefaultEdgeName, EnableNodesField>;
 
-#[derive(SimpleObject)]
-pub struct PostEdge {
-    cursor: String,
-    node: Post,
-}
-
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    has_previous_page: bool,
-    has_next_page: bool,
-    start_cursor: Option<String>,
-    end_cursor: Option<String>,
-}
-
-impl PostConnection {
-    /// A page from up to `limit + 1` rows (the extra one only tells that
-    /// there is a next page).
-    fn new(mut rows: Vec<PostRow>, limit: i64, after_given: bool) -> Self {
-        let has_next_page = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let cursors: Vec<String> = rows.iter().map(|row| row.cursor().encode()).collect();
-        let page_info = PageInfo {
-            has_previous_page: after_given,
-            has_next_page,
-            start_cursor: cursors.first().cloned(),
-            end_cursor: cursors.last().cloned(),
-        };
-        let edges = rows.iter().cloned().zip(cursors).map(|(row, cursor)| PostEdge { cursor, node: Post(row) }).collect();
-        PostConnection { edges, nodes: rows.into_iter().map(Post).collect(), page_info }
-    }
+/// A page from up to `limit + 1` rows (the extra one only tells that there
+/// is a next page); `after_given` says whether it follows a cursor.
+fn post_connection(mut rows: Vec<PostRow>, limit: i64, after_given: bool) -> PostConnection {
+    let has_next_page = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let mut connection = PostConnection::new(after_given, has_next_page);
+    connection.edges = rows.into_iter().map(|row| Edge::new(row.cursor().encode(), Post(row))).collect();
+    connection
 }
 
 #[derive(InputObject)]
@@ -158,11 +134,11 @@ impl Query {
             // An id that is not a UUID names no author: an empty page.
             Some(id) => match id.parse::<Uuid>() {
                 Ok(id) => Some(id),
-                Err(_) => return Ok(PostConnection::new(Vec::new(), limit, after.is_some())),
+                Err(_) => return Ok(post_connection(Vec::new(), limit, after.is_some())),
             },
         };
         let rows = posts::page(ctx.data::<PgPool>()?, author_id, after, limit + 1).await.map_err(ApiError::from).coded()?;
-        Ok(PostConnection::new(rows, limit, after.is_some()))
+        Ok(post_connection(rows, limit, after.is_some()))
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Post>> {
@@ -192,7 +168,7 @@ impl Mutation {
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
         let (post, receipt) =
-            posts::create(ctx.data::<PgPool>()?, caller.sub, title, body).await.map_err(ApiError::from).coded()?;
+            posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx)).await.map_err(ApiError::from).coded()?;
         ctx.data::<WriteReceipts>()?.push(receipt);
         Ok(Post(post))
     }

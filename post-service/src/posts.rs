@@ -1,7 +1,7 @@
 //! Posts: the command that publishes one (with its event, in one
 //! transaction) and the keyset-paginated queries that read them.
 
-use agora_platform::graphql::WriteReceipt;
+use agora_platform::graphql::{TraceParent, WriteReceipt};
 use agora_platform::outbox;
 use agora_schema::{topics, Event, PostCreated, PostCursor};
 use chrono::{DateTime, Utc};
@@ -27,7 +27,7 @@ impl PostRow {
 
 /// Publishes a post by `author_id`.
 #[tracing::instrument(skip_all, fields(%author_id))]
-pub async fn create(pool: &PgPool, author_id: Uuid, title: PostTitle, body: PostBody) -> sqlx::Result<(PostRow, WriteReceipt)> {
+pub async fn create(pool: &PgPool, author_id: Uuid, title: PostTitle, body: PostBody, trace: &TraceParent) -> sqlx::Result<(PostRow, WriteReceipt)> {
     // Microsecond precision, as PostgreSQL keeps it, so cursors round-trip.
     let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is representable");
     let post = PostRow {
@@ -53,7 +53,7 @@ pub async fn create(pool: &PgPool, author_id: Uuid, title: PostTitle, body: Post
         body: post.body.clone(),
         created_at: now,
     });
-    let receipt = outbox::append(&mut tx, topics::POST, &event.into_envelope(1, now)).await?;
+    let receipt = outbox::append(&mut tx, topics::POST, &event.into_envelope(1, now), trace).await?;
     tx.commit().await?;
     metrics::counter!("agora_posts_created_total").increment(1);
     Ok((post, receipt))

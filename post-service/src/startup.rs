@@ -97,5 +97,5 @@ async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, requ
         None => None,
     };
     let request = request.into_inner().data(Caller::from_verification(verification));
-    WriteReceipts::execute(&state.schema, request).await.into()
+    WriteReceipts::execute(&state.schema, request, &headers).await.into()
 }

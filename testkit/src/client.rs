@@ -19,6 +19,16 @@ pub async fn graphql(port: u16, query: &str, variables: Value, token: Option<&st
 
 /// The same with any headers (strategy, consistency token, …).
 pub async fn graphql_with_headers(port: u16, query: &str, variables: Value, headers: &[(&str, String)]) -> Value {
+    graphql_with_status(port, query, variables, headers).await.1
+}
+
+/// The same, and the response's HTTP status.
+pub async fn graphql_with_status(
+    port: u16,
+    query: &str,
+    variables: Value,
+    headers: &[(&str, String)],
+) -> (reqwest::StatusCode, Value) {
     let mut request = http_client()
         .post(format!("http://127.0.0.1:{port}/graphql"))
         .header("accept", "application/json")
@@ -27,7 +37,13 @@ pub async fn graphql_with_headers(port: u16, query: &str, variables: Value, head
         request = request.header(*name, value);
     }
     let response = request.send().await.expect("the service answers");
-    response.json().await.expect("a JSON response")
+    let status = response.status();
+    (status, response.json().await.expect("a JSON response"))
+}
+
+/// A GET of `path` (`/healthz`) from the service on `port`.
+pub async fn get(port: u16, path: &str) -> reqwest::Response {
+    http_client().get(format!("http://127.0.0.1:{port}{path}")).send().await.expect("the service answers")
 }
 
 /// The code of the response's first error, if it has one.

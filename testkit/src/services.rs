@@ -1,22 +1,35 @@
 //! auth-service and post-service running in the test's runtime, sharing an
 //! embedded Kafka broker, each on port 0 with a database of its own.
+//!
+//! Everything here that runs a service stops it, and waits for it to end,
+//! when it is dropped: before the databases it used are dropped and before
+//! the broker goes (a Kafka consumer closed after its broker is gone waits
+//! for it for 10 s and more). Waiting in `drop` needs a multi-threaded
+//! runtime: tests that start services use
+//! `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use agora_platform::kafka::EmbeddedKafka;
+use agora_platform::kafka::{EmbeddedKafka, KafkaSettings};
 use clap::Parser;
 use serde_json::json;
+use sqlx::PgPool;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::client::graphql;
+use crate::database::TestDatabase;
+use crate::DEADLINE;
 
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// A service running in a task of the test's runtime; told to stop on drop.
+/// A service running in a task of the test's runtime. Dropping it stops it
+/// and waits (at most [`DEADLINE`]) until it has ended; see the module.
 pub struct RunningService {
     pub port: u16,
     shutdown: CancellationToken,
@@ -33,11 +46,26 @@ impl RunningService {
         RunningService { port, shutdown, handle: Some(handle) }
     }
 
-    /// Stops the service and waits until it has ended (and let go of its port).
+    /// Stops the service and waits until it has ended (and let go of its
+    /// port); fails the test unless it ended cleanly.
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(handle) = self.handle.take() {
             handle.await.expect("the service panicked").expect("the service failed");
+        }
+    }
+
+    /// Stops the service, waiting at most [`DEADLINE`], whatever became of
+    /// it (reported on stderr, not failed: this is the cleanup path).
+    pub async fn stop_quietly(&mut self) {
+        self.shutdown.cancel();
+        let Some(handle) = self.handle.take() else { return };
+        let port = self.port;
+        match tokio::time::timeout(DEADLINE, handle).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => eprintln!("the service on port {port} failed: {error:#}"),
+            Ok(Err(error)) => eprintln!("the service on port {port} panicked: {error}"),
+            Err(_) => eprintln!("the service on port {port} did not stop within {DEADLINE:?}"),
         }
     }
 
@@ -49,11 +77,33 @@ impl RunningService {
             let _ = handle.await;
         }
     }
+
+    fn is_running(&self) -> bool {
+        self.handle.is_some()
+    }
 }
 
 impl Drop for RunningService {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if self.is_running() {
+            wait_in_drop(self.stop_quietly());
+        }
+    }
+}
+
+/// Runs `cleanup` to its end from a `drop`, on the test's runtime.
+fn wait_in_drop(cleanup: impl Future<Output = ()>) {
+    // Outside any runtime nothing can run the service any more.
+    let Ok(runtime) = Handle::try_current() else { return };
+    if runtime.runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| runtime.block_on(cleanup));
+    } else if !std::thread::panicking() {
+        // (Panicking again while unwinding would abort the whole binary.)
+        panic!(
+            "a test that starts services must run with #[tokio::test(flavor = \"multi_thread\")]: \
+             they are stopped and awaited when dropped, before their databases and the broker go"
+        );
     }
 }
 
@@ -78,12 +128,6 @@ impl Drop for KeyFile {
     }
 }
 
-/// A URL of a database of its own, e.g. `agora_post_test_<uuid>`.
-pub fn fresh_database_url(prefix: &str) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    agora_platform::db::with_database(&base, &format!("{prefix}_{}", Uuid::now_v7().simple())).expect("a database URL")
-}
-
 /// Logs to the test's output when `TEST_LOG` is set (with `RUST_LOG` filters).
 pub fn init_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -91,12 +135,101 @@ pub fn init_logging() {
     }
 }
 
-/// auth-service and post-service sharing one embedded Kafka broker.
+/// A service started in the test's runtime, and a handle on its database.
+pub struct StartedService {
+    pub service: RunningService,
+    pub pool: PgPool,
+}
+
+/// Starts auth-service on `port` (0: any free one) on the broker of `kafka`,
+/// with its database at `database_url`, signing with `key` and still
+/// publishing `previous_keys`, and any other `flags` (`"--token-ttl-seconds=5"`).
+pub async fn start_auth_service(
+    kafka: &KafkaSettings,
+    port: u16,
+    database_url: &str,
+    key: &KeyFile,
+    previous_keys: &[&KeyFile],
+    flags: &[&str],
+) -> StartedService {
+    let mut args = vec![
+        "auth-service".to_owned(),
+        format!("--port={port}"),
+        format!("--database-url={database_url}"),
+        format!("--signing-key-file={}", key.path.display()),
+    ];
+    if !previous_keys.is_empty() {
+        let files: Vec<String> = previous_keys.iter().map(|key| key.path.display().to_string()).collect();
+        args.push(format!("--previous-key-files={}", files.join(",")));
+    }
+    args.extend(flags.iter().map(|flag| flag.to_string()));
+    let config = agora_auth_service::Config::try_parse_from(args).expect("valid auth-service flags");
+    let kafka = with_delivery_timeout(kafka, config.kafka.delivery_timeout_ms);
+    let application = agora_auth_service::Application::build(config, kafka).await.expect("building auth-service");
+    let pool = application.pool().clone();
+    let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
+    StartedService { service, pool }
+}
+
+/// Starts post-service on any free port on the broker of `kafka`, with its
+/// database at `database_url`, trusting the keys of the auth-service on
+/// `auth_port`, and any other `flags`.
+pub async fn start_post_service(kafka: &KafkaSettings, database_url: &str, auth_port: u16, flags: &[&str]) -> StartedService {
+    let mut args = vec![
+        "post-service".to_owned(),
+        "--port=0".to_owned(),
+        format!("--database-url={database_url}"),
+        format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
+        "--jwks-min-refetch-ms=0".to_owned(),
+    ];
+    args.extend(flags.iter().map(|flag| flag.to_string()));
+    let config = agora_post_service::Config::try_parse_from(args).expect("valid post-service flags");
+    let kafka = with_delivery_timeout(kafka, config.kafka.delivery_timeout_ms);
+    let application = agora_post_service::Application::build(config, kafka).await.expect("building post-service");
+    let pool = application.pool().clone();
+    let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
+    StartedService { service, pool }
+}
+
+/// `--kafka-delivery-timeout-ms` applied to the embedded broker's settings,
+/// as `kafka::resolve` applies it in production.
+fn with_delivery_timeout(kafka: &KafkaSettings, delivery_timeout_ms: u64) -> KafkaSettings {
+    KafkaSettings { delivery_timeout: Duration::from_millis(delivery_timeout_ms), ..kafka.clone() }
+}
+
+/// Keeps many tests' services within PostgreSQL's connection limit.
+const SERVICE_FLAGS: &[&str] = &["--database-max-connections=4"];
+
+/// Registers a user with the auth-service on `port`: its token and id.
+pub async fn register_user(port: u16, username: &str, password: &str) -> (String, Uuid) {
+    let response = graphql(
+        port,
+        "mutation($input: RegisterInput!) { register(input: $input) { token user { id } } }",
+        json!({ "input": { "username": username, "password": password } }),
+        None,
+    )
+    .await;
+    assert!(response["errors"].is_null(), "register failed: {response}");
+    let payload = &response["data"]["register"];
+    let token = payload["token"].as_str().unwrap_or_else(|| panic!("register failed: {response}"));
+    (token.to_owned(), payload["user"]["id"].as_str().unwrap().parse().unwrap())
+}
+
+/// auth-service and post-service sharing one embedded Kafka broker, each
+/// with a database of its own. Dropping it stops both services (awaited),
+/// then drops their databases (unless the test failed), then the broker.
 pub struct Services {
-    // Fields drop in this order: the services stop before the broker goes.
+    // Fields drop in this order.
     pub post: RunningService,
     pub auth: RunningService,
+    /// post-service's database, to check what was (not) written.
+    pub post_db: PgPool,
+    /// The key auth-service signs with now.
     pub auth_key: KeyFile,
+    /// Keys auth-service signed with before [`Services::rotate_auth_key`].
+    retired_keys: Vec<KeyFile>,
+    pub post_database: TestDatabase,
+    pub auth_database: TestDatabase,
     pub kafka: EmbeddedKafka,
 }
 
@@ -105,44 +238,71 @@ impl Services {
         init_logging();
         let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
         let auth_key = KeyFile::generate();
-        let config = agora_auth_service::Config::parse_from([
-            "auth-service".to_owned(),
-            "--port=0".to_owned(),
-            "--database-max-connections=4".to_owned(),
-            format!("--database-url={}", fresh_database_url("agora_auth_test")),
-            format!("--signing-key-file={}", auth_key.path.display()),
-        ]);
-        let application = agora_auth_service::Application::build(config, kafka.settings()).await.expect("building auth-service");
-        let auth = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
-
-        let config = agora_post_service::Config::parse_from([
-            "post-service".to_owned(),
-            "--port=0".to_owned(),
-            "--database-max-connections=4".to_owned(),
-            format!("--database-url={}", fresh_database_url("agora_post_test")),
-            format!("--jwks-url={}", Services::jwks_url_of(auth.port)),
-            "--jwks-min-refetch-ms=0".to_owned(),
-        ]);
-        let application = agora_post_service::Application::build(config, kafka.settings()).await.expect("building post-service");
-        let post = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
-        Services { post, auth, auth_key, kafka }
+        let auth_database = TestDatabase::new("agora_auth_test");
+        let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], SERVICE_FLAGS).await;
+        let post_database = TestDatabase::new("agora_post_test");
+        let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, SERVICE_FLAGS).await;
+        Services {
+            post: post.service,
+            auth: auth.service,
+            post_db: post.pool,
+            auth_key,
+            retired_keys: Vec::new(),
+            post_database,
+            auth_database,
+            kafka,
+        }
     }
 
     pub fn jwks_url_of(auth_port: u16) -> String {
         format!("http://127.0.0.1:{auth_port}/.well-known/jwks.json")
     }
 
+    /// Stops auth-service and starts a new one on the same port and database
+    /// that signs with a new key and still publishes the ones before it.
+    pub async fn rotate_auth_key(&mut self) {
+        self.auth.stop().await;
+        let old_key = std::mem::replace(&mut self.auth_key, KeyFile::generate());
+        self.retired_keys.push(old_key);
+        let previous: Vec<&KeyFile> = self.retired_keys.iter().rev().collect();
+        let auth = start_auth_service(
+            &self.kafka.settings(),
+            self.auth.port,
+            self.auth_database.url(),
+            &self.auth_key,
+            &previous,
+            SERVICE_FLAGS,
+        )
+        .await;
+        self.auth = auth.service;
+    }
+
     /// Registers a user with auth-service directly: its token and id.
     pub async fn register(&self, username: &str) -> (String, Uuid) {
+        register_user(self.auth.port, username, PASSWORD).await
+    }
+
+    /// Logs a registered user in: a token signed by auth-service's current key.
+    pub async fn login(&self, username: &str) -> String {
         let response = graphql(
             self.auth.port,
-            "mutation($input: RegisterInput!) { register(input: $input) { token user { id } } }",
+            "mutation($input: LoginInput!) { login(input: $input) { token } }",
             json!({ "input": { "username": username, "password": PASSWORD } }),
             None,
         )
         .await;
-        let payload = &response["data"]["register"];
-        let token = payload["token"].as_str().unwrap_or_else(|| panic!("register failed: {response}"));
-        (token.to_owned(), payload["user"]["id"].as_str().unwrap().parse().unwrap())
+        response["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("login failed: {response}")).to_owned()
+    }
+}
+
+impl Drop for Services {
+    /// Stops both services at once; the fields' own drops then find them
+    /// stopped, and drop the databases and the broker in turn.
+    fn drop(&mut self) {
+        if self.post.is_running() || self.auth.is_running() {
+            wait_in_drop(async {
+                tokio::join!(self.post.stop_quietly(), self.auth.stop_quietly());
+            });
+        }
     }
 }

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_and_readyz_answer_200_when_the_database_and_kafka_are_up() {
     let app = spawn_app().await;
 
@@ -16,7 +16,7 @@ async fn healthz_and_readyz_answer_200_when_the_database_and_kafka_are_up() {
     assert_eq!(ready.json::<Value>().await.unwrap(), json!({ "database": "ok", "kafka": "ok" }));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_answers_503_naming_kafka_while_the_broker_is_down() {
     let app = spawn_app().await;
     app.kafka.broker_down().await.unwrap();

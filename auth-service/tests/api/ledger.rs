@@ -9,8 +9,7 @@ use rdkafka::util::Timeout;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, wait_until, TestApp};
-use crate::topic_reader::{about, read_until};
+use crate::helpers::{about, read_topic_until, spawn_app, wait_until, TestApp, DEADLINE};
 
 fn post_created(author_id: Uuid) -> Envelope {
     let post = PostCreated {
@@ -44,7 +43,7 @@ async fn points(app: &TestApp, user_id: Uuid) -> i64 {
     response["data"]["user"]["points"].as_i64().unwrap_or_else(|| panic!("no points in {response}"))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_post_created_earns_its_author_ten_points_and_publishes_the_new_total() {
     let app = spawn_app().await;
     let (_, author) = app.register("ada", "correct horse").await;
@@ -56,9 +55,10 @@ async fn every_post_created_earns_its_author_ten_points_and_publishes_the_new_to
         causes.push(event.event_id.to_string());
     }
 
-    wait_until("the author has 30 points", || async { points(&app, author).await == 30 }).await;
+    wait_until(DEADLINE, "the author has 30 points", || async { points(&app, author).await == 30 }).await;
 
-    let received = read_until(&app.kafka_settings, topics::POINTS, |read| about(read, author).len() >= 3).await;
+    let received =
+        read_topic_until(&app.kafka_settings, topics::POINTS, "three PointsAwarded", |read| about(read, author).len() >= 3).await;
     let awards = about(&received, author);
     assert!(awards.iter().all(|m| m.key == author.to_string() && m.envelope.event_type == "PointsAwarded"));
     let totals: Vec<_> = awards.iter().map(|m| (m.envelope.aggregate_version, m.envelope.data["total"].clone())).collect();
@@ -70,7 +70,7 @@ async fn every_post_created_earns_its_author_ten_points_and_publishes_the_new_to
     assert_eq!(awarded_for, causes);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_created_delivered_twice_is_awarded_once() {
     let app = spawn_app().await;
     let (_, author) = app.register("ada", "correct horse").await;
@@ -82,7 +82,7 @@ async fn a_post_created_delivered_twice_is_awarded_once() {
     let marker = post_created(author);
     publish(&producer, &marker, Some(partition)).await;
 
-    wait_until("the ledger applied the marker", || async {
+    wait_until(DEADLINE, "the ledger applied the marker", || async {
         let applied: i64 = sqlx::query_scalar("select count(*) from points_entry where cause_event_id = $1")
             .bind(marker.event_id)
             .fetch_one(&app.pool)
@@ -99,7 +99,7 @@ async fn a_post_created_delivered_twice_is_awarded_once() {
     assert_eq!(awards, 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_the_same_event_twice_awards_it_once() {
     let app = spawn_app().await;
     let author = Uuid::now_v7();

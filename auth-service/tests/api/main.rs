@@ -9,4 +9,3 @@ mod login;
 mod outbox;
 mod relay;
 mod tokens;
-mod topic_reader;

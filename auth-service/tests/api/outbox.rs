@@ -4,15 +4,14 @@
 use agora_platform::outbox::pending;
 use agora_schema::topics;
 
-use crate::helpers::{spawn_app_with, wait_until};
-use crate::topic_reader::{about, read_until};
+use crate::helpers::{about, read_topic_until, spawn_app_with, wait_until, DEADLINE};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_while_kafka_is_down_succeeds_and_its_event_is_published_when_kafka_is_back() {
     // A short delivery timeout, so that the relay starts over soon after the broker returns.
     let app = spawn_app_with(&["--kafka-delivery-timeout-ms", "3000"]).await;
     let (_, before) = app.register("ada", "correct horse").await;
-    read_until(&app.kafka_settings, topics::USER, |read| !about(read, before).is_empty()).await;
+    read_topic_until(&app.kafka_settings, topics::USER, "ada's registration", |read| !about(read, before).is_empty()).await;
     app.kafka.broker_down().await.unwrap();
 
     let (_, during) = app.register("bob", "correct horse").await;
@@ -26,8 +25,9 @@ async fn a_registration_while_kafka_is_down_succeeds_and_its_event_is_published_
 
     app.kafka.broker_up().await.unwrap();
 
-    let received = read_until(&app.kafka_settings, topics::USER, |read| !about(read, during).is_empty()).await;
+    let received =
+        read_topic_until(&app.kafka_settings, topics::USER, "bob's registration", |read| !about(read, during).is_empty()).await;
     let event = &about(&received, during)[0].envelope;
     assert_eq!((event.event_type.as_str(), event.aggregate_version), ("UserRegistered", 1));
-    wait_until("the relay marked the event published", || async { pending(&app.pool).await.unwrap() == 0 }).await;
+    wait_until(DEADLINE, "the relay marked the event published", || async { pending(&app.pool).await.unwrap() == 0 }).await;
 }

@@ -6,23 +6,22 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agora_platform::db::{connect_and_migrate, outbox_migrations, DatabaseSettings};
+use agora_platform::graphql::TraceParent;
 use agora_platform::kafka::EmbeddedKafka;
 use agora_platform::outbox::{self, pending, Relay, RelaySettings};
 use agora_schema::{topics, Event, UserRenamed};
+use agora_testkit::{read_topic, wait_until, ReceivedEvent, TestDatabase, DEADLINE};
 use chrono::Utc;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-use crate::helpers::{wait_until, TestDatabase};
-use crate::topic_reader::{read_all, Received};
 
 const LOCK_KEY: i64 = 42;
 
 /// A fresh database with nothing but the outbox.
 async fn outbox_database() -> (TestDatabase, PgPool) {
     let database = TestDatabase::new("agora_relay_test");
-    let settings = DatabaseSettings { url: agora_platform::db::secret(&database.url).unwrap(), max_connections: 30 };
+    let settings = DatabaseSettings { url: agora_platform::db::secret(database.url()).unwrap(), max_connections: 30 };
     let pool = connect_and_migrate(&settings, vec![outbox_migrations()]).await.expect("the outbox database");
     (database, pool)
 }
@@ -32,12 +31,12 @@ async fn append(pool: &PgPool, user_id: Uuid, version: i64) -> Uuid {
     let event = Event::UserRenamed(UserRenamed { user_id, display_name: format!("name {version}"), renamed_at: Utc::now() });
     let envelope = event.into_envelope(version, Utc::now());
     let mut tx = pool.begin().await.unwrap();
-    outbox::append(&mut tx, topics::USER, &envelope).await.unwrap();
+    outbox::append(&mut tx, topics::USER, &envelope, &TraceParent::default()).await.unwrap();
     tx.commit().await.unwrap();
     envelope.event_id
 }
 
-fn deliveries_per_event(received: &[Received]) -> HashMap<Uuid, usize> {
+fn deliveries_per_event(received: &[ReceivedEvent]) -> HashMap<Uuid, usize> {
     let mut counts = HashMap::new();
     for message in received {
         *counts.entry(message.envelope.event_id).or_default() += 1;
@@ -47,7 +46,7 @@ fn deliveries_per_event(received: &[Received]) -> HashMap<Uuid, usize> {
 
 /// The versions of one aggregate in the order they were read, first
 /// deliveries only.
-fn first_delivery_versions(received: &[Received], aggregate_id: Uuid) -> Vec<i64> {
+fn first_delivery_versions(received: &[ReceivedEvent], aggregate_id: Uuid) -> Vec<i64> {
     let mut seen = std::collections::HashSet::new();
     received
         .iter()
@@ -95,9 +94,9 @@ async fn a_relay_crash_between_publishing_and_marking_duplicates_the_batch_and_l
     let shutdown = CancellationToken::new();
     let relay =
         tokio::spawn(Relay::new(pool.clone(), kafka.settings(), RelaySettings::new(LOCK_KEY), "relay").run(shutdown.clone()));
-    wait_until("every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
+    wait_until(DEADLINE, "every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
 
-    let received = read_all(&kafka.settings(), topics::USER).await;
+    let received = read_topic(&kafka.settings(), topics::USER).await;
     let deliveries = deliveries_per_event(&received);
     let expected: HashMap<Uuid, usize> = event_ids.iter().enumerate().map(|(i, id)| (*id, if i < 4 { 2 } else { 1 })).collect();
     assert_eq!(deliveries, expected, "the crashed batch twice, the rest once");
@@ -114,7 +113,7 @@ async fn two_relays_on_one_database_never_both_publish_a_row() {
     let settings = RelaySettings { batch_size: 10, standby_poll: Duration::from_millis(20), ..RelaySettings::new(LOCK_KEY) };
     let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
     let first = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings.clone(), "relay-1").run(first_stop.clone()));
-    wait_until("the first relay leads", || async { leader(&pool).await.is_some() }).await;
+    wait_until(DEADLINE, "the first relay leads", || async { leader(&pool).await.is_some() }).await;
     let first_leader = leader(&pool).await;
     let second = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings, "relay-2").run(second_stop.clone()));
 
@@ -132,18 +131,19 @@ async fn two_relays_on_one_database_never_both_publish_a_row() {
         })
         .collect();
     // Halfway, the leader stops and the standby takes over.
-    wait_until("half the events are written", || async {
+    wait_until(DEADLINE, "half the events are written", || async {
         sqlx::query_scalar::<_, i64>("select count(*) from outbox").fetch_one(&pool).await.unwrap() >= 100
     })
     .await;
     first_stop.cancel();
-    wait_until("the second relay leads", || async { leader(&pool).await.is_some_and(|pid| Some(pid) != first_leader) }).await;
+    wait_until(DEADLINE, "the second relay leads", || async { leader(&pool).await.is_some_and(|pid| Some(pid) != first_leader) })
+        .await;
     for writer in writers {
         writer.await.unwrap();
     }
-    wait_until("every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
+    wait_until(DEADLINE, "every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
 
-    let received = read_all(&kafka.settings(), topics::USER).await;
+    let received = read_topic(&kafka.settings(), topics::USER).await;
     assert_eq!(received.len(), 200);
     assert!(deliveries_per_event(&received).values().all(|&count| count == 1), "an event was published twice");
     for user in users {

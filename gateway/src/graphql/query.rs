@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::context::RequestContext;
 use super::source::PostPage;
-use super::types::{page_size, parse_cursor, Post, PostConnection, User, DEFAULT_PAGE_SIZE};
+use super::types::{page_size, parse_cursor, post_connection, Post, PostConnection, User, DEFAULT_PAGE_SIZE};
 
 pub struct Query;
 
@@ -53,12 +53,12 @@ impl Query {
             None => None,
             Some(id) => match parse_id(&id) {
                 Some(id) => Some(id),
-                None => return Ok(PostConnection::new(PostPage::default(), after.is_some())),
+                None => return Ok(post_connection(PostPage::default(), after.is_some())),
             },
         };
         let request = ctx.data::<RequestContext>()?;
         let page = request.loaders.source.posts(author_id, after, limit).await.coded()?;
-        Ok(PostConnection::new(page, after.is_some()))
+        Ok(post_connection(page, after.is_some()))
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Post>> {

@@ -2,6 +2,7 @@
 
 use agora_platform::graphql::{Coded, ErrorCode, InputError};
 use agora_schema::PostCursor;
+use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
 use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -63,7 +64,7 @@ impl User {
         let loaders = &ctx.data::<RequestContext>()?.loaders;
         let key = AuthorPage { author_id: self.0.id, limit, after };
         let page = loaders.author_posts.load_one(key).await.coded()?.unwrap_or_default();
-        Ok(PostConnection::new(page, after.is_some()))
+        Ok(post_connection(page, after.is_some()))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -98,41 +99,16 @@ impl Post {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct PostConnection {
-    edges: Vec<PostEdge>,
-    nodes: Vec<Post>,
-    page_info: PageInfo,
-}
+/// A page of posts, newest first: a Relay cursor connection
+/// (`PostConnection`, `PostEdge`, `PageInfo`).
+pub type PostConnection =
+    Connection<String, Post, EmptyFields, EmptyFields, DefaultConnectionName, DefaultEdgeName, EnableNodesField>;
 
-#[derive(SimpleObject)]
-pub struct PostEdge {
-    cursor: String,
-    node: Post,
-}
-
-#[derive(SimpleObject)]
-pub struct PageInfo {
-    has_previous_page: bool,
-    has_next_page: bool,
-    start_cursor: Option<String>,
-    end_cursor: Option<String>,
-}
-
-impl PostConnection {
-    /// The connection over a page; `after_given` says whether it follows a cursor.
-    pub fn new(page: PostPage, after_given: bool) -> Self {
-        let PostPage { posts, has_next_page } = page;
-        let cursors: Vec<String> = posts.iter().map(|post| post.cursor().encode()).collect();
-        let page_info = PageInfo {
-            has_previous_page: after_given,
-            has_next_page,
-            start_cursor: cursors.first().cloned(),
-            end_cursor: cursors.last().cloned(),
-        };
-        let edges = posts.iter().cloned().zip(cursors).map(|(post, cursor)| PostEdge { cursor, node: Post(post) }).collect();
-        PostConnection { edges, nodes: posts.into_iter().map(Post).collect(), page_info }
-    }
+/// The connection over a page; `after_given` says whether it follows a cursor.
+pub fn post_connection(page: PostPage, after_given: bool) -> PostConnection {
+    let mut connection = PostConnection::new(after_given, page.has_next_page);
+    connection.edges = page.posts.into_iter().map(|post| Edge::new(post.cursor().encode(), Post(post))).collect();
+    connection
 }
 
 #[derive(SimpleObject)]

@@ -36,7 +36,7 @@ fn paths_and_codes(response: &Value) -> Vec<(Value, Value)> {
     errors
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_with_authors_cost_one_call_per_service_whatever_the_page_size() {
     let (system, _) = system_with_posts().await;
     let gateway = &system.gateway;
@@ -50,7 +50,7 @@ async fn posts_with_authors_cost_one_call_per_service_whatever_the_page_size() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_level_of_a_deep_query_costs_one_call_per_service() {
     let (system, _) = system_with_posts().await;
     let gateway = &system.gateway;
@@ -74,7 +74,7 @@ async fn each_level_of_a_deep_query_costs_one_call_per_service() {
     assert_eq!(upstream_requests(&response), 2, "{response}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auth_service_down_posts_still_come_with_errors_on_their_authors() {
     let (mut system, _) = system_with_posts().await;
     let newest = system.gateway.query("{ posts(first: 2) { nodes { id } } }", json!({}), &[]).await;
@@ -127,7 +127,7 @@ async fn with_auth_service_down_posts_still_come_with_errors_on_their_authors() 
     assert_eq!(upstream_requests(&response), 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_does_not_answer_in_time_is_a_timeout_on_its_fields() {
     let (system, _) = system_with_posts().await;
     // A listener that accepts connections and never answers.

@@ -10,7 +10,7 @@ fn token_of(response: &Value) -> String {
     response["extensions"]["consistencyToken"].as_str().unwrap_or_else(|| panic!("no consistency token in {response}")).to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_post_is_readable_as_soon_as_the_mutation_answers() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
@@ -25,10 +25,10 @@ async fn a_new_post_is_readable_as_soon_as_the_mutation_answers() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_one_gateway_is_read_through_another_with_its_token() {
     let system = spawn_system().await;
-    let second = spawn_gateway(&system.services, &system.read_model_url, &[]).await;
+    let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
     let ada = system.gateway.register("ada").await;
     let created = system.gateway.create_post(&ada, "written on one").await;
     let id = created["data"]["createPost"]["id"].as_str().unwrap().to_owned();
@@ -52,7 +52,7 @@ async fn a_write_through_one_gateway_is_read_through_another_with_its_token() {
     assert_eq!(read["data"]["me"]["displayName"], "Ada");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consistency_token_the_gateway_did_not_issue_is_bad_input() {
     let system = spawn_system().await;
     let read = system.gateway.query("{ posts { nodes { id } } }", json!({}), &[("x-consistency-token", "garbage!".into())]).await;

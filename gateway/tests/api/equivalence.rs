@@ -99,7 +99,7 @@ const FULL_PAGE: &str = "fragment FullPage on PostConnection {
     pageInfo { hasPreviousPage hasNextPage startCursor endCursor }
 }";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_written_queries_get_the_same_data_from_both_strategies() {
     let forum = forum().await;
     let known = &forum.known;
@@ -173,7 +173,7 @@ async fn hand_written_queries_get_the_same_data_from_both_strategies() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_queries_get_the_same_data_from_both_strategies() {
     let forum = forum().await;
     let queries = generator::queries(&forum.known, 80);
@@ -182,7 +182,7 @@ async fn generated_queries_get_the_same_data_from_both_strategies() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_the_largest_size_tells_alike_whether_more_follow() {
     let system = spawn_system().await;
     let gateway = &system.gateway;

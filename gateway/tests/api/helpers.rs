@@ -1,8 +1,12 @@
 //! The whole system for the gateway's tests: the real services (from the
 //! testkit) and one or more gateways on port 0 sharing a read model.
+//!
+//! Dropped, a system stops its gateways and services (awaited), then drops
+//! its databases (unless the test failed), then the broker: tests run with
+//! `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
 
 use agora_platform::kafka::{EmbeddedKafka, KafkaSettings};
-use agora_testkit::{fresh_database_url, graphql_with_headers, RunningService, Services, PASSWORD};
+use agora_testkit::{graphql_with_headers, RunningService, Services, TestDatabase, PASSWORD};
 use clap::Parser;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -14,8 +18,9 @@ pub struct TestGateway {
 }
 
 pub struct TestSystem {
+    // Fields drop in this order: the gateway stops before its read model and the services go.
     pub gateway: TestGateway,
-    pub read_model_url: String,
+    pub read_model: TestDatabase,
     pub services: Services,
 }
 
@@ -57,16 +62,17 @@ pub async fn spawn_system() -> TestSystem {
 
 pub async fn spawn_system_with(flags: Flags<'_>) -> TestSystem {
     let services = Services::start().await;
-    let read_model_url = fresh_database_url("agora_read_test");
-    let gateway = spawn_gateway(&services, &read_model_url, flags).await;
-    TestSystem { gateway, read_model_url, services }
+    let read_model = TestDatabase::new("agora_read_test");
+    let gateway = spawn_gateway(&services, read_model.url(), flags).await;
+    TestSystem { gateway, read_model, services }
 }
 
 /// A gateway with a broker but no services: its read model is fed by
 /// events the test writes by hand, and every command finds its service down.
 pub struct LoneGateway {
+    // Fields drop in this order: the gateway stops before its read model and the broker go.
     pub gateway: TestGateway,
-    pub read_model_url: String,
+    pub read_model: TestDatabase,
     pub kafka: EmbeddedKafka,
 }
 
@@ -77,17 +83,17 @@ pub async fn spawn_lone_gateway() -> LoneGateway {
 pub async fn spawn_lone_gateway_with(flags: Flags<'_>) -> LoneGateway {
     agora_testkit::init_logging();
     let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
-    let read_model_url = fresh_database_url("agora_read_test");
+    let read_model = TestDatabase::new("agora_read_test");
     let closed = closed_port();
-    let gateway = start_gateway(&kafka.settings(), closed, closed, &read_model_url, flags).await;
-    LoneGateway { gateway, read_model_url, kafka }
+    let gateway = start_gateway(&kafka.settings(), closed, closed, read_model.url(), flags).await;
+    LoneGateway { gateway, read_model, kafka }
 }
 
 impl LoneGateway {
     /// Another gateway on the same broker and read model.
     pub async fn another(&self, flags: Flags<'_>) -> TestGateway {
         let closed = closed_port();
-        start_gateway(&self.kafka.settings(), closed, closed, &self.read_model_url, flags).await
+        start_gateway(&self.kafka.settings(), closed, closed, self.read_model.url(), flags).await
     }
 }
 
@@ -149,7 +155,7 @@ pub fn strategy(name: &str) -> (&'static str, String) {
 /// auth-service go to `auth_port` instead (a port that never answers, say).
 pub async fn spawn_gateway_with_auth_at(system: &TestSystem, auth_port: u16, flags: Flags<'_>) -> TestGateway {
     let services = &system.services;
-    start_gateway(&services.kafka.settings(), auth_port, services.post.port, &system.read_model_url, flags).await
+    start_gateway(&services.kafka.settings(), auth_port, services.post.port, system.read_model.url(), flags).await
 }
 
 /// The request headers that pick the composition strategy.

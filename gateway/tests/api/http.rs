@@ -5,7 +5,7 @@ use agora_testkit::{graphql_http_audits, http_client};
 
 use crate::helpers::spawn_system;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_passes_every_graphql_over_http_audit() {
     let system = spawn_system().await;
     let url = format!("http://127.0.0.1:{}/graphql", system.gateway.port());
@@ -13,7 +13,7 @@ async fn the_gateway_passes_every_graphql_over_http_audit() {
     assert!(passed >= 61, "graphql-http ran only {passed} audits");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_gets_graphiql_served_by_the_gateway_itself() {
     let system = spawn_system().await;
     let page = http_client()

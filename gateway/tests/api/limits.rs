@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::helpers::{spawn_system, strategy};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_beyond_the_limits_are_refused_with_query_too_complex() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
@@ -25,7 +25,7 @@ async fn queries_beyond_the_limits_are_refused_with_query_too_complex() {
     assert!(within["errors"].is_null(), "{within}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_and_headers_are_bad_user_input() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
@@ -44,7 +44,7 @@ async fn bad_arguments_and_headers_are_bad_user_input() {
     assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_refused_with_413() {
     let system = spawn_system().await;
     let huge = format!("{{ posts {{ nodes {{ id }} }} }} # {}", "x".repeat(300 * 1024));

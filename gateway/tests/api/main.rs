@@ -13,4 +13,5 @@ mod projector;
 mod schema_export;
 mod story;
 mod subscriptions;
+mod trace_context;
 mod websocket;

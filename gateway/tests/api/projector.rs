@@ -35,7 +35,7 @@ async fn wait_for_user(gateway: &TestGateway, id: Uuid, expected: Value) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_that_arrive_before_their_user_are_not_lost() {
     let system = spawn_lone_gateway().await;
     let kafka = system.kafka.settings();
@@ -50,7 +50,7 @@ async fn events_that_arrive_before_their_user_are_not_lost() {
     assert_eq!(posts["data"]["posts"]["nodes"], json!([{ "title": "early post", "author": { "username": "ada" } }]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_and_stale_events_change_nothing() {
     let system = spawn_lone_gateway().await;
     let kafka = system.kafka.settings();
@@ -79,7 +79,7 @@ async fn repeated_and_stale_events_change_nothing() {
     wait_for_user(&system.gateway, ada, json!({ "username": "ada", "displayName": "New", "points": 20, "postCount": 1 })).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_goes_to_the_dead_letter_topic_and_the_partition_keeps_flowing() {
     let system = spawn_lone_gateway().await;
     let kafka = system.kafka.settings();
@@ -105,7 +105,7 @@ async fn a_poison_event_goes_to_the_dead_letter_topic_and_the_partition_keeps_fl
     assert!(header("dead_letter_reason").contains("not an event envelope"), "{}", header("dead_letter_reason"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projector_that_replays_everything_applies_nothing_twice() {
     let mut system = spawn_lone_gateway().await;
     let kafka = system.kafka.settings();

@@ -21,7 +21,7 @@ fn titles_and_authors(response: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_story_is_read_back_from_the_read_model() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
@@ -79,7 +79,7 @@ async fn the_full_story_is_read_back_from_the_read_model() {
     assert_eq!(by_name["data"]["userByUsername"], json!({ "id": bob.id.to_string(), "postCount": 1 }));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_follow_cursors_and_stay_stable_while_posts_arrive() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
@@ -110,7 +110,7 @@ async fn pages_follow_cursors_and_stay_stable_while_posts_arrive() {
     assert_eq!(nobody["data"]["posts"]["nodes"], json!([]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_errors_keep_their_codes_through_the_gateway() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
@@ -129,7 +129,7 @@ async fn service_errors_keep_their_codes_through_the_gateway() {
     assert_eq!(agora_testkit::error_code(&anonymous_post), Some("UNAUTHENTICATED"), "{anonymous_post}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_is_down_is_upstream_unavailable_not_a_hang() {
     let system = crate::helpers::spawn_lone_gateway().await;
     let response = system
@@ -140,7 +140,7 @@ async fn a_service_that_is_down_is_upstream_unavailable_not_a_hang() {
     assert!(response["extensions"]["upstreamRequests"] == 1, "{response}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_with_authors_cost_one_sql_statement_whatever_the_page_size() {
     let system = spawn_system().await;
     let gateway = &system.gateway;

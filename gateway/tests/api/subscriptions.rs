@@ -10,7 +10,7 @@ fn field(events: &[Value], root: &str, path: &str) -> Vec<Value> {
     events.iter().map(|event| event[root].pointer(path).cloned().unwrap_or(Value::Null)).collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_receive_exactly_the_matching_events_in_order() {
     let system = spawn_system().await;
     let gateway = &system.gateway;
@@ -63,10 +63,10 @@ async fn subscribers_receive_exactly_the_matching_events_in_order() {
     assert_eq!(extra, 1, "the filter let another author's post through");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_gateway_process_delivers_every_event() {
     let system = spawn_system().await;
-    let second = spawn_gateway(&system.services, &system.read_model_url, &[]).await;
+    let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
     let ada = system.gateway.register("ada").await;
     let query =
         json!({ "subscriptions": [{ "id": "posts", "query": "subscription { postCreated { title author { username } } }" }] });
@@ -80,7 +80,7 @@ async fn every_gateway_process_delivers_every_event() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_legacy_protocol_delivers_events_too() {
     let system = spawn_system().await;
     let ada = system.gateway.register("ada").await;

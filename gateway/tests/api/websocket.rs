@@ -51,7 +51,7 @@ fn subscribe(id: &str) -> Value {
     json!({ "type": "subscribe", "id": id, "payload": { "query": "subscription { postCreated { title } }" } })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handshake_rules_of_graphql_transport_ws_are_kept() {
     let system = spawn_system_with(&["--ws-init-timeout-ms=300"]).await;
     let port = system.gateway.port();
@@ -83,7 +83,7 @@ async fn the_handshake_rules_of_graphql_transport_ws_are_kept() {
     assert_eq!(close_code(&mut garbled).await, Some(4400), "an unknown message");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_subscription_ends_and_the_server_keeps_the_connection_alive() {
     let system = spawn_system_with(&["--ws-keep-alive-ms=100"]).await;
     let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;
@@ -103,7 +103,7 @@ async fn a_completed_subscription_ends_and_the_server_keeps_the_connection_alive
     assert_eq!(seen[1], json!({ "type": "complete", "id": "q" }));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_does_not_read_is_dropped_and_the_others_keep_up() {
     let system = spawn_lone_gateway_with(&["--live-buffer-events=64", "--ws-send-timeout-ms=300"]).await;
     let port = system.gateway.port();
@@ -139,7 +139,7 @@ async fn a_subscriber_that_does_not_read_is_dropped_and_the_others_keep_up() {
     assert!(matches!(ended, Some(1008) | None), "closed with {ended:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_shuts_down_closes_its_sockets_with_going_away() {
     let mut system = spawn_system_with(&[]).await;
     let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;
@@ -150,7 +150,7 @@ async fn a_gateway_that_shuts_down_closes_its_sockets_with_going_away() {
     assert_eq!(closed, Some(1001));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_metrics_are_exported() {
     let system = spawn_system_with(&[]).await;
     let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;

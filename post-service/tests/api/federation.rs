@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::spawn_system;
+use crate::helpers::{spawn_system, PostServiceCalls};
 
 const USER_ENTITIES: &str = "query($representations: [_Any!]!) {
     _entities(representations: $representations) {

@@ -1,12 +1,11 @@
 //! post-service's integration tests: one binary that drives the real
 //! service (and a real auth-service beside it) over HTTP, on a fresh
-//! PostgreSQL database per test and an embedded Kafka broker per test.
+//! PostgreSQL database per test and an embedded Kafka broker per test,
+//! started by agora-testkit.
 
 mod federation;
 mod helpers;
 mod pagination;
 mod points;
 mod posts;
-mod resources;
 mod tokens;
-mod topic_reader;

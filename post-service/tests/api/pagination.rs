@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_system, TestSystem};
+use crate::helpers::{error_code, spawn_system, PostServiceCalls, TestSystem};
 
 const POSTS: &str = "query($first: Int, $after: String, $authorId: ID) {
     posts(first: $first, after: $after, authorId: $authorId) {

@@ -4,8 +4,7 @@
 use agora_schema::topics;
 use serde_json::json;
 
-use crate::helpers::{spawn_system, wait_until, DEADLINE};
-use crate::topic_reader::read_topic_until;
+use crate::helpers::{read_topic_until, spawn_system, wait_until, PostServiceCalls, DEADLINE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_post_earns_its_author_ten_points_through_kafka() {

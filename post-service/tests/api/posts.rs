@@ -5,8 +5,7 @@ use agora_schema::topics;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{error_code, spawn_system, wait_until, DEADLINE};
-use crate::topic_reader::read_topic_until;
+use crate::helpers::{error_code, get, read_topic_until, spawn_system, wait_until, PostServiceCalls, DEADLINE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_post_with_a_valid_token_returns_the_post_and_publishes_post_created() {
@@ -100,12 +99,11 @@ async fn post_by_id_returns_the_post_and_null_for_an_unknown_or_malformed_id() {
 async fn healthz_and_readyz_answer_200() {
     let system = spawn_system().await;
 
-    let health = system.get(system.post.port, "/healthz").await;
+    let health = get(system.post.port, "/healthz").await;
     assert_eq!(health.status(), 200);
 
     // Ready once its database and the broker answer; the broker may take a moment.
-    wait_until(DEADLINE, "post-service is ready", || async { system.get(system.post.port, "/readyz").await.status() == 200 })
-        .await;
-    let body: serde_json::Value = system.get(system.post.port, "/readyz").await.json().await.unwrap();
+    wait_until(DEADLINE, "post-service is ready", || async { get(system.post.port, "/readyz").await.status() == 200 }).await;
+    let body: serde_json::Value = get(system.post.port, "/readyz").await.json().await.unwrap();
     assert_eq!(body, json!({ "database": "ok", "kafka": "ok" }));
 }

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{error_code, spawn_system, TestSystem};
+use crate::helpers::{error_code, get, spawn_system, PostServiceCalls, TestSystem};
 
 /// A token signed with `pem` under key id `kid`, for `user_id`, expiring
 /// `expires_in` seconds from now (negative: already expired).
@@ -31,7 +31,7 @@ fn craft_token(pem: &str, kid: &str, user_id: Uuid, expires_in: i64) -> String {
 
 /// The key id auth-service publishes for its current key.
 async fn current_kid(system: &TestSystem) -> String {
-    let jwks: Value = system.get(system.auth.port, "/.well-known/jwks.json").await.json().await.unwrap();
+    let jwks: Value = get(system.auth.port, "/.well-known/jwks.json").await.json().await.unwrap();
     jwks["keys"][0]["kid"].as_str().expect("a key id").to_owned()
 }
 
@@ -84,7 +84,7 @@ async fn a_rotated_signing_key_is_picked_up_and_tokens_of_the_previous_key_stay_
     let token_b = system.login("ada").await;
     let kid_b = jsonwebtoken::decode_header(&token_b).unwrap().kid.unwrap();
     assert_ne!(kid_a, kid_b, "the new auth-service signs with the new key");
-    let jwks: Value = system.get(system.auth.port, "/.well-known/jwks.json").await.json().await.unwrap();
+    let jwks: Value = get(system.auth.port, "/.well-known/jwks.json").await.json().await.unwrap();
     let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|key| key["kid"].as_str().unwrap()).collect();
     assert_eq!(published, [kid_b.as_str(), kid_a.as_str()]);
 

@@ -107,7 +107,9 @@ impl TraceParent {
     pub fn parse(value: Option<&str>) -> Self {
         let valid = |value: &&str| {
             let parts: Vec<&str> = value.split('-').collect();
-            let hex = |part: &str, length: usize| part.len() == length && part.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+            let hex = |part: &str, length: usize| {
+                part.len() == length && part.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            };
             parts.len() == 4
                 && hex(parts[0], 2)
                 && parts[0] != "ff"
@@ -189,7 +191,13 @@ mod tests {
 
     #[test]
     fn drops_a_malformed_traceparent() {
-        for value in ["", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"] {
+        for value in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ] {
             assert_eq!(TraceParent::parse(Some(value)), TraceParent::default(), "{value}");
         }
     }

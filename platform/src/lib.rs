@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod health;
 pub mod kafka;
 pub mod outbox;
+pub mod pagination;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tokens;

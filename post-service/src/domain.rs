@@ -39,20 +39,6 @@ impl PostBody {
     }
 }
 
-/// How many posts a page holds when the client does not say.
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-
-/// How many posts a page may hold.
-pub const MAX_PAGE_SIZE: i32 = 100;
-
-/// A page size argument: 0 to 100.
-pub fn page_size(first: i32) -> Result<i64, InputError> {
-    if !(0..=MAX_PAGE_SIZE).contains(&first) {
-        return Err(InputError::new("first", format!("must be between 0 and {MAX_PAGE_SIZE}")));
-    }
-    Ok(first.into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,13 +64,5 @@ mod tests {
         assert!(PostBody::parse(&"x".repeat(20_000)).is_ok());
         assert!(PostBody::parse(&"x".repeat(20_001)).is_err());
         assert!(PostBody::parse(" \n ").is_err());
-    }
-
-    #[test]
-    fn a_page_holds_zero_to_a_hundred_posts() {
-        assert_eq!(page_size(0), Ok(0));
-        assert_eq!(page_size(100), Ok(100));
-        assert!(page_size(-1).is_err());
-        assert!(page_size(101).is_err());
     }
 }

@@ -19,9 +19,3 @@ impl ErrorExtensions for ApiError {
         }
     }
 }
-
-impl ApiError {
-    pub fn bad_cursor() -> Self {
-        ApiError::Input(InputError::new("after", "is not a cursor this API issued"))
-    }
-}

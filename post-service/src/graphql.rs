@@ -7,16 +7,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::pagination::PageRequest;
 use agora_platform::tokens::Caller;
 use agora_schema::PostCursor;
-use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
+use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, ID};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{page_size, PostBody, PostTitle, DEFAULT_PAGE_SIZE};
+use crate::domain::{PostBody, PostTitle};
 use crate::error::ApiError;
 use crate::posts::{self, PostRow};
 
@@ -74,8 +75,7 @@ impl User {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
-        let after = parse_cursor(after.as_deref()).coded()?;
+        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
         let key = AuthorPage { author_id: self.id, limit: limit + 1, after };
         let rows = ctx.data::<DataLoader<AuthorPostsLoader>>()?.load_one(key).await.map_err(loader_error).coded()?;
         Ok(post_connection(rows.unwrap_or_default(), limit, after.is_some()))
@@ -107,10 +107,6 @@ pub struct CreatePostInput {
     pub body: String,
 }
 
-fn parse_cursor(after: Option<&str>) -> Result<Option<PostCursor>, ApiError> {
-    after.map(|cursor| PostCursor::decode(cursor).map_err(|_| ApiError::bad_cursor())).transpose()
-}
-
 fn loader_error(error: Arc<sqlx::Error>) -> ApiError {
     ApiError::Database(sqlx::Error::Protocol(format!("loading posts: {error}")))
 }
@@ -127,8 +123,7 @@ impl Query {
         after: Option<String>,
         author_id: Option<ID>,
     ) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
-        let after = parse_cursor(after.as_deref()).coded()?;
+        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
         let author_id = match author_id {
             None => None,
             // An id that is not a UUID names no author: an empty page.
@@ -167,8 +162,10 @@ impl Mutation {
         let caller = ctx.data::<Caller>()?.require()?;
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
-        let (post, receipt) =
-            posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx)).await.map_err(ApiError::from).coded()?;
+        let (post, receipt) = posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx))
+            .await
+            .map_err(ApiError::from)
+            .coded()?;
         ctx.data::<WriteReceipts>()?.push(receipt);
         Ok(Post(post))
     }

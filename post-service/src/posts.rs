@@ -27,7 +27,13 @@ impl PostRow {
 
 /// Publishes a post by `author_id`.
 #[tracing::instrument(skip_all, fields(%author_id))]
-pub async fn create(pool: &PgPool, author_id: Uuid, title: PostTitle, body: PostBody, trace: &TraceParent) -> sqlx::Result<(PostRow, WriteReceipt)> {
+pub async fn create(
+    pool: &PgPool,
+    author_id: Uuid,
+    title: PostTitle,
+    body: PostBody,
+    trace: &TraceParent,
+) -> sqlx::Result<(PostRow, WriteReceipt)> {
     // Microsecond precision, as PostgreSQL keeps it, so cursors round-trip.
     let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is representable");
     let post = PostRow {

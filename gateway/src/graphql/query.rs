@@ -1,12 +1,13 @@
 //! The public queries, answered by the request's data source.
 
 use agora_platform::graphql::{Coded, InputError};
+use agora_platform::pagination::PageRequest;
 use async_graphql::{Context, Object, ID};
 use uuid::Uuid;
 
 use super::context::RequestContext;
 use super::source::PostPage;
-use super::types::{page_size, parse_cursor, post_connection, Post, PostConnection, User, DEFAULT_PAGE_SIZE};
+use super::types::{post_connection, Post, PostConnection, User};
 
 pub struct Query;
 
@@ -47,8 +48,7 @@ impl Query {
         after: Option<String>,
         author_id: Option<ID>,
     ) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
-        let after = parse_cursor(after.as_deref()).coded()?;
+        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
         let author_id = match author_id {
             None => None,
             Some(id) => match parse_id(&id) {

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::source::{DataSource, PostPage, SourceResult};
 use crate::executor::SourceFactory;
-use crate::upstream::CallCounter;
 use crate::read_model::{queries, PostRecord, UserRecord};
+use crate::upstream::CallCounter;
 
 pub struct ReadModelSource {
     pool: PgPool,

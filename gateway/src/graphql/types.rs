@@ -1,7 +1,7 @@
 //! The public API's object types, resolved from records of either source.
 
-use agora_platform::graphql::{Coded, ErrorCode, InputError};
-use agora_schema::PostCursor;
+use agora_platform::graphql::{Coded, ErrorCode};
+use agora_platform::pagination::PageRequest;
 use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
 use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -9,26 +9,6 @@ use chrono::{DateTime, Utc};
 use super::context::RequestContext;
 use super::source::{AuthorPage, PostPage};
 use crate::read_model::{PostRecord, UserRecord};
-
-/// How many posts a page holds when the client does not say.
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
-
-/// How many posts a page may hold.
-pub const MAX_PAGE_SIZE: i32 = 100;
-
-/// A page size argument: 0 to 100.
-pub fn page_size(first: i32) -> Result<i64, InputError> {
-    if !(0..=MAX_PAGE_SIZE).contains(&first) {
-        return Err(InputError::new("first", format!("must be between 0 and {MAX_PAGE_SIZE}")));
-    }
-    Ok(first.into())
-}
-
-pub fn parse_cursor(after: Option<&str>) -> Result<Option<PostCursor>, InputError> {
-    after
-        .map(|cursor| PostCursor::decode(cursor).map_err(|_| InputError::new("after", "is not a cursor this API issued")))
-        .transpose()
-}
 
 pub struct User(pub UserRecord);
 
@@ -59,8 +39,7 @@ impl User {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PostConnection> {
-        let limit = page_size(first.unwrap_or(DEFAULT_PAGE_SIZE)).coded()?;
-        let after = parse_cursor(after.as_deref()).coded()?;
+        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
         let loaders = &ctx.data::<RequestContext>()?.loaders;
         let key = AuthorPage { author_id: self.0.id, limit, after };
         let page = loaders.author_posts.load_one(key).await.coded()?.unwrap_or_default();

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub use feed::{LiveEvent, LiveFeed, LiveReader};
 pub use protocol::Protocol;
 
-use crate::graphql::context::CommandLog;
 use crate::executor::SourceFactory;
+use crate::graphql::context::CommandLog;
 use crate::graphql::source::Loaders;
 use crate::graphql::{GatewaySchema, RequestContext};
 use crate::upstream::{CallCounter, Forwarded};

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::CompositionSource;
 use crate::graphql::source::{PostPage, SourceError, SourceResult};
-use crate::graphql::types::MAX_PAGE_SIZE;
 use crate::read_model::PostRecord;
 use crate::upstream::Service;
+use agora_platform::pagination::MAX_PAGE_SIZE;
 
 const POST_FIELDS: &str = "fragment PostFields on Post { id title body createdAt author { id } }";
 

@@ -93,12 +93,15 @@ pub async fn pages_by_authors(
     limit: i64,
 ) -> sqlx::Result<Vec<PostRow>> {
     sqlx::query_as(&format!(
-        "select {COLUMNS} from (
-             select {COLUMNS}, row_number() over (partition by author_id order by created_at desc, id desc) as rank
-             from post
-             where author_id = any($1) and ($2::timestamptz is null or (created_at, id) < ($2, $3))
-         ) ranked where rank <= $4
-         order by author_id, created_at desc, id desc"
+        // One index scan per author (newest first, `limit` rows), not a
+        // ranking of every post of every author.
+        "select p.* from unnest($1::uuid[]) as author(id)
+         cross join lateral (
+             select {COLUMNS} from post
+             where author_id = author.id and ($2::timestamptz is null or (created_at, id) < ($2, $3))
+             order by created_at desc, id desc limit $4
+         ) p
+         order by p.author_id, p.created_at desc, p.id desc"
     ))
     .bind(authors)
     .bind(after.map(|cursor| cursor.created_at))

@@ -131,14 +131,21 @@ pub async fn posts_by_authors(
     after: Option<PostCursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<PostRecord>> {
-    let rows: Vec<PostWithAuthor> = sqlx::query_as(&format!(
-        "select * from (
-             select ranked.*, row_number() over (partition by ranked.author_id order by ranked.created_at desc, ranked.id desc) as rank
-             from ({POST_WITH_AUTHOR}
-                   where p.author_id = any($1) and ($2::timestamptz is null or (p.created_at, p.id) < ($2, $3))) ranked
-         ) numbered where rank <= $4
-         order by author_id, created_at desc, id desc"
-    ))
+    // One index scan per author (newest first, `limit` rows), not a ranking
+    // of every post of every author.
+    let rows: Vec<PostWithAuthor> = sqlx::query_as(
+        "select p.id, p.author_id, p.title, p.body, p.created_at,
+                u.username as author_username, u.display_name as author_display_name, u.points as author_points,
+                u.post_count as author_post_count, u.created_at as author_created_at
+         from unnest($1::uuid[]) as author(id)
+         join read_user u on u.id = author.id and u.username is not null
+         cross join lateral (
+             select * from read_post p
+             where p.author_id = author.id and ($2::timestamptz is null or (p.created_at, p.id) < ($2, $3))
+             order by p.created_at desc, p.id desc limit $4
+         ) p
+         order by p.author_id, p.created_at desc, p.id desc",
+    )
     .bind(authors)
     .bind(after.map(|cursor| cursor.created_at))
     .bind(after.map(|cursor| cursor.id))

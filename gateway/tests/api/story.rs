@@ -151,7 +151,8 @@ async fn posts_with_authors_cost_one_sql_statement_whatever_the_page_size() {
         gateway.create_post(&bob, &format!("bob {n}")).await;
     }
     for first in [1, 3, 6] {
-        let query = format!("{{ posts(first: {first}) {{ edges {{ node {{ title author {{ displayName points postCount }} }} }} }} }}");
+        let query =
+            format!("{{ posts(first: {first}) {{ edges {{ node {{ title author {{ displayName points postCount }} }} }} }} }}");
         let response = gateway.query(&query, json!({}), &[]).await;
         assert_eq!(response["data"]["posts"]["edges"].as_array().unwrap().len(), first);
         assert_eq!(response["extensions"]["sqlStatements"], 1, "first: {first}: {response}");

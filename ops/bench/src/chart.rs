@@ -75,10 +75,11 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
     let (xlo, xhi) = bounds(levels.iter().copied());
 
     // Throughput and p99 against concurrency.
-    for (panel, (caption, metric, unit)) in panels.iter().take(2).zip([
-        ("posts with authors: throughput", 0, "requests/s"),
-        ("posts with authors: p99 latency", 1, "p99 ms"),
-    ]) {
+    for (panel, (caption, metric, unit)) in panels
+        .iter()
+        .take(2)
+        .zip([("posts with authors: throughput", 0, "requests/s"), ("posts with authors: p99 latency", 1, "p99 ms")])
+    {
         let value = |p: &crate::load::Point| if metric == 0 { p.requests_per_second } else { p.p99_ms };
         let (ylo, yhi) = bounds(series.iter().flat_map(|s| s.points.iter().map(value)));
         let mut chart = ChartBuilder::on(panel)
@@ -97,7 +98,8 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
             .draw()?;
         for s in &series {
             let c = color(&s.key);
-            let points: Vec<(f64, f64)> = s.points.iter().map(|p| (p.concurrency as f64, value(p))).filter(|p| p.1 > 0.0).collect();
+            let points: Vec<(f64, f64)> =
+                s.points.iter().map(|p| (p.concurrency as f64, value(p))).filter(|p| p.1 > 0.0).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))?
                 .label(s.label.clone())
@@ -133,10 +135,7 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| if *y >= 10.0 { format!("{y:.0}") } else { format!("{y:.1}") })
             .draw()?;
-        for (label, pick, c) in [
-            ("p50", 0, RGBColor(0x1f, 0x77, 0xb4)),
-            ("p99", 1, RGBColor(0xd6, 0x27, 0x28)),
-        ] {
+        for (label, pick, c) in [("p50", 0, RGBColor(0x1f, 0x77, 0xb4)), ("p99", 1, RGBColor(0xd6, 0x27, 0x28))] {
             let points: Vec<(f64, f64)> = subs
                 .iter()
                 .map(|l| (l.subscribers as f64, if pick == 0 { l.latency.p50_ms } else { l.latency.p99_ms }))
@@ -162,7 +161,9 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
             .draw()?;
     }
     {
-        let values = subs.iter().flat_map(|l| [l.rss_connected_mib.unwrap_or(0.0), l.peak_rss_mib.unwrap_or(0.0), l.cpu_percent.unwrap_or(0.0)]);
+        let values = subs
+            .iter()
+            .flat_map(|l| [l.rss_connected_mib.unwrap_or(0.0), l.peak_rss_mib.unwrap_or(0.0), l.cpu_percent.unwrap_or(0.0)]);
         let yhi = values.fold(10.0f64, f64::max) * 1.2;
         let mut chart = ChartBuilder::on(&panels[3])
             .caption("subscribers: gateway memory and CPU", (FONT, 22))

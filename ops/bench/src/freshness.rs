@@ -42,10 +42,18 @@ pub struct FreshnessReport {
     pub freshness: Summary,
     /// sent → visible in the read model.
     pub sent_to_visible: Summary,
+    /// The first stage alone: the outbox row's commit (`created_at`, the
+    /// transaction's start) → the relay marking it published (Kafka acked).
+    pub outbox_to_kafka: Summary,
 }
 
 /// Sends one post; the answer's id and the instants it was sent and committed.
-pub async fn create_post(client: &reqwest::Client, url: &str, user: &BenchUser, title: &str) -> anyhow::Result<(Uuid, Instant, Instant)> {
+pub async fn create_post(
+    client: &reqwest::Client,
+    url: &str,
+    user: &BenchUser,
+    title: &str,
+) -> anyhow::Result<(Uuid, Instant, Instant)> {
     let sent = Instant::now();
     let variables = json!({ "input": { "title": title, "body": "Freshness probe: how soon does the read model show this?" } });
     let headers = [("authorization".to_owned(), format!("Bearer {}", user.token))];
@@ -67,6 +75,7 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
     // The watcher: pending posts until the read model shows them.
     let watcher = tokio::spawn(async move {
         let mut pending: HashMap<Uuid, (Instant, Instant)> = HashMap::new();
+        let mut all_ids: Vec<Uuid> = Vec::new();
         let mut seen: Vec<(f64, f64)> = Vec::new();
         let mut command: Vec<f64> = Vec::new();
         let mut failed = 0usize;
@@ -79,6 +88,7 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
                     Some(Ok((id, sent, committed))) => {
                         command.push((committed - sent).as_secs_f64() * 1e3);
                         pending.insert(id, (sent, committed));
+                        all_ids.push(id);
                         continue;
                     }
                     Some(Err(error)) => {
@@ -115,8 +125,10 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
                 break;
             }
         }
+        // The listener holds a pooled connection: let go of it before closing.
+        drop(listener);
         pool.close().await;
-        (seen, command, failed, pending.len())
+        (seen, command, failed, pending.len(), all_ids)
     });
 
     // The generator: one request every 1/rate s, each in its own task (a
@@ -141,7 +153,17 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
     // Wait for every send to finish.
     let _ = in_flight.acquire_many(1_000).await?;
     drop(created_tx);
-    let (seen, mut command, failed, not_seen) = watcher.await?;
+    let (seen, mut command, failed, not_seen, ids) = watcher.await?;
+    let post_pool = system::pool(&system.postgres, system::POST_DB, 1).await?;
+    let mut outbox_to_kafka: Vec<f64> = sqlx::query_scalar(
+        "select (extract(epoch from published_at - created_at) * 1000)::float8 from outbox
+         where aggregate_id = any($1) and published_at is not null",
+    )
+    .bind(&ids)
+    .fetch_all(&post_pool)
+    .await
+    .unwrap_or_default();
+    post_pool.close().await;
     let mut freshness: Vec<f64> = seen.iter().map(|s| s.0).collect();
     let mut sent_to_visible: Vec<f64> = seen.iter().map(|s| s.1).collect();
     Ok(FreshnessReport {
@@ -154,5 +176,6 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
         command: summarize(&mut command),
         freshness: summarize(&mut freshness),
         sent_to_visible: summarize(&mut sent_to_visible),
+        outbox_to_kafka: summarize(&mut outbox_to_kafka),
     })
 }

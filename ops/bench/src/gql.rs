@@ -6,11 +6,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(1024)
-        .build()
-        .expect("an HTTP client")
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(1024).build().expect("an HTTP client")
 }
 
 /// POSTs `query` with `variables` and returns the whole response body
@@ -22,7 +18,8 @@ pub async fn call(
     variables: Value,
     headers: &[(String, String)],
 ) -> anyhow::Result<Value> {
-    let mut request = client.post(url).header("content-type", "application/json").json(&json!({ "query": query, "variables": variables }));
+    let mut request =
+        client.post(url).header("content-type", "application/json").json(&json!({ "query": query, "variables": variables }));
     for (name, value) in headers {
         request = request.header(name, value);
     }

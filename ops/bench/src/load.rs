@@ -52,7 +52,7 @@ pub async fn oha(
         .arg("application/json")
         .arg("-d")
         .arg(body)
-        // A request still open when the time is up is not counted.
+        // Requests still open when the time is up finish and count.
         .arg("-w");
     for (name, value) in headers {
         command.arg("-H").arg(format!("{name}: {value}"));
@@ -105,7 +105,13 @@ pub async fn oha(
 /// The SQL ceiling: `pgbench` running `script` (one statement) for
 /// `seconds` at `concurrency` on `database`, prepared statements, with a
 /// per-transaction log for the percentiles.
-pub async fn pgbench(database_url: &str, script: &Path, log_dir: &Path, concurrency: usize, seconds: f64) -> anyhow::Result<Point> {
+pub async fn pgbench(
+    database_url: &str,
+    script: &Path,
+    log_dir: &Path,
+    concurrency: usize,
+    seconds: f64,
+) -> anyhow::Result<Point> {
     let _ = std::fs::remove_dir_all(log_dir);
     std::fs::create_dir_all(log_dir)?;
     let seconds_whole = seconds.round().max(1.0) as u64;
@@ -202,7 +208,9 @@ impl CountingProxy {
                         let bytes = response.bytes().await.unwrap_or_default();
                         (status, [("content-type", content_type)], bytes.to_vec())
                     }
-                    Err(error) => (StatusCode::BAD_GATEWAY, [("content-type", "text/plain".to_owned())], error.to_string().into_bytes()),
+                    Err(error) => {
+                        (StatusCode::BAD_GATEWAY, [("content-type", "text/plain".to_owned())], error.to_string().into_bytes())
+                    }
                 }
             }
         });

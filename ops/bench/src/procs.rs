@@ -54,7 +54,13 @@ impl Proc {
 
     /// Waits until `probe` answers 200 (GET, or POST of `{__typename}` when
     /// `graphql` is set), failing early when the process exits.
-    pub async fn wait_ready(&mut self, client: &reqwest::Client, path: &str, graphql: bool, timeout: Duration) -> anyhow::Result<()> {
+    pub async fn wait_ready(
+        &mut self,
+        client: &reqwest::Client,
+        path: &str,
+        graphql: bool,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let started = Instant::now();
         let url = self.url(path);
         loop {
@@ -76,10 +82,6 @@ impl Proc {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 
     fn status_field_kb(&self, field: &str) -> Option<u64> {

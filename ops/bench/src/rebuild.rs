@@ -15,24 +15,38 @@ use crate::system::{self, System};
 /// The projected topics (the dead-letter topic is not replayed).
 const PROJECTED: [&str; 3] = [agora_schema::topics::USER, agora_schema::topics::POST, agora_schema::topics::POINTS];
 
-/// Events in the projected topics: the sum of every partition's end offset.
-pub fn topic_events(kafka: &KafkaSettings) -> anyhow::Result<u64> {
+/// Offsets of the projected topics, summed over every partition.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TopicOffsets {
+    /// Events ever appended (the end offsets).
+    pub produced: u64,
+    /// Events still held by the broker (end − start offsets). The embedded
+    /// broker (librdkafka's mock cluster) keeps at most 5 MiB or 100,000
+    /// messages per partition and drops the oldest beyond that.
+    pub retained: u64,
+}
+
+pub fn topic_offsets(kafka: &KafkaSettings) -> anyhow::Result<TopicOffsets> {
     let consumer: BaseConsumer = kafka.client_config("agora-bench-watermarks").create().context("a Kafka client")?;
-    let mut total = 0u64;
+    let mut offsets = TopicOffsets::default();
     for topic in PROJECTED {
         for partition in 0..agora_schema::topics::DEFAULT_PARTITIONS {
             let (low, high) = consumer
                 .fetch_watermarks(topic, partition, Duration::from_secs(10))
                 .with_context(|| format!("watermarks of {topic}/{partition}"))?;
-            total += (high - low.max(0)) as u64;
+            offsets.produced += high.max(0) as u64;
+            offsets.retained += (high - low.max(0)).max(0) as u64;
         }
     }
-    Ok(total)
+    Ok(offsets)
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RebuildReport {
+    /// Events replayed (all the broker still held).
     pub events: u64,
+    /// Events ever produced to the projected topics.
+    pub produced: u64,
     /// From the new gateway process answering /healthz to the last position stored.
     pub seconds: f64,
     pub events_per_second: f64,
@@ -45,7 +59,8 @@ pub struct RebuildReport {
 
 pub async fn run(system: &System) -> anyhow::Result<RebuildReport> {
     system::drop_database(&system.postgres, system::REBUILD_DB).await?;
-    let events = topic_events(&system.kafka.settings())?;
+    let offsets = topic_offsets(&system.kafka.settings())?;
+    let events = offsets.retained;
     let live_pool = system::pool(&system.postgres, system::READ_DB, 1).await?;
     let live = dataset::observe(&live_pool).await?;
     live_pool.close().await;
@@ -58,14 +73,14 @@ pub async fn run(system: &System) -> anyhow::Result<RebuildReport> {
     let pool = system::pool(&system.postgres, system::REBUILD_DB, 1).await?;
     let topics: Vec<String> = PROJECTED.iter().map(|t| t.to_string()).collect();
     let done = loop {
-        let position: i64 = sqlx::query_scalar(
-            "select coalesce(sum(next_offset), 0)::bigint from projector_offset where topic = any($1)",
-        )
-        .bind(&topics)
-        .fetch_one(&pool)
-        .await
-        .unwrap_or(0);
-        if position as u64 >= events {
+        let position: i64 =
+            sqlx::query_scalar("select coalesce(sum(next_offset), 0)::bigint from projector_offset where topic = any($1)")
+                .bind(&topics)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+        // Done when every partition's stored position is its end offset.
+        if position as u64 >= offsets.produced {
             break Instant::now();
         }
         if ready.elapsed() > Duration::from_secs(1200) {
@@ -80,6 +95,7 @@ pub async fn run(system: &System) -> anyhow::Result<RebuildReport> {
     let seconds = (done - ready).as_secs_f64();
     Ok(RebuildReport {
         events,
+        produced: offsets.produced,
         seconds,
         events_per_second: events as f64 / seconds.max(1e-9),
         seconds_with_startup: (done - spawned).as_secs_f64(),

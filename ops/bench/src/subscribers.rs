@@ -27,7 +27,8 @@ use crate::procs::clock_ticks_per_second;
 use crate::stats::{summarize, Summary};
 use crate::system::System;
 
-const SUBSCRIBE: &str = r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { postCreated { id title author { displayName } } }"}}"#;
+const SUBSCRIBE: &str =
+    r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { postCreated { id title author { displayName } } }"}}"#;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SubscriberLevel {
@@ -67,7 +68,10 @@ async fn connect(index: usize, server: SocketAddr, path: &str) -> anyhow::Result
     stream.set_nodelay(true)?;
     let mut request = format!("ws://{server}{path}").into_client_request()?;
     request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("graphql-transport-ws"));
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream).await.context("WebSocket handshake")?;
+    // Small client buffers: 10,000 clients in this process (the gateway's side is its own).
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await.context("WebSocket handshake")?;
     ws.send(Message::text(r#"{"type":"connection_init","payload":{}}"#)).await?;
     let ack = tokio::time::timeout(Duration::from_secs(60), ws.next()).await.context("no connection_ack")?;
     match ack {
@@ -103,8 +107,12 @@ async fn subscriber(
             message = ws.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str();
-                    if let Some(at) = text.find(r#""postCreated":{"id":""#) {
-                        let start = at + r#""postCreated":{"id":""#.len();
+                    if index == 0 && received.is_empty() && std::env::var_os("BENCH_DEBUG_WS").is_some() {
+                        eprintln!("    subscriber 0 got: {text}");
+                    }
+                    // The selection's only `id` inside postCreated is the post's.
+                    let id_at = text.find(r#""postCreated":"#).and_then(|at| text[at..].find(r#""id":""#).map(|id| at + id + 6));
+                    if let Some(start) = id_at {
                         if let Some(id) = text.get(start..start + 36).and_then(|id| id.parse::<Uuid>().ok()) {
                             received.push((id, Instant::now()));
                             shared.received.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +137,13 @@ async fn subscriber(
     Ok(received)
 }
 
-pub async fn run_level(system: &mut System, users: &[BenchUser], n: usize, rate: f64, seconds: f64) -> anyhow::Result<SubscriberLevel> {
+pub async fn run_level(
+    system: &mut System,
+    users: &[BenchUser],
+    n: usize,
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<SubscriberLevel> {
     system.restart_gateway().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let gateway = system.gateway();
@@ -148,7 +162,9 @@ pub async fn run_level(system: &mut System, users: &[BenchUser], n: usize, rate:
         .map(|i| tokio::spawn(subscriber(i, server, "/graphql".into(), shared.clone(), connecting.clone(), stop_rx.clone())))
         .collect();
     let connect_deadline = Instant::now() + Duration::from_secs(300);
-    while shared.subscribed.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < n && Instant::now() < connect_deadline {
+    while shared.subscribed.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < n
+        && Instant::now() < connect_deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let connect_seconds = started.elapsed().as_secs_f64();

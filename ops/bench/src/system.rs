@@ -17,6 +17,9 @@ pub const POST_DB: &str = "agora_bench_post";
 pub const READ_DB: &str = "agora_bench_read";
 pub const REBUILD_DB: &str = "agora_bench_rebuild";
 
+/// Runs one service as its own process (see src/bin/service.rs).
+pub const SERVICE_BIN: &str = "agora-bench-service";
+
 pub struct System {
     pub kafka: EmbeddedKafka,
     pub postgres: String,
@@ -70,15 +73,20 @@ impl System {
         env.push(("AUTH_SIGNING_KEY_FILE".into(), key_file.display().to_string()));
         // Tokens outlive a full run.
         env.push(("AUTH_TOKEN_TTL_SECONDS".into(), "86400".into()));
-        let program = bin_dir.join("auth-service");
-        let mut auth = Proc::spawn(Spec { name: "auth-service", program: &program, args: vec![], env, port, cwd: None }, &logs)?;
+        let program = bin_dir.join(SERVICE_BIN);
+        let mut auth = Proc::spawn(
+            Spec { name: "auth-service", program: &program, args: vec!["auth".into()], env, port, cwd: None },
+            &logs,
+        )?;
         auth.wait_ready(&client, "/healthz", false, Duration::from_secs(60)).await?;
 
         let port = free_port()?;
         let mut env = common_env(postgres, &brokers, port, POST_DB)?;
         env.push(("AUTH_JWKS_URL".into(), auth.url("/.well-known/jwks.json")));
-        let program = bin_dir.join("post-service");
-        let mut post = Proc::spawn(Spec { name: "post-service", program: &program, args: vec![], env, port, cwd: None }, &logs)?;
+        let mut post = Proc::spawn(
+            Spec { name: "post-service", program: &program, args: vec!["post".into()], env, port, cwd: None },
+            &logs,
+        )?;
         post.wait_ready(&client, "/healthz", false, Duration::from_secs(60)).await?;
 
         let mut system = System {
@@ -111,8 +119,11 @@ impl System {
         env.push(("POST_URL".into(), self.post_graphql()));
         env.push(("AUTH_JWKS_URL".into(), self.auth.url("/.well-known/jwks.json")));
         env.push(("PROJECTOR_GROUP".into(), group.to_owned()));
-        let program = self.bin_dir.join("gateway");
-        Proc::spawn(Spec { name, program: &program, args: vec![], env, port, cwd: None }, &self.work_dir.join("logs"))
+        let program = self.bin_dir.join(SERVICE_BIN);
+        Proc::spawn(
+            Spec { name, program: &program, args: vec!["gateway".into()], env, port, cwd: None },
+            &self.work_dir.join("logs"),
+        )
     }
 
     pub fn gateway(&self) -> &Proc {

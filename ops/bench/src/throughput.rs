@@ -54,6 +54,8 @@ pub struct Series {
     pub label: String,
     pub query: Query,
     pub upstream_requests_per_request: Option<f64>,
+    /// `extensions.sqlStatements` (the gateway's strategies only).
+    pub sql_statements_per_request: Option<f64>,
     /// The same `data` as the read-model strategy for the same document.
     pub same_data_as_read_model: Option<bool>,
     pub points: Vec<Point>,
@@ -62,10 +64,6 @@ pub struct Series {
 impl Series {
     pub fn at(&self, concurrency: usize) -> Option<&Point> {
         self.points.iter().find(|p| p.concurrency == concurrency)
-    }
-
-    pub fn peak_rss_mib(&self) -> Option<f64> {
-        self.points.iter().filter_map(|p| p.peak_rss_mib).reduce(f64::max)
     }
 }
 
@@ -81,7 +79,7 @@ pub struct Settings {
     pub skip_node_gateways: bool,
 }
 
-#[derive(Default, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Outcome {
     pub series: Vec<Series>,
     pub notes: Vec<String>,
@@ -109,7 +107,13 @@ async fn validate(client: &reqwest::Client, target: &Target<'_>, query: Query) -
 
 /// Warm-up, then each concurrency level; `proc` is the process whose peak
 /// memory is read.
-async fn measure(settings: &Settings, target: &Target<'_>, query: Query, levels: &[usize], proc: Option<&Proc>) -> anyhow::Result<Vec<Point>> {
+async fn measure(
+    settings: &Settings,
+    target: &Target<'_>,
+    query: Query,
+    levels: &[usize],
+    proc: Option<&Proc>,
+) -> anyhow::Result<Vec<Point>> {
     let body = query.body();
     let mut points = Vec::new();
     for (i, &concurrency) in levels.iter().enumerate() {
@@ -173,12 +177,14 @@ pub async fn run(system: &mut System, settings: &Settings) -> anyhow::Result<Out
         for (qi, query) in Query::ALL.into_iter().enumerate() {
             let (data, extensions) = validate(&client, target, query).await?;
             let upstream = extensions["upstreamRequests"].as_f64();
+            let sql_statements = extensions["sqlStatements"].as_f64();
             let points = measure(settings, target, query, &levels_for(settings, query), system.gateway.as_ref()).await?;
             outcome.series.push(Series {
                 key: target.key.into(),
                 label: target.label.into(),
                 query,
                 upstream_requests_per_request: upstream,
+                sql_statements_per_request: sql_statements,
                 same_data_as_read_model: Some(data == reference[qi]),
                 points,
             });
@@ -217,8 +223,17 @@ pub async fn run(system: &mut System, settings: &Settings) -> anyhow::Result<Out
     let mut points = Vec::new();
     for (i, &concurrency) in settings.levels.iter().enumerate() {
         let warmup = if i == 0 { settings.warmup } else { (settings.warmup / 2.0).max(1.0) };
-        load::pgbench(&database, &script, &log_dir, concurrency, warmup).await?;
-        let point = load::pgbench(&database, &script, &log_dir, concurrency, settings.seconds).await?;
+        // PostgreSQL's connection limit is shared with the services' pools.
+        let free = free_connections(&system.postgres).await.unwrap_or(concurrency as i64);
+        let clients = concurrency.min((free - 10).max(1) as usize);
+        if clients < concurrency {
+            outcome.notes.push(format!(
+                "SQL ceiling at c={concurrency}: pgbench ran {clients} clients (PostgreSQL's max_connections leaves no more beside the services' pools; the gateway's own pool has 20)."
+            ));
+        }
+        load::pgbench(&database, &script, &log_dir, clients, warmup).await?;
+        let mut point = load::pgbench(&database, &script, &log_dir, clients, settings.seconds).await?;
+        point.concurrency = concurrency;
         println!(
             "    {:<16} {:<20} c={:<4} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
             "SQL ceiling", "posts-with-authors", concurrency, point.requests_per_second, point.p50_ms, point.p99_ms
@@ -230,10 +245,21 @@ pub async fn run(system: &mut System, settings: &Settings) -> anyhow::Result<Out
         label: "SQL ceiling (pgbench)".into(),
         query: Query::PostsWithAuthors,
         upstream_requests_per_request: Some(0.0),
+        sql_statements_per_request: Some(1.0),
         same_data_as_read_model: None,
         points,
     });
     Ok(outcome)
+}
+
+async fn free_connections(postgres: &str) -> anyhow::Result<i64> {
+    let pool = system::pool(postgres, "postgres", 1).await?;
+    let free: i64 =
+        sqlx::query_scalar("select current_setting('max_connections')::bigint - (select count(*) from pg_stat_activity)")
+            .fetch_one(&pool)
+            .await?;
+    pool.close().await;
+    Ok(free)
 }
 
 /// gateway/src/read_model/queries.rs `posts` with no author, no cursor and
@@ -282,7 +308,10 @@ fn peer_list(settings: &Settings, notes: &mut Vec<String>) -> Vec<Peer> {
     if settings.skip_node_gateways {
         notes.push("Hive Gateway and Apollo Gateway were skipped (--skip-node-gateways).".into());
     } else if !settings.peers_dir.join("node_modules").is_dir() {
-        notes.push(format!("Hive Gateway and Apollo Gateway were skipped: no {}/node_modules (npm ci).", settings.peers_dir.display()));
+        notes.push(format!(
+            "Hive Gateway and Apollo Gateway were skipped: no {}/node_modules (npm ci).",
+            settings.peers_dir.display()
+        ));
     } else {
         peers.push(Peer::HiveGateway);
         peers.push(Peer::ApolloGateway);
@@ -303,11 +332,13 @@ impl Supergraphs {
     async fn compose(system: &System, settings: &Settings) -> anyhow::Result<Supergraphs> {
         let client = crate::gql::client();
         let sdl_query = "{ _service { sdl } }";
-        let auth_sdl = crate::gql::call(&client, &system.auth_graphql(), sdl_query, json!({}), &[]).await?["data"]["_service"]["sdl"]
+        let auth_sdl = crate::gql::call(&client, &system.auth_graphql(), sdl_query, json!({}), &[]).await?["data"]["_service"]
+            ["sdl"]
             .as_str()
             .context("auth-service has no _service.sdl")?
             .to_owned();
-        let post_sdl = crate::gql::call(&client, &system.post_graphql(), sdl_query, json!({}), &[]).await?["data"]["_service"]["sdl"]
+        let post_sdl = crate::gql::call(&client, &system.post_graphql(), sdl_query, json!({}), &[]).await?["data"]["_service"]
+            ["sdl"]
             .as_str()
             .context("post-service has no _service.sdl")?
             .to_owned();
@@ -377,7 +408,13 @@ fn spawn_peer(system: &System, settings: &Settings, peer: Peer, supergraph: &Pat
     }
 }
 
-async fn run_peer(system: &System, settings: &Settings, supergraphs: &Supergraphs, peer: Peer, reference: &[Value]) -> anyhow::Result<Vec<Series>> {
+async fn run_peer(
+    system: &System,
+    settings: &Settings,
+    supergraphs: &Supergraphs,
+    peer: Peer,
+    reference: &[Value],
+) -> anyhow::Result<Vec<Series>> {
     let client = crate::gql::client();
     // 1. Through the counting proxies: errors, the data, upstream requests.
     let mut counted = spawn_peer(system, settings, peer, &supergraphs.counted, &format!("{}-counted", peer.key()))?;
@@ -412,6 +449,7 @@ async fn run_peer(system: &System, settings: &Settings, supergraphs: &Supergraph
             label: peer.label().into(),
             query,
             upstream_requests_per_request: Some(checks[qi].0),
+            sql_statements_per_request: None,
             same_data_as_read_model: Some(checks[qi].1),
             points,
         });

@@ -203,6 +203,18 @@ pub async fn wait_for_read_model(postgres: &str, database: &str, expected: Expec
     }
 }
 
+/// Waits until the read model shows every post in post-service's database
+/// and their points (the ledger's backlog drained); returns the seconds waited.
+pub async fn wait_quiescent(system: &System, users: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let pool = system::pool(&system.postgres, system::POST_DB, 1).await?;
+    let posts: i64 = sqlx::query_scalar("select count(*) from post").fetch_one(&pool).await?;
+    pool.close().await;
+    let expected = Expected { users: users as i64, posts, points: 10 * posts };
+    wait_for_read_model(&system.postgres, system::READ_DB, expected, Duration::from_secs(600)).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
 /// Registers the users, inserts the posts, waits for the whole pipeline.
 pub async fn load(system: &System, users: usize, posts: usize) -> anyhow::Result<(Arc<Vec<BenchUser>>, LoadReport)> {
     let started = Instant::now();

@@ -45,6 +45,9 @@ pub struct FreshnessReport {
     /// The first stage alone: the outbox row's commit (`created_at`, the
     /// transaction's start) → the relay marking it published (Kafka acked).
     pub outbox_to_kafka: Summary,
+    /// After every post was visible: until the read model also
+    /// shows every post's points (the ledger's backlog drained).
+    pub points_caught_up_seconds: Option<f64>,
 }
 
 /// Sends one post; the answer's id and the instants it was sent and committed.
@@ -177,5 +180,6 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
         freshness: summarize(&mut freshness),
         sent_to_visible: summarize(&mut sent_to_visible),
         outbox_to_kafka: summarize(&mut outbox_to_kafka),
+        points_caught_up_seconds: None,
     })
 }

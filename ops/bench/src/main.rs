@@ -250,9 +250,23 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        // Measure the next part on a quiet system: the burst of createPost
+        // leaves the points ledger a backlog (one transaction per award).
+        match dataset::wait_quiescent(&system, users).await {
+            Ok(seconds) => {
+                println!("  pipeline quiet (every post and point in the read model) {seconds:.1} s later");
+                if let Some(report) = freshness_report.as_mut() {
+                    report.points_caught_up_seconds = Some(seconds);
+                }
+            }
+            Err(error) => notes.push(format!("the pipeline did not quiet down: {error:#}")),
+        }
         let mut subscriber_results = Vec::new();
         if sections("subscribers") {
             for &n in &subscriber_levels {
+                if let Err(error) = dataset::wait_quiescent(&system, users).await {
+                    notes.push(format!("the pipeline did not quiet down: {error:#}"));
+                }
                 println!("subscribers: {n} on one gateway, {subscriber_rate} posts/s for {subscriber_seconds} s…");
                 match subscribers::run_level(&mut system, &bench_users, n, subscriber_rate, subscriber_seconds).await {
                     Ok(level) => {

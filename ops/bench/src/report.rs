@@ -152,6 +152,7 @@ pub fn markdown(results: &Results) -> String {
         results.machine.load_average_at_end,
     );
     let _ = writeln!(md, "![throughput and p99 latency against concurrency; subscribers](latest.png)\n");
+    let _ = writeln!(md, "Where the time goes, and what would move the numbers: [../ANALYSIS.md](../ANALYSIS.md).\n");
 
     if let Some(d) = &results.dataset {
         let _ = writeln!(md, "## Data set\n");
@@ -262,6 +263,13 @@ pub fn markdown(results: &Results) -> String {
             ("stage: outbox row committed → relay marked it published (Kafka acked)", &f.outbox_to_kafka),
         ] {
             let _ = writeln!(md, "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |", s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms);
+        }
+        if let Some(seconds) = f.points_caught_up_seconds {
+            let _ = writeln!(
+                md,
+                "\nThe points are slower: the ledger awards them one transaction per PostCreated, so after the burst the \
+                 read model showed every post's points only {seconds:.1} s after it showed every post."
+            );
         }
         let _ = writeln!(
             md,

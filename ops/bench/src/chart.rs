@@ -38,6 +38,7 @@ fn color(key: &str) -> RGBColor {
         "read-model" => RGBColor(0x1f, 0x77, 0xb4),
         "composition" => RGBColor(0xff, 0x7f, 0x0e),
         "hive-router" => RGBColor(0x2c, 0xa0, 0x2c),
+        "hive-router-no-dedupe" => RGBColor(0x17, 0xbe, 0xcf),
         "hive-gateway" => RGBColor(0xd6, 0x27, 0x28),
         "apollo-gateway" => RGBColor(0x94, 0x67, 0xbd),
         "sql-ceiling" => RGBColor(0x7f, 0x7f, 0x7f),

@@ -119,6 +119,14 @@ fn find_hive_router(args: &Args) -> Option<PathBuf> {
     None
 }
 
+async fn stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
 fn absolute(path: &std::path::Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| std::env::current_dir().expect("a working directory").join(path))
 }
@@ -190,7 +198,12 @@ async fn main() -> anyhow::Result<()> {
         let (bench_users, dataset) = dataset::load(&system, users, posts).await.context("loading the data set")?;
         println!(
             "  {} users in {:.1} s; {} posts inserted in {:.1} s; read model and points caught up in {:.1} s ({} events)",
-            dataset.users, dataset.register_seconds, dataset.posts, dataset.insert_posts_seconds, dataset.catch_up_seconds, dataset.events
+            dataset.users,
+            dataset.register_seconds,
+            dataset.posts,
+            dataset.insert_posts_seconds,
+            dataset.catch_up_seconds,
+            dataset.events
         );
         if args.hold_seconds > 0 {
             println!(
@@ -308,8 +321,12 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         anyhow::Ok((dataset, throughput_outcome, freshness_report, subscriber_results, rebuild_report))
-    }
-    .await;
+    };
+    // Ctrl-C or SIGTERM stops the processes this run started, too.
+    let outcome = tokio::select! {
+        outcome = outcome => outcome,
+        _ = stop_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
     system.stop().await;
     let (dataset, throughput_outcome, freshness_report, subscriber_results, rebuild_report) = outcome?;
 

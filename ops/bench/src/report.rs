@@ -113,6 +113,8 @@ pub fn ratios(results: &Results) -> Vec<Ratio> {
     push("composition ÷ Hive Gateway".into(), ratio("composition", "hive-gateway", q), Some(1.0), true);
     push("composition ÷ Apollo Gateway".into(), ratio("composition", "apollo-gateway", q), Some(1.0), true);
     push("read-model ÷ SQL ceiling".into(), ratio("read-model", "sql-ceiling", q), Some(0.5), false);
+    push("read-model ÷ Hive Router (dedupe off)".into(), ratio("read-model", "hive-router-no-dedupe", q), None, false);
+    push("composition ÷ Hive Router (dedupe off)".into(), ratio("composition", "hive-router-no-dedupe", q), None, false);
     let d = Query::Deep;
     push("deep: read-model ÷ composition".into(), ratio("read-model", "composition", d), None, false);
     push("deep: read-model ÷ Hive Router".into(), ratio("read-model", "hive-router", d), None, false);
@@ -375,6 +377,9 @@ pub fn markdown(results: &Results) -> String {
          federation gateways, counted by a proxy in front of the subgraphs in a separate run of 5 requests (the timed \
          run talks to the subgraphs directly).\n\
          - Peak RSS: VmHWM of the gateway's process, reset (`/proc/PID/clear_refs` = 5) before each timed point.\n\
+         - Hive Router deduplicates identical in-flight subgraph requests by default; every request here is the \
+         same query, its best case, so it is measured twice: as shipped, and with `traffic_shaping.all.dedupe_enabled: \
+         false`. Its upstream requests per request (2) are counted one request at a time, where nothing is shared.\n\
          - Federation gateways: supergraph composed offline with `@apollo/composition` from each service's \
          `{{ _service {{ sdl }} }}`; Apollo Gateway on Apollo Server (Node, `NODE_ENV=production`), Hive Gateway \
          (`createGatewayRuntime` on a Node HTTP server, one process), Hive Router 0.2.19 (HOST, PORT, \

@@ -277,6 +277,10 @@ pub const CEILING_SQL: &str = "select p.id, p.author_id, p.title, p.body, p.crea
 #[derive(Debug, Clone, Copy)]
 enum Peer {
     HiveRouter,
+    /// Hive Router with its in-flight subgraph request deduplication off:
+    /// this benchmark sends one identical query concurrently, the best case
+    /// for deduplication, which real traffic (different variables) rarely is.
+    HiveRouterNoDedupe,
     HiveGateway,
     ApolloGateway,
 }
@@ -285,6 +289,7 @@ impl Peer {
     fn key(self) -> &'static str {
         match self {
             Peer::HiveRouter => "hive-router",
+            Peer::HiveRouterNoDedupe => "hive-router-no-dedupe",
             Peer::HiveGateway => "hive-gateway",
             Peer::ApolloGateway => "apollo-gateway",
         }
@@ -293,6 +298,7 @@ impl Peer {
     fn label(self) -> &'static str {
         match self {
             Peer::HiveRouter => "Hive Router",
+            Peer::HiveRouterNoDedupe => "Hive Router (dedupe off)",
             Peer::HiveGateway => "Hive Gateway",
             Peer::ApolloGateway => "Apollo Gateway",
         }
@@ -302,7 +308,10 @@ impl Peer {
 fn peer_list(settings: &Settings, notes: &mut Vec<String>) -> Vec<Peer> {
     let mut peers = Vec::new();
     match &settings.hive_router {
-        Some(_) => peers.push(Peer::HiveRouter),
+        Some(_) => {
+            peers.push(Peer::HiveRouter);
+            peers.push(Peer::HiveRouterNoDedupe);
+        }
         None => notes.push("Hive Router was skipped (not installed, or --skip-hive-router).".into()),
     }
     if settings.skip_node_gateways {
@@ -378,7 +387,7 @@ impl Supergraphs {
 
 fn spawn_peer(system: &System, settings: &Settings, peer: Peer, supergraph: &Path, name: &str) -> anyhow::Result<Proc> {
     let port = free_port()?;
-    let env = vec![
+    let mut env = vec![
         ("HOST".to_owned(), "127.0.0.1".to_owned()),
         ("PORT".to_owned(), port.to_string()),
         ("SUPERGRAPH_FILE_PATH".to_owned(), supergraph.display().to_string()),
@@ -387,17 +396,24 @@ fn spawn_peer(system: &System, settings: &Settings, peer: Peer, supergraph: &Pat
     ];
     let logs = system.work_dir.join("logs");
     match peer {
-        Peer::HiveRouter => Proc::spawn(
-            Spec {
-                name,
-                program: settings.hive_router.as_deref().expect("hive router installed"),
-                args: vec![],
-                env,
-                port,
-                cwd: Some(&system.work_dir),
-            },
-            &logs,
-        ),
+        Peer::HiveRouter | Peer::HiveRouterNoDedupe => {
+            if matches!(peer, Peer::HiveRouterNoDedupe) {
+                let config = system.work_dir.join("hive-router-no-dedupe.yaml");
+                std::fs::write(&config, "traffic_shaping:\n  all:\n    dedupe_enabled: false\n")?;
+                env.push(("ROUTER_CONFIG_FILE_PATH".to_owned(), config.display().to_string()));
+            }
+            Proc::spawn(
+                Spec {
+                    name,
+                    program: settings.hive_router.as_deref().expect("hive router installed"),
+                    args: vec![],
+                    env,
+                    port,
+                    cwd: Some(&system.work_dir),
+                },
+                &logs,
+            )
+        }
         Peer::HiveGateway | Peer::ApolloGateway => {
             let script = if matches!(peer, Peer::HiveGateway) { "hive-gateway.mjs" } else { "apollo-gateway.mjs" };
             Proc::spawn(

@@ -59,6 +59,10 @@ pub struct Config {
     /// The largest request body accepted.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
+    /// Bytes of read-model answers kept until the read model changes
+    /// (anonymous queries only; 0 turns the response cache off).
+    #[arg(long, env = "RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub response_cache_bytes: u64,
     /// Events the live feed buffers for its slowest subscriber; one further
     /// behind is dropped.
     #[arg(long, env = "LIVE_BUFFER_EVENTS", default_value_t = 1024)]

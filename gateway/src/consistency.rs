@@ -5,7 +5,10 @@
 //!
 //! Waiters wake on the projector's `agora_projection` notifications (one
 //! listener per process), whichever replica's projector applied the event.
+//! The same notifications drive the [`ProjectionClock`], which tells the
+//! response cache when the read model changed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use agora_platform::graphql::WriteReceipt;
@@ -43,39 +46,51 @@ impl ConsistencyToken {
     }
 }
 
+/// What this process knows of the read model's changes: `generation` grows
+/// with every projection notification, and whenever notifications may have
+/// been missed (the listening connection was lost); `listening` is false
+/// while no notification can arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectionClock {
+    pub generation: u64,
+    pub listening: bool,
+}
+
 /// Answers whether the read model reflects given writes, and waits for it.
 #[derive(Clone)]
 pub struct Consistency {
     pool: PgPool,
-    projected: watch::Receiver<u64>,
+    clock: Arc<watch::Sender<ProjectionClock>>,
 }
 
 impl Consistency {
     /// Starts listening for projection notifications until `shutdown`.
     pub async fn start(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let mut listener = PgListener::connect_with(&pool).await.context("cannot listen for projections")?;
-        listener.listen(NOTIFY_CHANNEL).await?;
-        let (notify, projected) = watch::channel(0u64);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    received = listener.recv() => match received {
-                        Ok(_) => notify.send_modify(|count| *count += 1),
-                        Err(error) => {
-                            // The listener reconnects by itself on the next recv.
-                            tracing::warn!(%error, "projection notifications interrupted");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                    },
-                }
-            }
-        });
-        Ok(Consistency { pool, projected })
+        let listener = listen(&pool).await.context("cannot listen for projections")?;
+        let clock = Arc::new(watch::Sender::new(ProjectionClock { generation: 0, listening: true }));
+        tokio::spawn(follow_projections(pool.clone(), listener, clock.clone(), shutdown));
+        Ok(Consistency { pool, clock })
     }
 
-    /// True when the read model has applied every write of `receipts`.
-    pub async fn reached(&self, receipts: &[WriteReceipt]) -> sqlx::Result<bool> {
+    /// The read model's change clock, as this process last heard it.
+    pub fn clock(&self) -> ProjectionClock {
+        *self.clock.borrow()
+    }
+
+    /// True when the read model has applied every write of `receipts`. The
+    /// database may be ahead of the notifications heard so far, so finding
+    /// the writes applied advances the clock too: whoever relies on them
+    /// next (the client that wrote, a subscriber) must not get an answer
+    /// cached before them.
+    async fn reached(&self, receipts: &[WriteReceipt]) -> sqlx::Result<bool> {
+        let reached = self.applied(receipts).await?;
+        if reached {
+            self.clock.send_modify(|clock| clock.generation += 1);
+        }
+        Ok(reached)
+    }
+
+    async fn applied(&self, receipts: &[WriteReceipt]) -> sqlx::Result<bool> {
         for receipt in receipts {
             let sql = match receipt.topic.as_str() {
                 topics::USER => "select exists (select 1 from read_user where id = $1 and profile_version >= $2)",
@@ -99,7 +114,7 @@ impl Consistency {
             return Ok(true);
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut projected = self.projected.clone();
+        let mut projected = self.clock.subscribe();
         loop {
             projected.mark_unchanged();
             if self.reached(receipts).await? {
@@ -115,6 +130,58 @@ impl Consistency {
                         return self.reached(receipts).await;
                     }
                 }
+            }
+        }
+    }
+}
+
+async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Advances the clock on every notification. A lost connection may have
+/// lost notifications too, so it advances the clock as well: sqlx has
+/// reconnected (and listens again) when it reports the loss; after an error,
+/// the clock says "not listening" until a new listener is up.
+async fn follow_projections(
+    pool: PgPool,
+    mut listener: PgListener,
+    clock: Arc<watch::Sender<ProjectionClock>>,
+    shutdown: CancellationToken,
+) {
+    let advance = |listening: bool| {
+        clock.send_modify(|clock| {
+            clock.generation += 1;
+            clock.listening = listening;
+        })
+    };
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = listener.try_recv() => received,
+        };
+        match received {
+            Ok(Some(_)) => advance(true),
+            Ok(None) => {
+                tracing::warn!("projection notifications interrupted; listening again");
+                advance(true);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "projection notifications lost");
+                advance(false);
+                listener = loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                    match listen(&pool).await {
+                        Ok(listener) => break listener,
+                        Err(error) => tracing::warn!(%error, "cannot listen for projections yet"),
+                    }
+                };
+                advance(true);
             }
         }
     }

@@ -1,22 +1,26 @@
 //! Runs one GraphQL request for the transport: picks the query strategy,
-//! verifies the caller, honours a consistency token, executes, and reports
-//! `extensions.strategy`, `extensions.upstreamRequests` and, after a
-//! mutation, `extensions.consistencyToken`.
+//! verifies the caller, honours a consistency token, answers from the
+//! response cache or executes, and reports `extensions.strategy`,
+//! `extensions.upstreamRequests`, `extensions.sqlStatements`,
+//! `extensions.cache` and, after a mutation, `extensions.consistencyToken`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agora_platform::graphql::{ErrorCode, TraceParent};
 use agora_platform::tokens::{self, Caller, JwksVerifier};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Response, ServerError, Value};
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 
 use crate::consistency::{Consistency, ConsistencyToken};
 use crate::graphql::context::CommandLog;
 use crate::graphql::source::{DataSource, Loaders};
 use crate::graphql::{GatewaySchema, QueryLimits, RequestContext};
+use crate::http::{operation_type, Answer};
+use crate::response_cache::{CacheKey, ResponseCache};
 use crate::upstream::{CallCounter, Forwarded};
 
 pub const STRATEGY_HEADER: &str = "x-query-strategy";
@@ -30,6 +34,8 @@ pub struct Gateway {
     pub read_model: SourceFactory,
     pub composition: Option<SourceFactory>,
     pub verifier: Arc<JwksVerifier>,
+    /// Anonymous read-model answers until the read model changes; `None` when off.
+    pub cache: Option<ResponseCache>,
     pub consistency: Consistency,
     pub consistency_timeout: Duration,
     pub limits: QueryLimits,
@@ -43,38 +49,61 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ServerError {
     error
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
-    Response::from_errors(vec![error(code, message)])
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
+    Response::from_errors(vec![error(code, message)]).into()
+}
+
+/// Where a cacheable request stands: its key, and the read model's
+/// generation its answer is computed from.
+struct Cacheable {
+    key: CacheKey,
+    generation: u64,
 }
 
 impl Gateway {
-    async fn run(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Response {
+    async fn run(&self, mut request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
         let strategy = headers.get(STRATEGY_HEADER).map(|value| value.to_str().unwrap_or_default().trim().to_ascii_lowercase());
+        let read_model = matches!(strategy.as_deref(), None | Some("") | Some("read-model"));
+        let mut cacheable = None;
+        if let Some(cache) = self.cache.as_ref().filter(|_| read_model && cache_allowed(headers)) {
+            let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
+            if !no_cache_requested(headers) {
+                if let Some(data) = cache.get(&key) {
+                    return Answer::Serialized { data, extensions: extensions("read-model", 0, 0, Some("hit")) };
+                }
+            }
+            cacheable = cache.generation().map(|generation| Cacheable { key, generation });
+        }
         let forwarded = Forwarded {
-            authorization: headers
-                .get(axum::http::header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned),
+            authorization: headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned),
             client_address: Some(peer.ip()),
             traceparent: TraceParent::from_headers(headers).as_deref().map(str::to_owned),
         };
         let calls = Arc::new(CallCounter::default());
         let statements = Arc::new(CallCounter::default());
         let source = match strategy.as_deref() {
-            None | Some("") | Some("read-model") => (self.read_model)(forwarded.clone(), statements.clone()),
+            _ if read_model => (self.read_model)(forwarded.clone(), statements.clone()),
             Some("composition") => match &self.composition {
                 Some(factory) => factory(forwarded.clone(), calls.clone()),
                 None => return refuse(ErrorCode::BadUserInput, "the composition strategy is not available"),
             },
-            Some(other) => {
+            other => {
                 return refuse(
                     ErrorCode::BadUserInput,
-                    format!("unknown {STRATEGY_HEADER} {other:?}: use read-model or composition"),
+                    format!("unknown {STRATEGY_HEADER} {:?}: use read-model or composition", other.unwrap_or_default()),
                 )
             }
         };
-        if let Err(response) = self.check_aliases(&request) {
-            return response;
+        // Parsed once here; execution takes the parsed document. A document
+        // that does not parse is left to execution to report.
+        let operation_name = request.operation_name.clone();
+        if let Ok(document) = request.parsed_query() {
+            if let Some(refusal) = self.alias_refusal(document) {
+                return refusal;
+            }
+            if operation_type(document, operation_name.as_deref()) != Some(OperationType::Query) {
+                cacheable = None;
+            }
         }
         let mut lagging = false;
         if let Some(token) = headers.get(CONSISTENCY_HEADER) {
@@ -104,34 +133,65 @@ impl Gateway {
         };
         let mut response = self.schema.execute(request.data(context)).await;
         add_missing_codes(&mut response);
-        let extensions = &mut response.extensions;
-        extensions.insert("strategy".into(), Value::from(strategy_name));
-        extensions.insert("upstreamRequests".into(), Value::from(calls.get() as u64));
-        extensions.insert("sqlStatements".into(), Value::from(statements.get() as u64));
+        let mut cache_status = None;
+        if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
+            if response.errors.is_empty() {
+                cache.put(key, generation, &response.data);
+                cache_status = Some("miss");
+            }
+        }
+        response.extensions.extend(extensions(strategy_name, calls.get(), statements.get(), cache_status));
         if let Some(writes) = commands.writes() {
-            extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode()));
+            response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode()));
         }
         if lagging || commands.lagging() {
             // The answer may not show the latest writes yet; the client can retry with the token.
-            extensions.insert("consistent".into(), Value::from(false));
+            response.extensions.insert("consistent".into(), Value::from(false));
         }
-        response
+        response.into()
     }
 
     /// Refuses documents with more aliases than allowed (alias amplification).
-    fn check_aliases(&self, request: &async_graphql::Request) -> Result<(), Response> {
-        let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-            return Ok(());
-        };
-        let aliases = count_aliases(&document);
-        if aliases > self.limits.max_aliases {
-            return Err(refuse(
+    fn alias_refusal(&self, document: &ExecutableDocument) -> Option<Answer> {
+        let aliases = count_aliases(document);
+        (aliases > self.limits.max_aliases).then(|| {
+            refuse(
                 ErrorCode::QueryTooComplex,
                 format!("the query has {aliases} aliases; at most {} are allowed", self.limits.max_aliases),
-            ));
-        }
-        Ok(())
+            )
+        })
     }
+}
+
+/// The extensions every answer carries.
+fn extensions(
+    strategy: &'static str,
+    upstream_requests: usize,
+    sql_statements: usize,
+    cache: Option<&'static str>,
+) -> BTreeMap<String, Value> {
+    let mut extensions = BTreeMap::new();
+    extensions.insert("strategy".into(), Value::from(strategy));
+    extensions.insert("upstreamRequests".into(), Value::from(upstream_requests as u64));
+    extensions.insert("sqlStatements".into(), Value::from(sql_statements as u64));
+    if let Some(cache) = cache {
+        extensions.insert("cache".into(), Value::from(cache));
+    }
+    extensions
+}
+
+/// Whether the request's answer may be shared: not when it names a caller
+/// (the answer may depend on who asks) or a consistency token (it must see
+/// the database itself, see [`crate::response_cache`]).
+fn cache_allowed(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::AUTHORIZATION) && !headers.contains_key(CONSISTENCY_HEADER)
+}
+
+/// `Cache-Control: no-cache` (or `no-store`): the client wants a fresh answer.
+fn no_cache_requested(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CACHE_CONTROL).iter().filter_map(|value| value.to_str().ok()).any(|value| {
+        value.split(',').any(|directive| matches!(directive.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
+    })
 }
 
 fn count_aliases(document: &ExecutableDocument) -> usize {
@@ -170,7 +230,7 @@ fn add_missing_codes(response: &mut Response) {
 
 #[async_trait::async_trait]
 impl crate::http::Executor for Gateway {
-    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Response {
+    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
         self.run(request, headers, peer).await
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod live;
 pub mod projector;
 pub mod read_model;
+pub mod response_cache;
 pub mod startup;
 pub mod upstream;
 

@@ -25,6 +25,7 @@ use crate::graphql::{self, Shared};
 use crate::http::{self, HttpLimits};
 use crate::live::{self, LiveEndpoint, LiveFeed, LiveReader};
 use crate::projector::{Projector, ProjectorSettings};
+use crate::response_cache::ResponseCache;
 use crate::upstream::Upstream;
 
 pub struct Application {
@@ -75,6 +76,7 @@ impl Application {
             read_model,
             composition: Some(composition::factory(upstream)),
             verifier,
+            cache: ResponseCache::new(config.response_cache_bytes, consistency.clone()),
             consistency,
             consistency_timeout: config.consistency_timeout(),
             limits: config.query_limits(),

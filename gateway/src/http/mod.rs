@@ -20,18 +20,33 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use axum::{http::HeaderMap, routing::get, Router};
+use serde_json::value::RawValue;
 
 pub use self::limits::HttpLimits;
+pub use self::operation::operation_type;
+
+/// What an executor answers: a response to render, or a successful one
+/// whose `data` was serialized before (a cached answer).
+pub enum Answer {
+    Response(async_graphql::Response),
+    Serialized { data: Arc<RawValue>, extensions: BTreeMap<String, async_graphql::Value> },
+}
+
+impl From<async_graphql::Response> for Answer {
+    fn from(response: async_graphql::Response) -> Self {
+        Answer::Response(response)
+    }
+}
 
 /// Runs GraphQL requests for the transport.
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync + 'static {
     /// Executes one request. `headers` are the HTTP request's (bearer token,
     /// `x-query-strategy`, `x-consistency-token`); `peer` is the client socket.
-    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> async_graphql::Response;
+    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer;
 }
 
 /// `GET`/`POST /graphql`, and the playground at `GET /` (and at

@@ -1,13 +1,21 @@
 //! Which kind of operation a request would run, found before execution so
 //! that GET (a safe method) can refuse mutations with 405.
 
-use async_graphql::parser::{parse_query, types::OperationType};
+use async_graphql::parser::{
+    parse_query,
+    types::{ExecutableDocument, OperationType},
+};
 
 /// The type of the operation that `operation_name` selects in `query`, the
 /// way execution will select it. `None` when the document does not parse or
 /// selects nothing: execution then reports the error itself.
 pub fn selected_operation_type(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let document = parse_query(query).ok()?;
+    operation_type(&parse_query(query).ok()?, operation_name)
+}
+
+/// The type of the operation that `operation_name` selects in `document`;
+/// `None` when it selects nothing.
+pub fn operation_type(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
     let mut operations = document.operations.iter();
     let (_, operation) = match operation_name {
         Some(wanted) => operations.find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted))?,

@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::negotiation::ResponseMediaType;
+use super::{negotiation::ResponseMediaType, Answer};
 
 /// The wire form of a GraphQL response; `data` is left out entirely when a
 /// request error stopped the request before execution.
@@ -24,8 +24,39 @@ struct Body<'a> {
     extensions: &'a BTreeMap<String, Value>,
 }
 
-/// Renders `response` as `media_type`.
-pub fn render(mut response: async_graphql::Response, media_type: ResponseMediaType) -> Response {
+/// The wire form of an answer whose `data` was serialized before.
+#[derive(Serialize)]
+struct SerializedBody<'a> {
+    data: &'a serde_json::value::RawValue,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, Value>,
+}
+
+/// Renders `answer` as `media_type`.
+pub fn render(answer: Answer, media_type: ResponseMediaType) -> Response {
+    match answer {
+        Answer::Response(response) => render_response(response, media_type),
+        Answer::Serialized { data, extensions } => {
+            match serde_json::to_vec(&SerializedBody { data: &data, extensions: &extensions }) {
+                Ok(json) => json_response(StatusCode::OK, json, media_type),
+                Err(error) => {
+                    tracing::error!(error = %error, "could not serialize a GraphQL response");
+                    super::error::TransportError::Internal.into_response_as(media_type)
+                }
+            }
+        }
+    }
+}
+
+fn json_response(status: StatusCode, json: Vec<u8>, media_type: ResponseMediaType) -> Response {
+    let mut http_response = (status, json).into_response();
+    let headers = http_response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, media_type.content_type());
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    http_response
+}
+
+fn render_response(mut response: async_graphql::Response, media_type: ResponseMediaType) -> Response {
     let request_error = is_request_error(&response);
     if request_error {
         // Parse, validation and variable errors come from async-graphql
@@ -51,13 +82,11 @@ pub fn render(mut response: async_graphql::Response, media_type: ResponseMediaTy
         _ => StatusCode::OK,
     };
 
-    let mut http_response = (status, json).into_response();
+    let mut http_response = json_response(status, json, media_type);
     let headers = http_response.headers_mut();
     for (name, value) in response.http_headers.iter() {
         headers.append(name, value.clone());
     }
-    headers.insert(header::CONTENT_TYPE, media_type.content_type());
-    headers.insert(header::VARY, HeaderValue::from_static("accept"));
     if response.errors.is_empty() {
         if let Some(cache_control) = response.cache_control.value().and_then(|value| HeaderValue::from_str(&value).ok()) {
             headers.insert(header::CACHE_CONTROL, cache_control);
@@ -114,8 +143,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_error_has_no_data_and_a_code() {
-        let response =
-            render(async_graphql::Response::from_errors(vec![error(vec![], None)]), ResponseMediaType::GraphQlResponseJson);
+        let response = render(
+            async_graphql::Response::from_errors(vec![error(vec![], None)]).into(),
+            ResponseMediaType::GraphQlResponseJson,
+        );
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let body = body_of(response).await;
         assert!(body.get("data").is_none());
@@ -124,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_error_is_200_for_legacy_json_clients() {
-        let response = render(async_graphql::Response::from_errors(vec![error(vec![], None)]), ResponseMediaType::Json);
+        let response = render(async_graphql::Response::from_errors(vec![error(vec![], None)]).into(), ResponseMediaType::Json);
         assert_eq!(response.status(), StatusCode::OK);
         assert!(body_of(response).await.get("data").is_none());
     }
@@ -132,7 +163,8 @@ mod tests {
     #[tokio::test]
     async fn a_field_error_keeps_null_data_and_status_200() {
         let field_error = error(vec![PathSegment::Field("me".into())], Some("UNAUTHENTICATED"));
-        let response = render(async_graphql::Response::from_errors(vec![field_error]), ResponseMediaType::GraphQlResponseJson);
+        let response =
+            render(async_graphql::Response::from_errors(vec![field_error]).into(), ResponseMediaType::GraphQlResponseJson);
         assert_eq!(response.status(), StatusCode::OK);
         let body = body_of(response).await;
         assert_eq!(body["data"], serde_json::Value::Null);

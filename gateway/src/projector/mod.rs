@@ -144,6 +144,10 @@ impl Projector {
         careful: bool,
     ) -> Result<usize, BatchError> {
         let mut tx = self.pool.begin().await?;
+        // The batch and its position commit together and can be replayed from
+        // Kafka, so the commit need not wait for the WAL flush: a crash loses
+        // at most the last few batches, which the projector then applies again.
+        sqlx::query("set local synchronous_commit = off").execute(&mut *tx).await?;
         let applied_before: HashMap<(String, i32), i64> =
             sqlx::query_as::<_, (String, i32, i64)>("select topic, partition, next_offset from projector_offset")
                 .fetch_all(&mut *tx)

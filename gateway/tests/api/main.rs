@@ -10,6 +10,7 @@ mod http;
 mod limits;
 mod node;
 mod projector;
+mod response_cache;
 mod schema_export;
 mod story;
 mod subscriptions;

@@ -36,6 +36,7 @@ fn register_font() -> anyhow::Result<()> {
 fn color(key: &str) -> RGBColor {
     match key {
         "read-model" => RGBColor(0x1f, 0x77, 0xb4),
+        "read-model-no-cache" => RGBColor(0x8c, 0x56, 0x4b),
         "composition" => RGBColor(0xff, 0x7f, 0x0e),
         "hive-router" => RGBColor(0x2c, 0xa0, 0x2c),
         "hive-router-no-dedupe" => RGBColor(0x17, 0xbe, 0xcf),

@@ -11,7 +11,7 @@ use std::{
 use async_graphql::{Context, EmptySubscription, ErrorExtensions, Object, Schema};
 use axum::http::HeaderMap;
 
-use crate::http::{router, Executor, HttpLimits};
+use crate::http::{router, Answer, Executor, HttpLimits};
 
 /// What the transport handed the executor along with the request.
 struct Caller {
@@ -64,8 +64,8 @@ struct TestExecutor {
 
 #[async_trait::async_trait]
 impl Executor for TestExecutor {
-    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> async_graphql::Response {
-        self.schema.execute(request.data(Caller { headers: headers.clone(), peer })).await
+    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
+        self.schema.execute(request.data(Caller { headers: headers.clone(), peer })).await.into()
     }
 }
 

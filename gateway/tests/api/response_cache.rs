@@ -1,0 +1,96 @@
+//! The response cache: anonymous read-model answers are served again only
+//! while the read model is unchanged, whoever changed it.
+
+use std::time::Duration;
+
+use agora_testkit::{graphql, wait_until};
+use serde_json::{json, Value};
+
+use crate::helpers::{bearer, composition, spawn_system, Account, TestSystem};
+
+const POSTS: &str = "{ posts(first: 5) { nodes { title author { displayName } } } }";
+
+fn cache_of(response: &Value) -> Option<&str> {
+    response["extensions"]["cache"].as_str()
+}
+
+/// Waits for the points of ada's posts: the read model is quiet after that.
+async fn points_settled(system: &TestSystem, user: &Account, points: i64) {
+    wait_until(Duration::from_secs(10), "the points of the posts in the read model", || async {
+        let read = system.gateway.query("query($id: ID!) { user(id: $id) { points } }", json!({ "id": user.id }), &[]).await;
+        read["data"]["user"]["points"] == points
+    })
+    .await;
+}
+
+fn titles(response: &Value) -> Vec<&str> {
+    let nodes = response["data"]["posts"]["nodes"].as_array().unwrap_or_else(|| panic!("no posts in {response}"));
+    nodes.iter().map(|node| node["title"].as_str().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_served_again_until_the_read_model_changes() {
+    let system = spawn_system().await;
+    let gateway = &system.gateway;
+    let ada = gateway.register("ada").await;
+    gateway.create_post(&ada, "first").await;
+    points_settled(&system, &ada, 10).await;
+
+    let computed = gateway.query(POSTS, json!({}), &[]).await;
+    let served = gateway.query(POSTS, json!({}), &[]).await;
+    assert_eq!(cache_of(&computed), Some("miss"), "{computed}");
+    assert_eq!(cache_of(&served), Some("hit"), "{served}");
+    assert_eq!(served["data"], computed["data"]);
+    assert_eq!(served["extensions"]["sqlStatements"], 0);
+    assert_eq!(served["extensions"]["strategy"], "read-model");
+
+    // A write through this gateway: the mutation waited for the read model,
+    // so the next answer already shows it.
+    gateway.query("mutation { renameUser(displayName: \"Ada L.\") { id } }", json!({}), &[bearer(&ada.token)]).await;
+    let renamed = gateway.query(POSTS, json!({}), &[]).await;
+    assert_eq!(renamed["data"]["posts"]["nodes"][0]["author"]["displayName"], "Ada L.", "{renamed}");
+    assert_eq!(cache_of(&renamed), Some("miss"));
+
+    // A write this gateway knows nothing of (straight to post-service): the
+    // projector's notification drops the cached answer.
+    let created = graphql(
+        system.services.post.port,
+        "mutation($input: CreatePostInput!) { createPost(input: $input) { id } }",
+        json!({ "input": { "title": "second", "body": "Written past the gateway." } }),
+        Some(&ada.token),
+    )
+    .await;
+    assert!(created["errors"].is_null(), "{created}");
+    wait_until(Duration::from_secs(10), "the new post in the cached query's answer", || async {
+        titles(&gateway.query(POSTS, json!({}), &[]).await) == ["second", "first"]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_fresh_requests_errors_and_composition_are_not_served_from_the_cache() {
+    let system = spawn_system().await;
+    let gateway = &system.gateway;
+    let ada = gateway.register("ada").await;
+    gateway.create_post(&ada, "first").await;
+    points_settled(&system, &ada, 10).await;
+
+    for _ in 0..2 {
+        let with_caller = gateway.query(POSTS, json!({}), &[bearer(&ada.token)]).await;
+        assert_eq!(cache_of(&with_caller), None, "{with_caller}");
+        assert_eq!(with_caller["extensions"]["sqlStatements"], 1);
+
+        let fresh = gateway.query(POSTS, json!({}), &[("cache-control", "no-cache".into())]).await;
+        assert_eq!(cache_of(&fresh), Some("miss"), "{fresh}");
+
+        let composed = gateway.query(POSTS, json!({}), &[composition()]).await;
+        assert_eq!(cache_of(&composed), None, "{composed}");
+        assert_eq!(titles(&composed), ["first"]);
+
+        let failed = gateway.query("{ posts(first: -1) { nodes { id } } }", json!({}), &[]).await;
+        assert!(failed["errors"].is_array(), "{failed}");
+        assert_eq!(cache_of(&failed), None, "{failed}");
+    }
+    // The answer computed for `no-cache` is kept for the next plain request.
+    assert_eq!(cache_of(&gateway.query(POSTS, json!({}), &[]).await), Some("hit"));
+}

@@ -133,14 +133,16 @@ impl Gateway {
         };
         let mut response = self.schema.execute(request.data(context)).await;
         add_missing_codes(&mut response);
-        let mut cache_status = None;
         if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
             if response.errors.is_empty() {
-                cache.put(key, generation, &response.data);
-                cache_status = Some("miss");
+                // Serialized once, for the cache and for this answer.
+                if let Some(data) = cache.put(key, generation, &response.data) {
+                    let extensions = extensions(strategy_name, calls.get(), statements.get(), Some("miss"));
+                    return Answer::Serialized { data, extensions };
+                }
             }
         }
-        response.extensions.extend(extensions(strategy_name, calls.get(), statements.get(), cache_status));
+        response.extensions.extend(extensions(strategy_name, calls.get(), statements.get(), None));
         if let Some(writes) = commands.writes() {
             response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode()));
         }

@@ -72,16 +72,15 @@ impl ResponseCache {
         (entry.generation == generation).then(|| entry.data.clone())
     }
 
-    /// Stores `data`, computed from the read model as of `generation`.
-    pub fn put(&self, key: CacheKey, generation: u64, data: &Value) {
-        if self.generation() != Some(generation) {
-            // The read model changed while it was computed.
-            return;
+    /// Stores `data`, computed from the read model as of `generation`, unless
+    /// the read model changed meanwhile; `data` serialized, for the answer.
+    pub fn put(&self, key: CacheKey, generation: u64, data: &Value) -> Option<Arc<RawValue>> {
+        let json = serde_json::to_string(data).and_then(RawValue::from_string).ok()?;
+        let data: Arc<RawValue> = Arc::from(json);
+        if self.generation() == Some(generation) {
+            self.entries.insert(key, Arc::new(Entry { generation, data: data.clone() }));
         }
-        let Ok(json) = serde_json::to_string(data).and_then(RawValue::from_string) else {
-            return;
-        };
-        self.entries.insert(key, Arc::new(Entry { generation, data: Arc::from(json) }));
+        Some(data)
     }
 }
 

@@ -1,18 +1,27 @@
 //! Calls to the services' subgraphs over HTTP: one pooled client with
 //! timeouts, the caller's token and address forwarded, errors kept with
 //! their codes, and every call counted for `extensions.upstreamRequests`.
+//! Identical queries in flight at the same moment (same service, document,
+//! variables and token) are sent once and their answer shared, as federation
+//! routers do; commands are always sent.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt, Shared};
 
 use agora_platform::graphql::{ErrorCode, TraceParent, WriteReceipt};
 use async_graphql::ErrorExtensions;
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 /// The services the gateway talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
     Auth,
     Post,
@@ -125,11 +134,23 @@ struct Extensions {
     writes: Vec<WriteReceipt>,
 }
 
+/// One query in flight, awaited by every request that asked for it.
+type SharedCall = Shared<BoxFuture<'static, Result<Arc<Answer>, UpstreamError>>>;
+
+/// What makes two queries the same call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CallKey {
+    service: Service,
+    body: Vec<u8>,
+    authorization: Option<String>,
+}
+
 /// The services' GraphQL endpoints and the client that calls them.
 pub struct Upstream {
     http: reqwest::Client,
     auth_url: String,
     post_url: String,
+    in_flight: Arc<Mutex<HashMap<CallKey, SharedCall>>>,
 }
 
 impl Upstream {
@@ -140,13 +161,12 @@ impl Upstream {
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .build()?;
-        Ok(Upstream { http, auth_url, post_url })
+        Ok(Upstream { http, auth_url, post_url, in_flight: Arc::default() })
     }
 
-    /// Sends one GraphQL operation to `service`. A request-level failure or
+    /// Sends one GraphQL command to `service`. A request-level failure or
     /// an answer without data is an error; field errors beside data are
     /// returned with it.
-    #[tracing::instrument(skip_all, fields(%service))]
     pub async fn call(
         &self,
         service: Service,
@@ -156,12 +176,63 @@ impl Upstream {
         counter: &CallCounter,
     ) -> Result<Answer, UpstreamError> {
         counter.increment();
-        metrics::counter!("agora_gateway_upstream_requests_total", "service" => service.to_string()).increment(1);
+        self.send(service, body(query, variables), forwarded).await
+    }
+
+    /// Sends one GraphQL query to `service`, or joins the same query already
+    /// in flight. Errors as for [`Upstream::call`].
+    pub async fn query(
+        &self,
+        service: Service,
+        query: &str,
+        variables: Value,
+        forwarded: &Forwarded,
+        counter: &CallCounter,
+    ) -> Result<Arc<Answer>, UpstreamError> {
+        counter.increment();
+        let key = CallKey { service, body: body(query, variables), authorization: forwarded.authorization.clone() };
+        let call = {
+            let mut in_flight = self.in_flight.lock().expect("in-flight calls lock");
+            match in_flight.get(&key) {
+                Some(call) => {
+                    metrics::counter!("agora_gateway_upstream_requests_shared_total", "service" => service.to_string())
+                        .increment(1);
+                    call.clone()
+                }
+                None => {
+                    let registry = self.in_flight.clone();
+                    let sending = self.send(service, key.body.clone(), forwarded);
+                    let own_key = key.clone();
+                    let call = async move {
+                        let answer = sending.await.map(Arc::new);
+                        registry.lock().expect("in-flight calls lock").remove(&own_key);
+                        answer
+                    }
+                    .boxed()
+                    .shared();
+                    in_flight.insert(key, call.clone());
+                    // Runs to the end (and leaves the registry) even if every
+                    // request that awaits it is cancelled.
+                    tokio::spawn(call.clone());
+                    call
+                }
+            }
+        };
+        call.await
+    }
+
+    /// The HTTP request for a call, made now and sent when awaited.
+    fn send(
+        &self,
+        service: Service,
+        body: Vec<u8>,
+        forwarded: &Forwarded,
+    ) -> impl Future<Output = Result<Answer, UpstreamError>> + Send + 'static {
         let url = match service {
             Service::Auth => &self.auth_url,
             Service::Post => &self.post_url,
         };
-        let mut request = self.http.post(url).json(&serde_json::json!({ "query": query, "variables": variables }));
+        let mut request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         if let Some(authorization) = &forwarded.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
@@ -171,32 +242,42 @@ impl Upstream {
         if let Some(address) = forwarded.client_address {
             request = request.header("x-forwarded-for", address.to_string());
         }
-        let classify = |error: reqwest::Error| {
-            tracing::warn!(%service, %error, "upstream call failed");
-            if error.is_timeout() {
-                UpstreamError::Timeout(service)
-            } else {
-                UpstreamError::Unavailable(service)
+        let span = tracing::info_span!("upstream", %service);
+        async move {
+            metrics::counter!("agora_gateway_upstream_requests_total", "service" => service.to_string()).increment(1);
+            let classify = |error: reqwest::Error| {
+                tracing::warn!(%service, %error, "upstream call failed");
+                if error.is_timeout() {
+                    UpstreamError::Timeout(service)
+                } else {
+                    UpstreamError::Unavailable(service)
+                }
+            };
+            let response = request.send().await.map_err(classify)?;
+            if !response.status().is_success() {
+                tracing::warn!(%service, status = %response.status(), "upstream answered with an HTTP error");
+                return Err(UpstreamError::Unavailable(service));
             }
-        };
-        let response = request.send().await.map_err(classify)?;
-        if !response.status().is_success() {
-            tracing::warn!(%service, status = %response.status(), "upstream answered with an HTTP error");
-            return Err(UpstreamError::Unavailable(service));
+            let envelope: Envelope = response.json().await.map_err(classify)?;
+            if envelope.data.is_null() {
+                let error = envelope.errors.into_iter().next().unwrap_or(UpstreamGraphqlError {
+                    message: format!("{service} answered without data"),
+                    path: Vec::new(),
+                    extensions: None,
+                });
+                return Err(UpstreamError::Refused(error));
+            }
+            Ok(Answer {
+                data: envelope.data,
+                writes: envelope.extensions.map(|extensions| extensions.writes).unwrap_or_default(),
+                errors: envelope.errors,
+            })
         }
-        let envelope: Envelope = response.json().await.map_err(classify)?;
-        if envelope.data.is_null() {
-            let error = envelope.errors.into_iter().next().unwrap_or(UpstreamGraphqlError {
-                message: format!("{service} answered without data"),
-                path: Vec::new(),
-                extensions: None,
-            });
-            return Err(UpstreamError::Refused(error));
-        }
-        Ok(Answer {
-            data: envelope.data,
-            writes: envelope.extensions.map(|extensions| extensions.writes).unwrap_or_default(),
-            errors: envelope.errors,
-        })
+        .instrument(span)
     }
+}
+
+/// The JSON body of a GraphQL request.
+fn body(query: &str, variables: Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "query": query, "variables": variables })).expect("a JSON value serializes")
 }

@@ -1,6 +1,10 @@
 //! The composition strategy: what it costs in calls to the services, and
 //! what a client gets when a service is down or slow.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::helpers::{composition, spawn_gateway_with_auth_at, spawn_system, Account, TestGateway, TestSystem};
@@ -147,4 +151,49 @@ async fn a_service_that_does_not_answer_in_time_is_a_timeout_on_its_fields() {
     assert_eq!(response["data"]["user"], Value::Null, "{response}");
     assert_eq!(response["errors"][0]["path"], json!(["user"]), "{response}");
     assert_eq!(response["errors"][0]["extensions"]["code"], "TIMEOUT", "{response}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_queries_in_flight_together_share_one_call() {
+    let (system, _) = system_with_posts().await;
+    // A slow auth-service: a proxy that counts the calls and answers each
+    // after 300 ms, so that concurrent requests overlap.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let auth_url = format!("http://127.0.0.1:{}/graphql", system.services.auth.port);
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = proxy.local_addr().unwrap().port();
+    let counted = calls.clone();
+    let app = axum::Router::new().route(
+        "/graphql",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (calls, auth_url) = (counted.clone(), auth_url.clone());
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let mut request = reqwest::Client::new().post(auth_url).header("content-type", "application/json").body(body);
+                if let Some(authorization) = headers.get("authorization") {
+                    request = request.header("authorization", authorization);
+                }
+                let answer = request.send().await.unwrap().bytes().await.unwrap();
+                ([("content-type", "application/json")], answer)
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(proxy, app).await });
+    let gateway = spawn_gateway_with_auth_at(&system, proxy_port, &[]).await;
+
+    let query = "{ posts(first: 3) { nodes { title author { username } } } }";
+    let answers = futures::future::join_all((0..10).map(|_| composed(&gateway, query))).await;
+    let expected = json!([
+        { "title": "post 6", "author": { "username": "ada" } },
+        { "title": "post 5", "author": { "username": "cyd" } },
+        { "title": "post 4", "author": { "username": "bob" } },
+    ]);
+    for answer in &answers {
+        assert_eq!(answer["data"]["posts"]["nodes"], expected, "{answer}");
+        // Each request still needed its two calls.
+        assert_eq!(upstream_requests(answer), 2, "{answer}");
+    }
+    let sent = calls.load(Ordering::SeqCst);
+    assert!((1..10).contains(&sent), "10 identical requests in flight together sent {sent} calls to auth-service");
 }

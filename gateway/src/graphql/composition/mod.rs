@@ -39,11 +39,11 @@ impl CompositionSource {
     /// field error beside the data fails the whole call: a batch with a hole
     /// in it would pass a failure off as "not found".
     async fn fetch<T: DeserializeOwned>(&self, service: Service, query: &str, variables: Value, field: &str) -> SourceResult<T> {
-        let mut answer = self.upstream.call(service, query, variables, &self.forwarded, &self.calls).await?;
-        if let Some(error) = answer.errors.into_iter().next() {
-            return Err(UpstreamError::Refused(error).into());
+        let answer = self.upstream.query(service, query, variables, &self.forwarded, &self.calls).await?;
+        if let Some(error) = answer.errors.first() {
+            return Err(UpstreamError::Refused(error.clone()).into());
         }
-        serde_json::from_value(answer.data[field].take())
+        T::deserialize(&answer.data[field])
             .map_err(|error| SourceError::internal(format!("{service} answered {field} in an unexpected shape: {error}")))
     }
 }

@@ -1,5 +1,6 @@
 //! The public subscriptions, fed by the process's live feed and filtered in
-//! memory per subscriber.
+//! memory per operation (the subscribers of one operation share its
+//! execution: `live::SharedOperations`).
 
 use std::sync::Arc;
 

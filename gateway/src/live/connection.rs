@@ -11,6 +11,7 @@ use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{raw_type, ClientMessage, Outbound, Protocol};
+use super::shared::{OperationKey, Outcome};
 use super::{LiveEndpoint, SlowSubscriber};
 use crate::upstream::Forwarded;
 
@@ -26,7 +27,8 @@ struct Connection {
     outbound: Outbound,
     endpoint: Arc<LiveEndpoint>,
     caller: Option<(Caller, Forwarded)>,
-    subscriptions: StreamMap<String, BoxStream<'static, Option<async_graphql::Response>>>,
+    /// Each subscription's results, then `None` when it ends.
+    subscriptions: StreamMap<String, BoxStream<'static, Option<Arc<Outcome>>>>,
     slow: SlowSubscriber,
 }
 
@@ -42,14 +44,18 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, endpoint: Arc<LiveEndp
         subscriptions: StreamMap::new(),
         slow: SlowSubscriber::default(),
     };
+    // Made once, not on every turn of the loop: each turn is one event pushed.
+    let shutting_down = shutdown.cancelled();
+    let slow = connection.slow.clone();
+    let fell_behind = slow.fell_behind_by();
     let init_deadline = tokio::time::sleep(settings.init_timeout);
-    tokio::pin!(init_deadline);
+    tokio::pin!(shutting_down, fell_behind, init_deadline);
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + settings.keep_alive, settings.keep_alive);
     loop {
         let step = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => Step::Close(1001, "the gateway is shutting down".into()),
-            missed = connection.slow.fell_behind_by() => {
+            _ = &mut shutting_down => Step::Close(1001, "the gateway is shutting down".into()),
+            missed = &mut fell_behind => {
                 metrics::counter!("agora_live_slow_subscribers_dropped_total").increment(1);
                 Step::Close(1008, format!("subscriber too slow: fell {missed} events behind"))
             }
@@ -166,12 +172,24 @@ impl Connection {
         if self.subscriptions.contains_key(&id) {
             return Step::Close(4409, format!("Subscriber for {id} already exists"));
         }
-        let context = self.endpoint.request_context(caller.clone(), forwarded.clone());
-        let request = request.data(context).data(self.slow.clone());
-        let mut results =
-            self.endpoint.schema.execute_stream(request).map(Some).chain(futures::stream::once(async { None })).boxed();
-        // The first poll runs the subscription's resolver, which joins the
-        // feed: done now, every event after this message reaches it.
+        let endpoint = &self.endpoint;
+        let results = match OperationKey::of_subscription(&request) {
+            // Shared with the operation's other subscribers, as an anonymous caller.
+            Some(key) => endpoint.feed().operations.join(
+                &endpoint.schema,
+                key,
+                || endpoint.request_context(Caller::Anonymous, Forwarded::default()),
+                self.slow.clone(),
+            ),
+            None => {
+                let request = request.data(endpoint.request_context(caller.clone(), forwarded.clone())).data(self.slow.clone());
+                endpoint.schema.execute_stream(request).map(|response| Arc::new(Outcome::of(&response))).boxed()
+            }
+        };
+        let mut results = results.map(Some).chain(futures::stream::once(async { None })).boxed();
+        // The first poll of a subscription runs its resolver, which joins the
+        // feed (or joins the running execution): done now, every event after
+        // this message reaches it.
         let first = results.next().now_or_never();
         self.subscriptions.insert(id.clone(), results);
         metrics::gauge!("agora_live_subscriptions").increment(1.0);
@@ -182,17 +200,19 @@ impl Connection {
     }
 
     /// A subscription's next result, or its end.
-    fn result(&mut self, id: String, result: Option<async_graphql::Response>) -> Step {
-        match result {
-            Some(response) if response.data == async_graphql::Value::Null && !response.errors.is_empty() => {
+    fn result(&mut self, id: String, result: Option<Arc<Outcome>>) -> Step {
+        match result.as_deref() {
+            Some(Outcome::Failed(errors)) => {
                 // The operation failed as a whole: an error ends it, no complete follows.
                 self.forget(&id);
-                Step::Send(vec![self.outbound.error(&id, &response.errors)])
+                Step::Send(vec![self.outbound.error(&id, errors)])
             }
-            Some(response) => {
+            Some(Outcome::Next(payload)) => {
                 metrics::counter!("agora_live_events_pushed_total").increment(1);
-                Step::Send(vec![self.outbound.next(&id, &response)])
+                Step::Send(vec![self.outbound.next(&id, payload)])
             }
+            // Never sent to a subscriber: it is told through `SlowSubscriber`.
+            Some(Outcome::FellBehind(_)) => Step::Send(Vec::new()),
             None => {
                 self.forget(&id);
                 Step::Send(vec![self.outbound.complete(&id)])

@@ -4,8 +4,9 @@
 //! with other replicas, starting at the current end), so every subscriber on
 //! every replica sees every event. An event is published to subscribers only
 //! once the read model reflects it, with the records loaded once for all
-//! subscribers. Subscribers share one bounded buffer: one that falls too far
-//! behind is told so and dropped, instead of slowing the others down.
+//! subscribers. Subscriptions share one bounded buffer: one that falls too
+//! far behind is told so and dropped, instead of slowing the others down.
+//! The subscribers of one operation share its execution (`shared`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::shared::SharedOperations;
 use crate::consistency::Consistency;
 use crate::projector::TOPICS;
 use crate::read_model::{queries, PostRecord, UserRecord};
@@ -33,10 +35,12 @@ pub enum LiveEvent {
     PointsChanged { user: UserRecord, delta: i32, total: i32, reason: String },
 }
 
-/// The sending side; subscribers take receivers from it.
+/// The sending side; subscriptions take receivers from it. Subscribers of
+/// the same operation share one execution of it ([`SharedOperations`]).
 #[derive(Clone)]
 pub struct LiveFeed {
     sender: broadcast::Sender<Arc<LiveEvent>>,
+    pub operations: SharedOperations,
 }
 
 /// How long the feed waits for the read model before pushing anyway.
@@ -46,7 +50,7 @@ impl LiveFeed {
     /// A feed whose buffer holds `capacity` events for the slowest subscriber.
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity);
-        LiveFeed { sender }
+        LiveFeed { sender, operations: SharedOperations::new(capacity) }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {

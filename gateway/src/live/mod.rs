@@ -5,6 +5,7 @@
 mod connection;
 mod feed;
 mod protocol;
+mod shared;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use feed::{LiveEvent, LiveFeed, LiveReader};
 pub use protocol::Protocol;
+pub use shared::{OperationKey, Outcome, SharedOperations};
 
 use crate::executor::SourceFactory;
 use crate::graphql::context::CommandLog;
@@ -48,6 +50,11 @@ pub struct LiveEndpoint {
 }
 
 impl LiveEndpoint {
+    /// The feed the schema's subscriptions read.
+    fn feed(&self) -> &LiveFeed {
+        self.schema.data::<LiveFeed>().expect("the schema carries the live feed")
+    }
+
     /// The state one operation over the socket resolves with.
     fn request_context(&self, caller: Caller, forwarded: Forwarded) -> RequestContext {
         RequestContext {
@@ -74,7 +81,15 @@ impl SlowSubscriber {
         self.0 .0.notified().await;
         self.0 .1.load(Ordering::Relaxed)
     }
+
+    /// How many events were missed, if any.
+    fn missed(&self) -> Option<u64> {
+        Some(self.0 .1.load(Ordering::Relaxed)).filter(|&missed| missed > 0)
+    }
 }
+
+/// The read buffer each WebSocket starts with.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Middleware: takes WebSocket upgrades of `/graphql`, passes the rest on.
 pub async fn upgrade(State(endpoint): State<Arc<LiveEndpoint>>, request: Request, next: Next) -> Response {
@@ -91,7 +106,14 @@ pub async fn upgrade(State(endpoint): State<Arc<LiveEndpoint>>, request: Request
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let upgrade = upgrade.protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY]).max_message_size(64 * 1024);
+    // tungstenite fills its whole read buffer up front (128 KiB by default):
+    // a few KiB per connection suffice, a larger message grows it. Each
+    // message is flushed as it is sent, so nothing waits in the write buffer.
+    let upgrade = upgrade
+        .protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY])
+        .max_message_size(64 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0);
     let protocol = Protocol::from_subprotocol(upgrade.selected_protocol().and_then(|name| name.to_str().ok()));
     let shutdown = endpoint.shutdown.clone();
     upgrade.on_upgrade(move |socket| connection::serve(socket, protocol, endpoint, shutdown))

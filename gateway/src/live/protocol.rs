@@ -2,7 +2,8 @@
 //! current one, of the npm `graphql-ws` library) and the legacy `graphql-ws`
 //! of `subscriptions-transport-ws`, chosen by `Sec-WebSocket-Protocol`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,12 +87,20 @@ impl Outbound {
         .to_string()
     }
 
-    pub fn next(&self, id: &str, payload: &async_graphql::Response) -> String {
+    /// A result, from its payload serialized once for every subscriber.
+    pub fn next(&self, id: &str, payload: &RawValue) -> String {
+        #[derive(Serialize)]
+        struct Next<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            id: &'a str,
+            payload: &'a RawValue,
+        }
         let kind = match self.0 {
             Protocol::TransportWs => "next",
             Protocol::Legacy => "data",
         };
-        json!({ "type": kind, "id": id, "payload": payload }).to_string()
+        serde_json::to_string(&Next { kind, id, payload }).expect("a message serializes")
     }
 
     pub fn error(&self, id: &str, errors: &[async_graphql::ServerError]) -> String {
@@ -145,9 +154,12 @@ mod tests {
 
     #[test]
     fn the_legacy_protocol_answers_data_where_transport_ws_answers_next() {
-        let response = async_graphql::Response::new(async_graphql::Value::Null);
-        assert!(Outbound(Protocol::Legacy).next("1", &response).contains(r#""type":"data""#));
-        assert!(Outbound(Protocol::TransportWs).next("1", &response).contains(r#""type":"next""#));
+        let payload = RawValue::from_string(r#"{"data":{"a":1}}"#.into()).unwrap();
+        assert_eq!(Outbound(Protocol::Legacy).next("1", &payload), r#"{"type":"data","id":"1","payload":{"data":{"a":1}}}"#);
+        assert_eq!(
+            Outbound(Protocol::TransportWs).next("\"", &payload),
+            r#"{"type":"next","id":"\"","payload":{"data":{"a":1}}}"#
+        );
     }
 
     #[test]

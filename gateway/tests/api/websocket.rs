@@ -1,6 +1,7 @@
 //! The WebSocket protocol's rules, with a raw client: handshake timeout,
-//! unauthorised and duplicate subscriptions, bad tokens, keep-alive, and
-//! the dropping of a subscriber that does not keep up.
+//! unauthorised and duplicate subscriptions, bad tokens, keep-alive, the
+//! sharing of one operation by its subscribers, and the dropping of a
+//! subscriber that does not keep up.
 
 use agora_testkit::DEADLINE;
 use futures::{SinkExt, StreamExt};
@@ -137,6 +138,65 @@ async fn a_subscriber_that_does_not_read_is_dropped_and_the_others_keep_up() {
     };
     assert!(delivered < posts, "the stalled subscriber got all {posts} posts: it was never dropped");
     assert!(matches!(ended, Some(1008) | None), "closed with {ended:?}");
+}
+
+/// A connection past `connection_ack`.
+async fn initialised(port: u16) -> Socket {
+    let mut socket = connect(port, "graphql-transport-ws").await;
+    send(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(receive(&mut socket).await["type"], "connection_ack");
+    socket
+}
+
+/// Messages are handled in order: once the pong is back, what was sent before it is done.
+async fn handled(socket: &mut Socket) {
+    send(socket, json!({ "type": "ping" })).await;
+    assert_eq!(receive(socket).await, json!({ "type": "pong" }));
+}
+
+/// The title of the next post pushed to subscription `id`.
+async fn next_title(socket: &mut Socket, id: &str) -> Value {
+    let message = receive(socket).await;
+    assert_eq!((&message["type"], &message["id"]), (&json!("next"), &json!(id)), "{message}");
+    message["payload"]["data"]["postCreated"]["title"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_of_one_operation_share_it_and_come_and_go_on_their_own() {
+    let system = spawn_system_with(&[]).await;
+    let ada = system.gateway.register("ada").await;
+    let port = system.gateway.port();
+    let mut first = initialised(port).await;
+    let mut second = initialised(port).await;
+    send(&mut first, subscribe("a")).await;
+    send(&mut second, subscribe("b")).await;
+    let by_author = "subscription($id: ID) { postCreated(authorId: $id) { title } }";
+    send(
+        &mut second,
+        json!({ "type": "subscribe", "id": "bad", "payload": { "query": by_author, "variables": { "id": "nope" } } }),
+    )
+    .await;
+    let refused = receive(&mut second).await;
+    assert_eq!((&refused["type"], &refused["id"]), (&json!("error"), &json!("bad")), "{refused}");
+    handled(&mut first).await;
+    handled(&mut second).await;
+
+    system.gateway.create_post(&ada, "one").await;
+    assert_eq!(next_title(&mut first, "a").await, "one");
+    assert_eq!(next_title(&mut second, "b").await, "one");
+
+    // One subscriber leaves: the other goes on.
+    send(&mut first, json!({ "type": "complete", "id": "a" })).await;
+    handled(&mut first).await;
+    system.gateway.create_post(&ada, "two").await;
+    assert_eq!(next_title(&mut second, "b").await, "two");
+
+    // All have left: a new subscriber of the operation gets what follows.
+    drop(second);
+    send(&mut first, subscribe("c")).await;
+    handled(&mut first).await;
+    system.gateway.create_post(&ada, "three").await;
+    assert_eq!(next_title(&mut first, "c").await, "three");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,5 +9,5 @@ pub mod events;
 pub mod json_schema;
 pub mod topics;
 
-pub use cursor::PostCursor;
+pub use cursor::{InvalidCursor, PostCursor};
 pub use events::{Envelope, Event, EventDecodeError, PointsAwarded, PostCreated, UserRegistered, UserRenamed};

@@ -2,7 +2,10 @@
 
 use agora_platform::graphql::{Coded, ErrorCode};
 use agora_platform::pagination::PageRequest;
-use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
+use agora_schema::{InvalidCursor, PostCursor};
+use async_graphql::connection::{
+    Connection, CursorType, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField,
+};
 use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -81,12 +84,27 @@ impl Post {
 /// A page of posts, newest first: a Relay cursor connection
 /// (`PostConnection`, `PostEdge`, `PageInfo`).
 pub type PostConnection =
-    Connection<String, Post, EmptyFields, EmptyFields, DefaultConnectionName, DefaultEdgeName, EnableNodesField>;
+    Connection<Cursor, Post, EmptyFields, EmptyFields, DefaultConnectionName, DefaultEdgeName, EnableNodesField>;
+
+/// A post's place in its page, encoded only when a client selects it.
+pub struct Cursor(PostCursor);
+
+impl CursorType for Cursor {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(cursor: &str) -> Result<Self, InvalidCursor> {
+        PostCursor::decode(cursor).map(Cursor)
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.0.encode()
+    }
+}
 
 /// The connection over a page; `after_given` says whether it follows a cursor.
 pub fn post_connection(page: PostPage, after_given: bool) -> PostConnection {
     let mut connection = PostConnection::new(after_given, page.has_next_page);
-    connection.edges = page.posts.into_iter().map(|post| Edge::new(post.cursor().encode(), Post(post))).collect();
+    connection.edges = page.posts.into_iter().map(|post| Edge::new(Cursor(post.cursor()), Post(post))).collect();
     connection
 }
 

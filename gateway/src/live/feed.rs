@@ -4,9 +4,10 @@
 //! with other replicas, starting at the current end), so every subscriber on
 //! every replica sees every event. An event is published to subscribers only
 //! once the read model reflects it, with the records loaded once for all
-//! subscribers. Subscriptions share one bounded buffer: one that falls too
-//! far behind is told so and dropped, instead of slowing the others down.
-//! The subscribers of one operation share its execution (`shared`).
+//! subscribers. The subscribers of one operation share its execution
+//! (`shared`), and executions share one bounded buffer: one that falls too
+//! far behind is told so and its subscribers are dropped, instead of slowing
+//! the others down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,8 @@ pub struct LiveFeed {
 const PROJECTION_WAIT: Duration = Duration::from_secs(10);
 
 impl LiveFeed {
-    /// A feed whose buffer holds `capacity` events for the slowest subscriber.
+    /// A feed whose buffer holds `capacity` events for the slowest execution
+    /// (and at most as many results for an operation's slowest subscriber).
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity);
         LiveFeed { sender, operations: SharedOperations::new(capacity) }

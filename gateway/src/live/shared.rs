@@ -88,6 +88,12 @@ impl OperationKey {
 
 type Results = broadcast::Sender<Arc<Outcome>>;
 
+/// The most results an operation buffers for its slowest subscriber. The
+/// buffer is allocated whole (about 40 bytes a result) for every running
+/// operation, and there may be one per subscriber (filters by user id): it
+/// absorbs a burst, a subscriber further behind is dropped.
+const MAX_OPERATION_BUFFER: usize = 128;
+
 /// The shared executions of one gateway process, by operation.
 #[derive(Clone)]
 pub struct SharedOperations {
@@ -97,8 +103,10 @@ pub struct SharedOperations {
 }
 
 impl SharedOperations {
+    /// Operations whose subscribers may fall `capacity` results behind (at
+    /// most [`MAX_OPERATION_BUFFER`]).
     pub fn new(capacity: usize) -> Self {
-        SharedOperations { running: Arc::default(), capacity }
+        SharedOperations { running: Arc::default(), capacity: capacity.clamp(1, MAX_OPERATION_BUFFER) }
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<OperationKey, Results>> {

@@ -112,7 +112,7 @@ impl Connection {
             ClientMessage::ConnectionInit { payload } => self.init(payload).await,
             ClientMessage::Ping { payload } => Step::Send(vec![self.outbound.pong(payload)]),
             ClientMessage::Pong {} => Step::Send(Vec::new()),
-            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, *payload),
             ClientMessage::Complete { id } => {
                 if self.subscriptions.remove(&id).is_some() {
                     metrics::gauge!("agora_live_subscriptions").decrement(1.0);

@@ -41,7 +41,7 @@ pub enum ClientMessage {
     #[serde(alias = "start")]
     Subscribe {
         id: String,
-        payload: async_graphql::Request,
+        payload: Box<async_graphql::Request>,
     },
     /// `complete` (transport-ws) or `stop` (legacy).
     #[serde(alias = "stop")]

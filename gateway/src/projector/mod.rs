@@ -189,18 +189,19 @@ impl Projector {
                 Err(error) => return Err(error.into()),
             }
         }
-        for (topic, partition, next) in next_offsets(messages) {
-            sqlx::query(
-                "insert into projector_offset (topic, partition, next_offset, updated_at) values ($1, $2, $3, now())
-                 on conflict (topic, partition) do update
-                 set next_offset = greatest(projector_offset.next_offset, excluded.next_offset), updated_at = now()",
-            )
-            .bind(topic)
-            .bind(partition)
-            .bind(next)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // Every partition's position in one statement.
+        let positions = next_offsets(messages);
+        sqlx::query(
+            "insert into projector_offset (topic, partition, next_offset, updated_at)
+             select topic, partition, next_offset, now() from unnest($1::text[], $2::int[], $3::bigint[]) as p (topic, partition, next_offset)
+             on conflict (topic, partition) do update
+             set next_offset = greatest(projector_offset.next_offset, excluded.next_offset), updated_at = now()",
+        )
+        .bind(positions.iter().map(|&(topic, _, _)| topic).collect::<Vec<_>>())
+        .bind(positions.iter().map(|&(_, partition, _)| partition).collect::<Vec<_>>())
+        .bind(positions.iter().map(|&(_, _, next)| next).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("select pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(applied)

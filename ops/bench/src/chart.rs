@@ -117,12 +117,15 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
             .draw()?;
     }
 
-    // Subscribers: delivery latency and the gateway's memory.
-    let subs = &results.subscribers;
+    // Subscribers: delivery latency and the gateway's memory; lines for one
+    // shared document, crosses for a document per subscriber (worst case).
+    let all_subs = &results.subscribers;
+    let subs: Vec<_> = all_subs.iter().filter(|l| !l.distinct_operations).collect();
+    let worst: Vec<_> = all_subs.iter().filter(|l| l.distinct_operations).collect();
     let xs: Vec<f64> = subs.iter().map(|l| l.subscribers as f64).collect();
     let (sxlo, sxhi) = if xs.is_empty() { (100.0, 20_000.0) } else { bounds(xs.iter().copied()) };
     {
-        let (ylo, yhi) = bounds(subs.iter().flat_map(|l| [l.latency.p50_ms, l.latency.p99_ms, 250.0]));
+        let (ylo, yhi) = bounds(all_subs.iter().flat_map(|l| [l.latency.p50_ms, l.latency.p99_ms, 250.0]));
         let mut chart = ChartBuilder::on(&panels[2])
             .caption("subscribers on one gateway: commit → delivery", (FONT, 22))
             .margin(15)
@@ -148,6 +151,17 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
+            let crosses: Vec<(f64, f64)> = worst
+                .iter()
+                .map(|l| (l.subscribers as f64, if pick == 0 { l.latency.p50_ms } else { l.latency.p99_ms }))
+                .filter(|p| p.1 > 0.0)
+                .collect();
+            if !crosses.is_empty() {
+                chart
+                    .draw_series(crosses.iter().map(|&p| Cross::new(p, 7, c.stroke_width(3))))?
+                    .label(format!("{label}, a document per subscriber"))
+                    .legend(move |(x, y)| Cross::new((x + 10, y), 6, c.stroke_width(3)));
+            }
         }
         let target = RGBColor(0x7f, 0x7f, 0x7f);
         chart
@@ -163,7 +177,7 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
             .draw()?;
     }
     {
-        let values = subs
+        let values = all_subs
             .iter()
             .flat_map(|l| [l.rss_connected_mib.unwrap_or(0.0), l.peak_rss_mib.unwrap_or(0.0), l.cpu_percent.unwrap_or(0.0)]);
         let yhi = values.fold(10.0f64, f64::max) * 1.2;

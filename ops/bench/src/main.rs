@@ -28,7 +28,7 @@ use crate::report::{Machine, Results};
 #[command(name = "agora-bench", about = "Agora's benchmark (run it through ops/bench/run)")]
 struct Args {
     /// A short run: 200 users, 10,000 posts, one concurrency, 5 s per point,
-    /// 100/s freshness, subscribers 1,000 and 5,000.
+    /// 100/s freshness.
     #[arg(long)]
     quick: bool,
     #[arg(long)]
@@ -150,8 +150,7 @@ async fn main() -> anyhow::Result<()> {
     let warmup = args.warmup.unwrap_or(if quick { 2.0 } else { 4.0 });
     let freshness_rate = args.freshness_rate.unwrap_or(500.0);
     let freshness_seconds = args.freshness_seconds.unwrap_or(if quick { 5.0 } else { 20.0 });
-    let mut subscriber_levels =
-        args.subscribers.clone().unwrap_or_else(|| if quick { vec![1_000, 5_000] } else { vec![1_000, 5_000, 10_000] });
+    let mut subscriber_levels = args.subscribers.clone().unwrap_or_else(|| vec![1_000, 5_000, 10_000]);
     let subscriber_rate = args.subscriber_post_rate.unwrap_or(5.0);
     let subscriber_seconds = args.subscriber_seconds.unwrap_or(if quick { 10.0 } else { 20.0 });
     let sections = |name: &str| args.only.iter().any(|s| s == name);
@@ -276,12 +275,17 @@ async fn main() -> anyhow::Result<()> {
         }
         let mut subscriber_results = Vec::new();
         if sections("subscribers") {
-            for &n in &subscriber_levels {
+            // Every level with one shared document, then the largest with a
+            // document per subscriber (the worst case for the gateway).
+            let largest = subscriber_levels.iter().max().copied();
+            let runs = subscriber_levels.iter().map(|&n| (n, false)).chain(largest.map(|n| (n, true)));
+            for (n, distinct) in runs {
                 if let Err(error) = dataset::wait_quiescent(&system, users).await {
                     notes.push(format!("the pipeline did not quiet down: {error:#}"));
                 }
-                println!("subscribers: {n} on one gateway, {subscriber_rate} posts/s for {subscriber_seconds} s…");
-                match subscribers::run_level(&mut system, &bench_users, n, subscriber_rate, subscriber_seconds).await {
+                let documents = if distinct { "a document each" } else { "one document" };
+                println!("subscribers: {n} on one gateway ({documents}), {subscriber_rate} posts/s for {subscriber_seconds} s…");
+                match subscribers::run_level(&mut system, &bench_users, n, distinct, subscriber_rate, subscriber_seconds).await {
                     Ok(level) => {
                         println!(
                             "  {} connected; {}/{} deliveries; p50 {:.1} ms p99 {:.1} ms; RSS idle {} → connected {} MiB, peak {} MiB; CPU {}%",

@@ -27,12 +27,21 @@ use crate::procs::clock_ticks_per_second;
 use crate::stats::{summarize, Summary};
 use crate::system::System;
 
-const SUBSCRIBE: &str =
-    r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { postCreated { id title author { displayName } } }"}}"#;
+const DOCUMENT: &str = "subscription { postCreated { id title author { displayName } } }";
+
+/// The subscribe message of subscriber `index`. The gateway executes the
+/// subscribers of one document once; with `distinct`, a comment makes every
+/// subscriber's document its own, the worst case (one execution each).
+fn subscribe_message(index: usize, distinct: bool) -> String {
+    let query = if distinct { format!("{DOCUMENT} # subscriber {index}") } else { DOCUMENT.to_owned() };
+    serde_json::json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }).to_string()
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SubscriberLevel {
     pub subscribers: usize,
+    /// Every subscriber sent its own document (one execution per subscriber).
+    pub distinct_operations: bool,
     pub connected: usize,
     pub connect_seconds: f64,
     pub posts: usize,
@@ -60,7 +69,7 @@ struct Shared {
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn connect(index: usize, server: SocketAddr, path: &str) -> anyhow::Result<Socket> {
+async fn connect(index: usize, distinct: bool, server: SocketAddr, path: &str) -> anyhow::Result<Socket> {
     let source = Ipv4Addr::new(127, 0, 0, (2 + index % 200) as u8);
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
@@ -78,12 +87,13 @@ async fn connect(index: usize, server: SocketAddr, path: &str) -> anyhow::Result
         Some(Ok(Message::Text(text))) if text.contains("connection_ack") => {}
         other => bail!("expected connection_ack, got {other:?}"),
     }
-    ws.send(Message::text(SUBSCRIBE)).await?;
+    ws.send(Message::text(subscribe_message(index, distinct))).await?;
     Ok(ws)
 }
 
 async fn subscriber(
     index: usize,
+    distinct: bool,
     server: SocketAddr,
     path: String,
     shared: Arc<Shared>,
@@ -91,7 +101,7 @@ async fn subscriber(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<(Uuid, Instant)>> {
     let permit = connecting.acquire().await?;
-    let mut ws = match connect(index, server, &path).await {
+    let mut ws = match connect(index, distinct, server, &path).await {
         Ok(ws) => ws,
         Err(error) => {
             shared.failed.fetch_add(1, Ordering::Relaxed);
@@ -141,6 +151,7 @@ pub async fn run_level(
     system: &mut System,
     users: &[BenchUser],
     n: usize,
+    distinct: bool,
     rate: f64,
     seconds: f64,
 ) -> anyhow::Result<SubscriberLevel> {
@@ -159,7 +170,9 @@ pub async fn run_level(
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = Instant::now();
     let tasks: Vec<_> = (0..n)
-        .map(|i| tokio::spawn(subscriber(i, server, "/graphql".into(), shared.clone(), connecting.clone(), stop_rx.clone())))
+        .map(|i| {
+            tokio::spawn(subscriber(i, distinct, server, "/graphql".into(), shared.clone(), connecting.clone(), stop_rx.clone()))
+        })
         .collect();
     let connect_deadline = Instant::now() + Duration::from_secs(300);
     while shared.subscribed.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < n
@@ -249,6 +262,7 @@ pub async fn run_level(
     };
     Ok(SubscriberLevel {
         subscribers: n,
+        distinct_operations: distinct,
         connected,
         connect_seconds,
         posts: total,

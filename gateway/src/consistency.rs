@@ -85,7 +85,12 @@ impl Consistency {
     async fn reached(&self, receipts: &[WriteReceipt]) -> sqlx::Result<bool> {
         let reached = self.applied(receipts).await?;
         if reached {
-            self.clock.send_modify(|clock| clock.generation += 1);
+            // Read by the response cache; waiters are not woken for it (each
+            // would query the database again, for nothing new).
+            self.clock.send_if_modified(|clock| {
+                clock.generation += 1;
+                false
+            });
         }
         Ok(reached)
     }

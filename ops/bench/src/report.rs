@@ -275,8 +275,8 @@ pub fn markdown(results: &Results) -> String {
         if let Some(seconds) = f.points_caught_up_seconds {
             let _ = writeln!(
                 md,
-                "\nThe points are slower: the ledger awards them one transaction per PostCreated, so after the burst the \
-                 read model showed every post's points only {seconds:.1} s after it showed every post."
+                "\nThe points take one step more (post topic → points ledger → points topic → projector): after the \
+                 burst the read model showed every post's points {seconds:.1} s after it showed every post."
             );
         }
         let _ = writeln!(

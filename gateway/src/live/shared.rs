@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Variables};
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
@@ -25,6 +25,7 @@ use tokio::sync::broadcast;
 
 use super::SlowSubscriber;
 use crate::graphql::RequestContext;
+use crate::http::operation_type;
 
 /// One result of an operation, serialized once for all who receive it.
 #[derive(Debug)]
@@ -62,12 +63,7 @@ impl OperationKey {
     /// queries, mutations and documents that do not parse are not.
     pub fn of_subscription(request: &async_graphql::Request) -> Option<Self> {
         let document = async_graphql::parser::parse_query(&request.query).ok()?;
-        let operation = match (&document.operations, request.operation_name.as_deref()) {
-            (DocumentOperations::Single(operation), _) => operation,
-            (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name)?,
-            (DocumentOperations::Multiple(_), None) => return None,
-        };
-        if operation.node.ty != OperationType::Subscription {
+        if operation_type(&document, request.operation_name.as_deref()) != Some(OperationType::Subscription) {
             return None;
         }
         Some(OperationKey {

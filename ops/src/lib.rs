@@ -1,0 +1,5 @@
+//! Operations tooling shared by the `agora-ops` binaries and the chaos
+//! suite: reconciliation of the write models, the read model, the outboxes
+//! and the topics of a running system.
+
+pub mod reconcile;

@@ -16,7 +16,7 @@ mod topics;
 use serde::Serialize;
 
 pub use load::{Snapshot, Sources};
-pub use topics::{read_topic, TopicMessage};
+pub use topics::{read_topic, TopicMessage, TopicRead};
 
 /// One part of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -1,0 +1,157 @@
+//! Judging a scenario once the system is quiet: every acknowledged command
+//! must have its effect in the write model and the read model (else it was
+//! lost), no command may have its effect twice, and every subscriber
+//! session must have been pushed each post created while it was open,
+//! exactly once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::client::Outcome;
+use crate::feed::Session;
+use crate::load::{Command, Kind};
+
+/// What the commands of one scenario came to.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    pub sent: usize,
+    pub acknowledged: usize,
+    /// Not acknowledged, by final code.
+    pub failed: BTreeMap<String, usize>,
+    /// Not acknowledged, yet applied (the client cannot know).
+    pub failed_but_applied: usize,
+    pub lost: Vec<String>,
+    pub twice: Vec<String>,
+}
+
+async fn connect(url: &str) -> anyhow::Result<PgConnection> {
+    PgConnection::connect(url).await.with_context(|| format!("cannot connect to {url}"))
+}
+
+/// How many times each value is found: usernames in `app_user`, display
+/// names in auth's `UserRenamed` events, titles in `post`; and which of them
+/// the read model shows.
+pub async fn effects(commands: &[Command], auth_url: &str, post_url: &str, read_url: &str) -> anyhow::Result<Effects> {
+    let values = |kind: Kind| commands.iter().filter(|c| c.kind == kind).map(|c| c.value.clone()).collect::<Vec<_>>();
+    let mut auth = connect(auth_url).await?;
+    let registered: HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("select username, count(*) from app_user where username = any($1) group by 1")
+            .bind(values(Kind::Register))
+            .fetch_all(&mut auth)
+            .await?
+            .into_iter()
+            .collect();
+    let renamed: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "select payload->'data'->>'display_name', count(*) from outbox
+         where event_type = 'UserRenamed' and payload->'data'->>'display_name' = any($1) group by 1",
+    )
+    .bind(values(Kind::Rename))
+    .fetch_all(&mut auth)
+    .await?
+    .into_iter()
+    .collect();
+    let mut post = connect(post_url).await?;
+    let posted: HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("select title, count(*) from post where title = any($1) group by 1")
+            .bind(values(Kind::Post))
+            .fetch_all(&mut post)
+            .await?
+            .into_iter()
+            .collect();
+    let mut read = connect(read_url).await?;
+    let read_users: HashSet<String> = sqlx::query_scalar("select username from read_user where username = any($1)")
+        .bind(values(Kind::Register))
+        .fetch_all(&mut read)
+        .await?
+        .into_iter()
+        .collect();
+    let read_posts: HashSet<String> = sqlx::query_scalar("select title from read_post where title = any($1)")
+        .bind(values(Kind::Post))
+        .fetch_all(&mut read)
+        .await?
+        .into_iter()
+        .collect();
+
+    let mut effects = Effects { sent: commands.len(), ..Effects::default() };
+    for command in commands {
+        let (found, in_read_model) = match command.kind {
+            Kind::Register => (registered.get(&command.value), read_users.contains(&command.value)),
+            // The read model's display names are compared by reconciliation.
+            Kind::Rename => (renamed.get(&command.value), true),
+            Kind::Post => (posted.get(&command.value), read_posts.contains(&command.value)),
+        };
+        let found = found.copied().unwrap_or(0);
+        let what = format!("{:?} {} (key {})", command.kind, command.value, command.key);
+        if found > 1 {
+            effects.twice.push(format!("{what}: applied {found} times"));
+        }
+        match &command.outcome {
+            Outcome::Acknowledged(_) => {
+                effects.acknowledged += 1;
+                if found == 0 {
+                    effects.lost.push(format!("{what}: acknowledged, not in the service's database"));
+                } else if !in_read_model {
+                    effects.lost.push(format!("{what}: acknowledged, not in the read model"));
+                }
+            }
+            Outcome::Failed { code, .. } => {
+                let code = code.split_whitespace().next().unwrap_or_default().to_owned();
+                *effects.failed.entry(code).or_default() += 1;
+                if found > 0 {
+                    effects.failed_but_applied += 1;
+                }
+            }
+        }
+    }
+    Ok(effects)
+}
+
+/// How a scenario's posts reached the subscribers.
+#[derive(Debug, Clone, Default)]
+pub struct FeedCounts {
+    pub expected: usize,
+    pub missing: usize,
+    pub duplicated: usize,
+    pub sessions: usize,
+}
+
+/// A session should have been pushed every acknowledged post whose command
+/// was first sent after it had subscribed (plus `grace`) and answered before
+/// it ended (less `grace`). Duplicates count when received in `window`.
+pub fn feed(commands: &[Command], sessions: &[Session], window: (Instant, Instant), grace: Duration) -> FeedCounts {
+    let posts: Vec<&Command> = commands.iter().filter(|c| c.kind == Kind::Post && c.acknowledged() && c.post.is_some()).collect();
+    let mut counts = FeedCounts::default();
+    for session in sessions {
+        if session.ended.is_some_and(|ended| ended < window.0) {
+            continue;
+        }
+        counts.sessions += 1;
+        let received: HashSet<Uuid> = session.received.iter().map(|(id, _)| *id).collect();
+        for post in &posts {
+            let after_start = post.sent >= session.started + grace;
+            let before_end = session.ended.is_none_or(|ended| post.done + grace <= ended);
+            if after_start && before_end {
+                counts.expected += 1;
+                if !received.contains(&post.post.unwrap()) {
+                    counts.missing += 1;
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        for (id, at) in &session.received {
+            if !seen.insert(*id) && *at >= window.0 && *at <= window.1 {
+                counts.duplicated += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Whether every open session has what it should (to stop waiting early).
+pub fn feed_complete(commands: &[Command], sessions: &[Session], since: Instant, grace: Duration) -> bool {
+    feed(commands, sessions, (since, Instant::now()), grace).missing == 0
+}

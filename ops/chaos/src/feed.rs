@@ -49,6 +49,16 @@ impl Feed {
         Feed { sessions, stop, tasks }
     }
 
+    /// Waits (at most 60 s) until `gateways` sessions are open, then for
+    /// the grace after which their posts are expected.
+    pub async fn wait_connected(&self, gateways: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.sessions.lock().unwrap().iter().filter(|s| s.ended.is_none()).count() < gateways && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(crate::runner::FEED_GRACE).await;
+    }
+
     pub fn sessions(&self) -> Vec<Session> {
         self.sessions.lock().unwrap().clone()
     }

@@ -29,6 +29,7 @@ pub fn line(row: &Row) -> String {
 pub fn markdown(rows: &[Row], options: &Options, title: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {title}\n");
+    let _ = writeln!(out, "What the columns mean and how to run it: [`ops/chaos/README.md`](../README.md).\n");
     let _ = writeln!(
         out,
         "Written by `agora-chaos` on {} (commit {}). Load: {} workers × {:.1} commands/s (register, rename, createPost; \
@@ -94,7 +95,15 @@ pub fn markdown(rows: &[Row], options: &Options, title: &str) -> String {
                 let _ = writeln!(out, "- … and {} more {what}", list.len() - 5);
             }
         }
-        let _ = writeln!(out, "- subscriber sessions: {}", row.feed.sessions);
+        for example in &row.feed.examples {
+            let _ = writeln!(out, "- feed: {example}");
+        }
+        let _ = writeln!(
+            out,
+            "- subscriber sessions: {}; the scenario took {:.0} s",
+            row.feed.sessions,
+            row.elapsed.as_secs_f64()
+        );
         let _ = writeln!(out, "\n```\n{}```\n", row.reconciliation);
     }
     out

@@ -45,6 +45,8 @@ pub struct Row {
     /// Differences the previous scenario did not leave.
     pub new_differences: usize,
     pub reconciliation: String,
+    /// The whole scenario, load, fault and wait included.
+    pub elapsed: Duration,
     /// The fault could not be applied, or a check could not be made.
     pub errors: Vec<String>,
 }
@@ -62,6 +64,10 @@ impl Row {
 
 type Keys = BTreeSet<String>;
 
+/// A post is expected on a session's feed when sent this long after it
+/// subscribed and answered this long before it ended.
+pub const FEED_GRACE: Duration = Duration::from_secs(2);
+
 fn keys(report: &Report) -> Keys {
     report.differences.iter().map(|d| format!("{:?} {:?} {}", d.check, d.kind, d.id)).collect()
 }
@@ -72,6 +78,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     std::fs::create_dir_all(&options.dir)?;
     let mut system = System::start(&options.dir, options.programs.clone()).await?;
     let mut feed = Feed::start(&system.client_gateways());
+    feed.wait_connected(system.client_gateways().len()).await;
     let mut rows = Vec::new();
     let mut previous = Keys::new();
     for (index, scenario) in options.scenarios.iter().enumerate() {
@@ -86,6 +93,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         if system.local != was_local {
             feed.stop().await;
             feed = Feed::start(&system.client_gateways());
+            feed.wait_connected(system.client_gateways().len()).await;
         }
         previous = one(options, &mut system, &feed, *scenario, index, &mut row, previous).await;
         eprintln!("chaos: {} → {}", row.scenario, crate::report::line(&row));
@@ -135,12 +143,13 @@ async fn one(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let grace = Duration::from_secs(1);
+    let grace = FEED_GRACE;
     let feed_deadline = Instant::now() + Duration::from_secs(15);
     while !verify::feed_complete(&commands, &feed.sessions(), started, grace) && Instant::now() < feed_deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     row.feed = verify::feed(&commands, &feed.sessions(), (started, Instant::now()), grace);
+    row.elapsed = started.elapsed();
     let sources = system.sources();
     match verify::effects(&commands, &sources.auth_database_url, &sources.post_database_url, &sources.read_database_url).await {
         Ok(effects) => row.effects = effects,

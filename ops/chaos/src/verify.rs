@@ -117,6 +117,8 @@ pub struct FeedCounts {
     pub missing: usize,
     pub duplicated: usize,
     pub sessions: usize,
+    /// A few of the posts missing or duplicated, with the session's gateway.
+    pub examples: Vec<String>,
 }
 
 /// A session should have been pushed every acknowledged post whose command
@@ -138,6 +140,9 @@ pub fn feed(commands: &[Command], sessions: &[Session], window: (Instant, Instan
                 counts.expected += 1;
                 if !received.contains(&post.post.unwrap()) {
                     counts.missing += 1;
+                    if counts.examples.len() < 6 {
+                        counts.examples.push(format!("post {} missing on {}", post.post.unwrap(), session.gateway));
+                    }
                 }
             }
         }
@@ -145,6 +150,9 @@ pub fn feed(commands: &[Command], sessions: &[Session], window: (Instant, Instan
         for (id, at) in &session.received {
             if !seen.insert(*id) && *at >= window.0 && *at <= window.1 {
                 counts.duplicated += 1;
+                if counts.examples.len() < 6 {
+                    counts.examples.push(format!("post {id} pushed again on {}", session.gateway));
+                }
             }
         }
     }

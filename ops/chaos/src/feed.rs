@@ -16,6 +16,10 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+/// A post is expected on a session's feed when sent this long after it
+/// subscribed and answered this long before it ended.
+pub const FEED_GRACE: Duration = Duration::from_secs(2);
+
 /// One subscription on one connection.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -56,7 +60,7 @@ impl Feed {
         while self.sessions.lock().unwrap().iter().filter(|s| s.ended.is_none()).count() < gateways && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(crate::runner::FEED_GRACE).await;
+        tokio::time::sleep(FEED_GRACE).await;
     }
 
     pub fn sessions(&self) -> Vec<Session> {

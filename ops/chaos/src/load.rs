@@ -145,7 +145,15 @@ impl Worker {
         commands
     }
 
-    async fn send(&self, kind: Kind, value: String, user: Option<Uuid>, query: &str, variables: Value, token: Option<&str>) -> Command {
+    async fn send(
+        &self,
+        kind: Kind,
+        value: String,
+        user: Option<Uuid>,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+    ) -> Command {
         let key = Uuid::now_v7();
         let sent = Instant::now();
         let (outcome, attempts) = self.client.command(query, variables, token, key).await;

@@ -47,9 +47,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let here = std::env::current_exe()?.parent().context("no directory")?.to_owned();
     let local = args.local_bin.clone().or_else(|| Some(here.join("agora-local")).filter(|path| path.exists()));
     let programs = Programs { node: here.join("agora-chaos-node"), local };
-    let dir = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("agora-chaos-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")))
-    });
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("agora-chaos-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"))));
     let mut options = if args.full { Options::full(programs, dir.clone()) } else { Options::short(programs, dir.clone()) };
     if !args.scenarios.is_empty() {
         options.scenarios = args.scenarios.iter().map(|name| Scenario::parse(name)).collect::<anyhow::Result<_>>()?;

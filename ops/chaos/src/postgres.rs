@@ -37,7 +37,9 @@ fn bin_dir() -> anyhow::Result<PathBuf> {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| status.lines().find(|line| line.starts_with("Uid:")).map(|line| line.split_whitespace().nth(1) == Some("0")))
+        .and_then(|status| {
+            status.lines().find(|line| line.starts_with("Uid:")).map(|line| line.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 

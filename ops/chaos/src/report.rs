@@ -9,23 +9,6 @@ fn seconds(duration: Option<Duration>) -> String {
     duration.map_or_else(|| "not converged".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
 }
 
-/// The row's figures on one line, for the console.
-pub fn line(row: &Row) -> String {
-    format!(
-        "sent {}, acknowledged {}, lost {}, applied twice {}, feed missing {}/{}, feed duplicated {}, converged {}, differences {}{}",
-        row.effects.sent,
-        row.effects.acknowledged,
-        row.effects.lost.len(),
-        row.effects.twice.len(),
-        row.feed.missing,
-        row.feed.expected,
-        row.feed.duplicated,
-        seconds(row.converged),
-        row.differences,
-        if row.passed() { "" } else { "  ← FAILED" }
-    )
-}
-
 pub fn markdown(rows: &[Row], options: &Options, title: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {title}\n");
@@ -46,7 +29,7 @@ pub fn markdown(rows: &[Row], options: &Options, title: &str) -> String {
         options.quiet_deadline.as_secs(),
     );
     let passed = rows.iter().filter(|row| row.passed()).count();
-    let _ = writeln!(out, "**{passed} of {} scenarios passed** (0 lost, 0 applied twice, 0 missing from or duplicated in a subscriber's feed, no reconciliation difference).\n", rows.len());
+    let _ = writeln!(out, "**{passed} of {} scenarios passed** (0 lost, 0 applied twice, 0 missing from or duplicated in a subscriber's feed, no reconciliation difference, no command answered INTERNAL or failed although applied).\n", rows.len());
     let _ = writeln!(
         out,
         "| scenario | commands sent | acknowledged | not acknowledged | lost | applied twice | feed: missing | feed: duplicated | time to converge | reconciliation differences (new) | |"
@@ -98,12 +81,8 @@ pub fn markdown(rows: &[Row], options: &Options, title: &str) -> String {
         for example in &row.feed.examples {
             let _ = writeln!(out, "- feed: {example}");
         }
-        let _ = writeln!(
-            out,
-            "- subscriber sessions: {}; the scenario took {:.0} s",
-            row.feed.sessions,
-            row.elapsed.as_secs_f64()
-        );
+        let _ =
+            writeln!(out, "- subscriber sessions: {}; the scenario took {:.0} s", row.feed.sessions, row.elapsed.as_secs_f64());
         let _ = writeln!(out, "\n```\n{}```\n", row.reconciliation);
     }
     out

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use agora_ops::reconcile::{reconcile, Report};
 
 use crate::client::Client;
-use crate::feed::Feed;
+use crate::feed::{Feed, FEED_GRACE};
 use crate::load::{Load, LoadSettings};
 use crate::scenarios::{Scenario, Timings};
 use crate::system::{Programs, System};
@@ -52,8 +52,14 @@ pub struct Row {
 }
 
 impl Row {
+    /// Nothing lost, nothing applied twice, every subscriber's feed exact,
+    /// no reconciliation difference, and no command that a careful client
+    /// could not handle: none answered INTERNAL (not retryable, yet the
+    /// command may have been applied) and none failed although applied.
     pub fn passed(&self) -> bool {
         self.errors.is_empty()
+            && !self.effects.failed.contains_key("INTERNAL")
+            && self.effects.failed_but_applied == 0
             && self.effects.lost.is_empty()
             && self.effects.twice.is_empty()
             && self.feed.missing == 0
@@ -62,11 +68,26 @@ impl Row {
     }
 }
 
-type Keys = BTreeSet<String>;
+impl Row {
+    /// The row's figures on one line, for the console.
+    pub fn line(&self) -> String {
+        let converged = self.converged.map_or_else(|| "never".to_owned(), |d| format!("in {:.1} s", d.as_secs_f64()));
+        format!(
+            "sent {}, acknowledged {}, lost {}, applied twice {}, feed missing {}/{}, feed duplicated {}, converged {converged}, differences {}{}",
+            self.effects.sent,
+            self.effects.acknowledged,
+            self.effects.lost.len(),
+            self.effects.twice.len(),
+            self.feed.missing,
+            self.feed.expected,
+            self.feed.duplicated,
+            self.differences,
+            if self.passed() { "" } else { "  ← FAILED" }
+        )
+    }
+}
 
-/// A post is expected on a session's feed when sent this long after it
-/// subscribed and answered this long before it ended.
-pub const FEED_GRACE: Duration = Duration::from_secs(2);
+type Keys = BTreeSet<String>;
 
 fn keys(report: &Report) -> Keys {
     report.differences.iter().map(|d| format!("{:?} {:?} {}", d.check, d.kind, d.id)).collect()
@@ -96,7 +117,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             feed.wait_connected(system.client_gateways().len()).await;
         }
         previous = one(options, &mut system, &feed, *scenario, index, &mut row, previous).await;
-        eprintln!("chaos: {} → {}", row.scenario, crate::report::line(&row));
+        eprintln!("chaos: {} → {}", row.scenario, row.line());
         rows.push(row);
     }
     feed.stop().await;

@@ -45,7 +45,8 @@ pub struct System {
 const READY: Duration = Duration::from_secs(120);
 
 fn log_filter() -> String {
-    std::env::var("CHAOS_SERVICE_LOG").unwrap_or_else(|_| "warn,agora_platform=info,agora_gateway=info,agora_auth_service=info".into())
+    std::env::var("CHAOS_SERVICE_LOG")
+        .unwrap_or_else(|_| "warn,agora_platform=info,agora_gateway=info,agora_auth_service=info".into())
 }
 
 impl System {
@@ -91,7 +92,6 @@ impl System {
             ("HOST".into(), "127.0.0.1".into()),
             ("PORT".into(), port.to_string()),
             ("DATABASE_URL".into(), self.postgres.database_url(database)),
-            ("DATABASE_MAX_CONNECTIONS".into(), "8".into()),
             ("KAFKA_BROKERS".into(), self.brokers.clone()),
             ("RUST_LOG".into(), log_filter()),
         ]
@@ -100,7 +100,7 @@ impl System {
     async fn start_broker(&mut self) -> anyhow::Result<()> {
         let spec = self.node_spec("broker", "broker", 0, Vec::new());
         let proc = Proc::spawn(spec.clone(), &self.logs())?;
-        self.brokers = wait_for_bootstrap(&proc.log, 0, "bootstrap=").await?;
+        self.brokers = wait_for_bootstrap(&proc.log, 0, &["bootstrap="]).await?;
         self.specs.insert(spec.name.clone(), spec);
         self.procs.insert("broker".into(), proc);
         Ok(())
@@ -158,7 +158,8 @@ impl System {
         let log_len = std::fs::metadata(self.logs().join(format!("{name}.log"))).map_or(0, |m| m.len());
         self.launch(spec).await?;
         if name == "agora-local" {
-            self.brokers = wait_for_bootstrap(&self.proc(name)?.log, log_len, "bootstrap_servers").await?;
+            // Its embedded broker's address, as it logs it (JSON lines).
+            self.brokers = wait_for_bootstrap(&self.proc(name)?.log, log_len, &["\"bootstrap_servers\":", "\"kafka\":"]).await?;
         }
         Ok(())
     }
@@ -170,7 +171,8 @@ impl System {
     /// Replaces the separate processes with `agora-local` on the same
     /// databases and signing key (its own embedded broker: a new, empty log).
     pub async fn switch_to_local(&mut self) -> anyhow::Result<()> {
-        let program = self.programs.local.clone().context("agora-local was not found (cargo build -p agora-ops --bin agora-local)")?;
+        let program =
+            self.programs.local.clone().context("agora-local was not found (cargo build -p agora-ops --bin agora-local)")?;
         for name in ["gateway-1", "gateway-2", "gateway-3", "post-service", "auth-service", "broker"] {
             if self.procs.contains_key(name) {
                 self.stop(name, "TERM").await?;
@@ -225,25 +227,23 @@ impl System {
     }
 }
 
-/// Waits for a `marker` followed by `host:port` in the log past `from`.
-async fn wait_for_bootstrap(log: &Path, from: u64, marker: &str) -> anyhow::Result<String> {
+/// Waits for one of `markers` followed by `host:port` in the log past `from`.
+async fn wait_for_bootstrap(log: &Path, from: u64, markers: &[&str]) -> anyhow::Result<String> {
     let deadline = Instant::now() + READY;
     loop {
         let text = std::fs::read(log).unwrap_or_default();
         let text = String::from_utf8_lossy(&text[(from as usize).min(text.len())..]).into_owned();
-        if let Some(at) = text.find(marker) {
-            let rest = &text[at + marker.len()..];
-            let address: String = rest
-                .trim_start_matches(|c: char| !c.is_ascii_digit())
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':' || *c == ',')
-                .collect();
+        for marker in markers {
+            let Some(at) = text.find(marker) else { continue };
+            let rest = text[at + marker.len()..].trim_start_matches(['"', ' ', '=']);
+            let address: String =
+                rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | ',' | '-')).collect();
             if address.contains(':') {
                 return Ok(address);
             }
         }
         if Instant::now() > deadline {
-            bail!("no {marker} in {} after {READY:?}", log.display());
+            bail!("none of {markers:?} in {} after {READY:?}", log.display());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

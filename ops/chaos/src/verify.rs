@@ -163,3 +163,60 @@ pub fn feed(commands: &[Command], sessions: &[Session], window: (Instant, Instan
 pub fn feed_complete(commands: &[Command], sessions: &[Session], since: Instant, grace: Duration) -> bool {
     feed(commands, sessions, (since, Instant::now()), grace).missing == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn post(sent: Instant, done: Instant) -> Command {
+        Command {
+            key: Uuid::now_v7(),
+            kind: Kind::Post,
+            value: "chaos".into(),
+            user: None,
+            post: Some(Uuid::now_v7()),
+            sent,
+            done,
+            outcome: Outcome::Acknowledged(json!({})),
+            attempts: 1,
+        }
+    }
+
+    fn session(started: Instant, ended: Option<Instant>, received: &[(Uuid, Instant)]) -> Session {
+        Session { gateway: "gateway-1".into(), started, ended, received: received.to_vec() }
+    }
+
+    #[test]
+    fn a_post_pushed_once_to_an_open_session_is_neither_missing_nor_duplicated() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let early = post(s(0), s(1));
+        let posted = post(s(5), s(6));
+        let sessions = [session(t0, None, &[(posted.post.unwrap(), s(6))])];
+        let counts = feed(&[early, posted], &sessions, (t0, s(100)), Duration::from_secs(2));
+        assert_eq!((counts.expected, counts.missing, counts.duplicated), (1, 0, 0));
+    }
+
+    #[test]
+    fn a_post_not_pushed_is_missing_and_one_pushed_twice_is_duplicated() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let (first, second) = (post(s(5), s(6)), post(s(7), s(8)));
+        let id = first.post.unwrap();
+        let sessions = [session(t0, None, &[(id, s(6)), (id, s(9))])];
+        let counts = feed(&[first, second], &sessions, (t0, s(100)), Duration::from_secs(2));
+        assert_eq!((counts.expected, counts.missing, counts.duplicated), (2, 1, 1));
+    }
+
+    #[test]
+    fn a_post_answered_after_its_session_ended_is_not_expected_there() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let late = post(s(5), s(9));
+        let sessions = [session(t0, Some(s(10)), &[])];
+        let counts = feed(&[late], &sessions, (t0, s(100)), Duration::from_secs(2));
+        assert_eq!((counts.expected, counts.missing), (0, 0));
+    }
+}

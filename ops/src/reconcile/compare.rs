@@ -187,3 +187,135 @@ fn outbox(snapshot: &Snapshot, messages: &[TopicMessage], found: &mut Difference
     }
     duplicated
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::reconcile::load::{AccountRow, EntryRow, ReadUserRow, UserRow};
+
+    fn user(id: Uuid) -> (UserRow, ReadUserRow, AccountRow) {
+        (
+            UserRow { id, username: "ada".into(), display_name: "Ada".into(), version: 1 },
+            ReadUserRow {
+                id,
+                username: Some("ada".into()),
+                display_name: Some("Ada".into()),
+                profile_version: 1,
+                points: 10,
+                points_version: 1,
+                post_count: 1,
+            },
+            AccountRow { user_id: id, total: 10, version: 1 },
+        )
+    }
+
+    /// One user with one post, its award, and both outboxes on the topics.
+    fn agreeing() -> Snapshot {
+        let (author, post_id, created) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (user_row, read_user, account) = user(author);
+        let post =
+            PostRow { id: post_id, author_id: author, title: "t".into(), body: "b".into(), created_at: Utc::now(), version: 1 };
+        let envelope = Envelope {
+            event_id: created,
+            event_type: "PostCreated".into(),
+            event_version: 1,
+            aggregate_id: post_id,
+            aggregate_version: 1,
+            occurred_at: Utc::now(),
+            data: json!({ "post_id": post_id }),
+        };
+        let row = OutboxRow {
+            event_id: created,
+            topic: "agora.post.v1".into(),
+            event_type: "PostCreated".into(),
+            aggregate_id: post_id,
+            aggregate_version: 1,
+            payload: sqlx::types::Json(serde_json::to_value(&envelope).unwrap()),
+            published: true,
+        };
+        let message =
+            TopicMessage { topic: row.topic.clone(), partition: 0, offset: 0, key: Some(post_id.to_string()), envelope };
+        Snapshot {
+            users: vec![user_row],
+            accounts: vec![account],
+            entries: vec![EntryRow { id: 1, user_id: author, cause_event_id: created }],
+            posts: vec![post.clone()],
+            read_users: vec![read_user],
+            read_posts: vec![post],
+            post_outbox: vec![row],
+            topics: Some(vec![message]),
+            ..Snapshot::default()
+        }
+    }
+
+    fn kinds(report: &Report) -> Vec<(Check, Kind)> {
+        report.differences.iter().map(|d| (d.check, d.kind)).collect()
+    }
+
+    #[test]
+    fn a_snapshot_that_agrees_has_no_difference() {
+        let report = compare(&agreeing());
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.counts.topic_messages, 1);
+    }
+
+    #[test]
+    fn a_duplicated_message_is_information_not_a_difference() {
+        let mut snapshot = agreeing();
+        let topics = snapshot.topics.as_mut().unwrap();
+        let copy = TopicMessage { offset: 1, ..topics[0].clone() };
+        topics.push(copy);
+        let report = compare(&snapshot);
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.counts.duplicated_in_topic, 1);
+    }
+
+    #[test]
+    fn a_published_row_missing_from_its_topic_and_an_unpublished_one_are_reported() {
+        let mut snapshot = agreeing();
+        snapshot.topics = Some(Vec::new());
+        let mut pending = snapshot.post_outbox[0].clone();
+        pending.event_id = Uuid::now_v7();
+        pending.published = false;
+        snapshot.post_outbox.push(pending);
+        let report = compare(&snapshot);
+        // The second PostCreated also has no award.
+        assert_eq!(
+            kinds(&report),
+            vec![(Check::Awards, Kind::Missing), (Check::Outbox, Kind::Missing), (Check::Outbox, Kind::Unpublished)]
+        );
+    }
+
+    #[test]
+    fn a_read_model_behind_the_ledger_and_the_posts_is_reported_per_check() {
+        let mut snapshot = agreeing();
+        snapshot.read_users[0].points = 0;
+        snapshot.read_users[0].post_count = 0;
+        snapshot.read_users[0].display_name = Some("Someone else".into());
+        snapshot.read_posts.clear();
+        let report = compare(&snapshot);
+        assert_eq!(
+            kinds(&report),
+            vec![
+                (Check::Users, Kind::Differing),
+                (Check::Points, Kind::Differing),
+                (Check::Posts, Kind::Missing),
+                (Check::PostCounts, Kind::Differing),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_award_counted_twice_and_a_user_only_in_the_read_model_are_reported() {
+        let mut snapshot = agreeing();
+        let again = EntryRow { id: 2, ..snapshot.entries[0].clone() };
+        snapshot.entries.push(again);
+        let (_, stranger, _) = user(Uuid::now_v7());
+        snapshot.read_users.push(ReadUserRow { username: Some("eve".into()), ..stranger });
+        let report = compare(&snapshot);
+        assert_eq!(kinds(&report), vec![(Check::Users, Kind::Extra), (Check::Awards, Kind::Twice)]);
+    }
+}

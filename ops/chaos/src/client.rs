@@ -38,22 +38,23 @@ impl Client {
     }
 
     /// Sends the command until it is answered, failed for good, or the
-    /// deadline passed; the outcome and the number of attempts.
-    pub async fn command(&self, query: &str, variables: Value, token: Option<&str>, key: Uuid) -> (Outcome, u32) {
+    /// deadline passed; the outcome and the codes of the attempts that
+    /// were retried (empty: answered at the first attempt).
+    pub async fn command(&self, query: &str, variables: Value, token: Option<&str>, key: Uuid) -> (Outcome, Vec<String>) {
         let started = Instant::now();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut backoff = Duration::from_millis(100);
-        let mut attempts = 0;
+        let mut retried = Vec::new();
         loop {
-            let url = &self.gateways[(first + attempts as usize) % self.gateways.len()];
-            attempts += 1;
+            let url = &self.gateways[(first + retried.len()) % self.gateways.len()];
             let (retry_after, code, message) = match self.attempt(url, query, &variables, token, key).await {
-                Attempt::Answered(data) => return (Outcome::Acknowledged(data), attempts),
-                Attempt::Final { code, message } => return (Outcome::Failed { code, message }, attempts),
+                Attempt::Answered(data) => return (Outcome::Acknowledged(data), retried),
+                Attempt::Final { code, message } => return (Outcome::Failed { code, message }, retried),
                 Attempt::Retry { code, message, retry_after } => (retry_after, code, message),
             };
+            retried.push(code.clone());
             if started.elapsed() + backoff > self.deadline {
-                return (Outcome::Failed { code: format!("DEADLINE after {code}"), message }, attempts);
+                return (Outcome::Failed { code: format!("DEADLINE after {code}"), message }, retried);
             }
             tokio::time::sleep(retry_after.unwrap_or(backoff)).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));

@@ -5,6 +5,7 @@
 //! display name, a title carrying the command's key) so that it can be
 //! found, or found twice, afterwards.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,8 @@ pub struct Command {
     pub sent: Instant,
     pub done: Instant,
     pub outcome: Outcome,
-    pub attempts: u32,
+    /// The codes of the attempts that were retried, in order.
+    pub retried: Vec<String>,
 }
 
 impl Command {
@@ -62,19 +64,36 @@ pub struct LoadSettings {
 pub struct Load {
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<Vec<Command>>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Load {
     /// `prefix`: lowercase letters and digits, unique in the run (usernames start with it).
     pub fn start(client: Arc<Client>, settings: LoadSettings, prefix: &str) -> Load {
         let (stop, stopped) = watch::channel(false);
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let workers = (0..settings.workers)
             .map(|index| {
-                let worker = Worker { client: client.clone(), prefix: format!("{prefix}w{index}"), settings, users: 0 };
+                let worker = Worker {
+                    client: client.clone(),
+                    prefix: format!("{prefix}w{index}"),
+                    settings,
+                    users: 0,
+                    in_flight: in_flight.clone(),
+                };
                 tokio::spawn(worker.run(stopped.clone()))
             })
             .collect();
-        Load { stop, workers }
+        Load { stop, workers, in_flight }
+    }
+
+    /// Waits (at most `timeout`) until at least `count` commands are in
+    /// flight, so that a fault lands on commands being executed.
+    pub async fn wait_in_flight(&self, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.in_flight.load(Ordering::SeqCst) < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Stops sending new commands, waits for those in flight (each within
@@ -94,6 +113,7 @@ struct Worker {
     prefix: String,
     settings: LoadSettings,
     users: usize,
+    in_flight: Arc<AtomicUsize>,
 }
 
 struct Session {
@@ -156,8 +176,10 @@ impl Worker {
     ) -> Command {
         let key = Uuid::now_v7();
         let sent = Instant::now();
-        let (outcome, attempts) = self.client.command(query, variables, token, key).await;
-        Command { key, kind, value, user, post: None, sent, done: Instant::now(), outcome, attempts }
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let (outcome, retried) = self.client.command(query, variables, token, key).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Command { key, kind, value, user, post: None, sent, done: Instant::now(), outcome, retried }
     }
 
     async fn register(&mut self) -> Command {

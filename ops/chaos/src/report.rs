@@ -70,6 +70,10 @@ pub fn markdown(rows: &[Row], options: &Options, title: &str) -> String {
                 row.effects.failed_but_applied
             );
         }
+        if !row.effects.retried.is_empty() {
+            let codes: Vec<String> = row.effects.retried.iter().map(|(code, n)| format!("{code} ×{n}")).collect();
+            let _ = writeln!(out, "- retried by the client (first retried answer): {}", codes.join(", "));
+        }
         for (what, list) in [("lost", &row.effects.lost), ("applied twice", &row.effects.twice)] {
             for item in list.iter().take(5) {
                 let _ = writeln!(out, "- {what}: {item}");

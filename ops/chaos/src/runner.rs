@@ -139,7 +139,7 @@ async fn one(
     let client = Arc::new(Client::new(urls, options.command_deadline));
     let load = Load::start(client, options.load, &format!("s{index}"));
     tokio::time::sleep(options.warmup).await;
-    if let Err(error) = scenario.inject(system, &options.timings).await {
+    if let Err(error) = scenario.inject(system, &options.timings, &load).await {
         row.errors.push(format!("fault: {error:#}"));
     }
     tokio::time::sleep(options.cooldown).await;

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
+use crate::load::Load;
 use crate::system::System;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,10 +98,13 @@ impl Scenario {
         Ok(())
     }
 
-    pub async fn inject(&self, system: &mut System, timings: &Timings) -> anyhow::Result<()> {
+    /// Applies the fault; a crash is timed to land on commands in flight.
+    pub async fn inject(&self, system: &mut System, timings: &Timings, load: &Load) -> anyhow::Result<()> {
+        let in_flight = Duration::from_secs(5);
         match self {
             Scenario::Steady => tokio::time::sleep(timings.pause).await,
             Scenario::Kill(name) => {
+                load.wait_in_flight(2, in_flight).await;
                 system.kill(name).await?;
                 tokio::time::sleep(timings.pause).await;
                 system.restart(name).await?;
@@ -111,6 +115,7 @@ impl Scenario {
                 system.signal("broker", "CONT")?;
             }
             Scenario::PostgresCrash => {
+                load.wait_in_flight(2, in_flight).await;
                 system.postgres.crash()?;
                 tokio::time::sleep(timings.pause).await;
                 system.postgres.pg_start()?;

@@ -26,6 +26,8 @@ pub struct Effects {
     pub failed_but_applied: usize,
     pub lost: Vec<String>,
     pub twice: Vec<String>,
+    /// Commands retried at least once, by the code of their first retried attempt.
+    pub retried: BTreeMap<String, usize>,
 }
 
 async fn connect(url: &str) -> anyhow::Result<PgConnection> {
@@ -85,6 +87,9 @@ pub async fn effects(commands: &[Command], auth_url: &str, post_url: &str, read_
             Kind::Post => (posted.get(&command.value), read_posts.contains(&command.value)),
         };
         let found = found.copied().unwrap_or(0);
+        if let Some(code) = command.retried.first() {
+            *effects.retried.entry(code.clone()).or_default() += 1;
+        }
         let what = format!("{:?} {} (key {})", command.kind, command.value, command.key);
         if found > 1 {
             effects.twice.push(format!("{what}: applied {found} times"));
@@ -180,7 +185,7 @@ mod tests {
             sent,
             done,
             outcome: Outcome::Acknowledged(json!({})),
-            attempts: 1,
+            retried: Vec::new(),
         }
     }
 

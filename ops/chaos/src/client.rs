@@ -38,9 +38,8 @@ impl Client {
     }
 
     /// Sends the command until it is answered, failed for good, or the
-    /// deadline passed; the outcome and the codes of the attempts that
-    /// were retried (empty: answered at the first attempt).
-    pub async fn command(&self, query: &str, variables: Value, token: Option<&str>, key: Uuid) -> (Outcome, Vec<String>) {
+    /// deadline passed.
+    pub async fn command(&self, query: &str, variables: Value, token: Option<&str>, key: Uuid) -> Reply {
         let started = Instant::now();
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let mut backoff = Duration::from_millis(100);
@@ -48,13 +47,16 @@ impl Client {
         loop {
             let url = &self.gateways[(first + retried.len()) % self.gateways.len()];
             let (retry_after, code, message) = match self.attempt(url, query, &variables, token, key).await {
-                Attempt::Answered(data) => return (Outcome::Acknowledged(data), retried),
-                Attempt::Final { code, message } => return (Outcome::Failed { code, message }, retried),
+                Attempt::Answered { data, stale } => return Reply { outcome: Outcome::Acknowledged(data), retried, stale },
+                Attempt::Final { code, message } => {
+                    return Reply { outcome: Outcome::Failed { code, message }, retried, stale: false }
+                }
                 Attempt::Retry { code, message, retry_after } => (retry_after, code, message),
             };
             retried.push(code.clone());
             if started.elapsed() + backoff > self.deadline {
-                return (Outcome::Failed { code: format!("DEADLINE after {code}"), message }, retried);
+                let outcome = Outcome::Failed { code: format!("DEADLINE after {code}"), message };
+                return Reply { outcome, retried, stale: false };
             }
             tokio::time::sleep(retry_after.unwrap_or(backoff)).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -84,7 +86,8 @@ impl Client {
         };
         let error = &body["errors"][0];
         if error.is_null() && !body["data"].is_null() {
-            return Attempt::Answered(body["data"].clone());
+            let stale = body["extensions"]["consistent"] == Value::Bool(false);
+            return Attempt::Answered { data: body["data"].clone(), stale };
         }
         let code = error["extensions"]["code"].as_str().unwrap_or("NO_CODE").to_owned();
         let message = error["message"].as_str().unwrap_or_default().to_owned();
@@ -96,8 +99,19 @@ impl Client {
     }
 }
 
+/// What a command came to, and how.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub outcome: Outcome,
+    /// The codes of the attempts that were retried (empty: answered at once).
+    pub retried: Vec<String>,
+    /// Answered with `extensions.consistent: false`: applied, but the read
+    /// model had not caught up when the gateway answered.
+    pub stale: bool,
+}
+
 enum Attempt {
-    Answered(Value),
+    Answered { data: Value, stale: bool },
     Retry { code: String, message: String, retry_after: Option<Duration> },
     Final { code: String, message: String },
 }

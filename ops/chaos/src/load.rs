@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::client::{Client, Outcome};
+use crate::client::{Client, Outcome, Reply};
 
 pub const PASSWORD: &str = "chaos suite password";
 
@@ -42,6 +42,8 @@ pub struct Command {
     pub outcome: Outcome,
     /// The codes of the attempts that were retried, in order.
     pub retried: Vec<String>,
+    /// Answered before the read model showed it (`consistent: false`).
+    pub stale: bool,
 }
 
 impl Command {
@@ -177,9 +179,10 @@ impl Worker {
         let key = Uuid::now_v7();
         let sent = Instant::now();
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (outcome, retried) = self.client.command(query, variables, token, key).await;
+        let reply = self.client.command(query, variables, token, key).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        Command { key, kind, value, user, post: None, sent, done: Instant::now(), outcome, retried }
+        let Reply { outcome, retried, stale } = reply;
+        Command { key, kind, value, user, post: None, sent, done: Instant::now(), outcome, retried, stale }
     }
 
     async fn register(&mut self) -> Command {

@@ -70,6 +70,10 @@ pub fn markdown(rows: &[Row], options: &Options, title: &str) -> String {
                 row.effects.failed_but_applied
             );
         }
+        if !row.effects.stale.is_empty() {
+            let kinds: Vec<String> = row.effects.stale.iter().map(|(kind, n)| format!("{kind} ×{n}")).collect();
+            let _ = writeln!(out, "- acknowledged before the read model showed them (`consistent: false`): {}", kinds.join(", "));
+        }
         if !row.effects.retried.is_empty() {
             let codes: Vec<String> = row.effects.retried.iter().map(|(code, n)| format!("{code} ×{n}")).collect();
             let _ = writeln!(out, "- retried by the client (first retried answer): {}", codes.join(", "));

@@ -28,6 +28,8 @@ pub struct Effects {
     pub twice: Vec<String>,
     /// Commands retried at least once, by the code of their first retried attempt.
     pub retried: BTreeMap<String, usize>,
+    /// Acknowledged before the read model showed them (`consistent: false`), by kind.
+    pub stale: BTreeMap<String, usize>,
 }
 
 async fn connect(url: &str) -> anyhow::Result<PgConnection> {
@@ -97,6 +99,9 @@ pub async fn effects(commands: &[Command], auth_url: &str, post_url: &str, read_
         match &command.outcome {
             Outcome::Acknowledged(_) => {
                 effects.acknowledged += 1;
+                if command.stale {
+                    *effects.stale.entry(format!("{:?}", command.kind)).or_default() += 1;
+                }
                 if found == 0 {
                     effects.lost.push(format!("{what}: acknowledged, not in the service's database"));
                 } else if !in_read_model {
@@ -186,6 +191,7 @@ mod tests {
             done,
             outcome: Outcome::Acknowledged(json!({})),
             retried: Vec::new(),
+            stale: false,
         }
     }
 

@@ -1,5 +1,6 @@
 //! `agora-reconcile` against the real services and a gateway (testkit): a
-//! system that agrees reports nothing and exits 0; a read-model row changed
+//! system that agrees reports nothing and exits 0 (a message delivered twice
+//! is information, not a difference); a read-model row changed
 //! behind the projector's back, or an outbox row whose message never reached
 //! its topic, is reported and the exit status says so.
 
@@ -132,10 +133,17 @@ async fn a_system_that_agrees_reports_no_difference_and_exits_0() {
     assert_eq!(report.counts.outbox_rows, 9);
     assert_eq!(report.counts.topic_messages, 9);
 
+    // A message delivered twice is information, not a difference.
+    let kafka = system.services.kafka.settings();
+    let posts = agora_testkit::read_topic(&kafka, agora_schema::topics::POST).await;
+    agora_testkit::publish_event(&kafka, &posts[0].envelope).await;
+    let report = system.wait_until_clean().await;
+    assert_eq!((report.counts.topic_messages, report.counts.duplicated_in_topic), (10, 1));
+
     let output = system.run_binary(false).await;
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "exit {:?}: {text}{}", output.status, String::from_utf8_lossy(&output.stderr));
-    assert!(text.contains("no differences"), "{text}");
+    assert!(text.contains("no differences") && text.contains("1 duplicated messages"), "{text}");
     let output = system.run_binary(true).await;
     assert!(output.status.success());
     assert_eq!(differences(&output), Vec::<Value>::new());

@@ -1,12 +1,13 @@
 //! Plumbing that every Agora part needs and that is better shared than
 //! copied: the Kafka connection (and the embedded broker for local runs and
 //! tests), the transactional outbox and its relay, database setup, token
-//! verification, GraphQL error codes, health endpoints, telemetry and
+//! verification, GraphQL error codes, idempotent commands, health endpoints, telemetry and
 //! shutdown.
 
 pub mod db;
 pub mod graphql;
 pub mod health;
+pub mod idempotency;
 pub mod kafka;
 pub mod outbox;
 pub mod pagination;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::idempotency::Keyed;
 use agora_platform::pagination::PageRequest;
 use agora_platform::tokens::Caller;
 use agora_schema::PostCursor;
@@ -108,7 +109,7 @@ pub struct CreatePostInput {
 }
 
 fn loader_error(error: Arc<sqlx::Error>) -> ApiError {
-    ApiError::Database(sqlx::Error::Protocol(format!("loading posts: {error}")))
+    ApiError::Loading(error)
 }
 
 pub struct Query;
@@ -162,11 +163,11 @@ impl Mutation {
         let caller = ctx.data::<Caller>()?.require()?;
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
-        let (post, receipt) = posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx))
-            .await
-            .map_err(ApiError::from)
-            .coded()?;
-        ctx.data::<WriteReceipts>()?.push(receipt);
+        let keyed = Keyed::of(ctx, Some(caller.sub), "createPost", &[Some(&input.title), Some(&input.body)]).coded()?;
+        let (post, writes) =
+            posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
+        let receipts = ctx.data::<WriteReceipts>()?;
+        writes.into_iter().for_each(|receipt| receipts.push(receipt));
         Ok(Post(post))
     }
 }

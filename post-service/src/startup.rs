@@ -13,6 +13,7 @@ use anyhow::Context;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use sqlx::PgPool;
@@ -91,11 +92,18 @@ impl Application {
 }
 
 #[tracing::instrument(skip_all)]
-async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> Response {
     let verification = match tokens::bearer(&headers) {
         Some(token) => Some(state.verifier.verify(token).await),
         None => None,
     };
     let request = request.into_inner().data(Caller::from_verification(verification));
-    WriteReceipts::execute(&state.schema, request, &headers).await.into()
+    let response = WriteReceipts::execute(&state.schema, request, &headers).await;
+    // A database that is away answers 503, so that the caller knows it may retry.
+    let status = agora_platform::graphql::unavailable_status(&response);
+    let mut http = GraphQLResponse::from(response).into_response();
+    if let Some(status) = status {
+        *http.status_mut() = status;
+    }
+    http
 }

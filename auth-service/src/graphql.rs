@@ -185,7 +185,9 @@ impl Mutation {
         let input_parts = [Some(input.username.as_str()), input.display_name.as_deref()];
         let keyed = Keyed::of(ctx, caller, "register", &input_parts).coded()?;
         let (user, writes) =
-            users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
+            users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx), keyed.as_ref())
+                .await
+                .coded()?;
         let receipts = ctx.data::<WriteReceipts>()?;
         writes.into_iter().for_each(|receipt| receipts.push(receipt));
         let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;

@@ -143,17 +143,15 @@ pub async fn record(
     answer: &Value,
     writes: &[WriteReceipt],
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into idempotency_key (scope, key, command, fingerprint, answer, writes) values ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&keyed.scope)
-    .bind(&keyed.key)
-    .bind(keyed.command)
-    .bind(&keyed.fingerprint)
-    .bind(sqlx::types::Json(answer))
-    .bind(sqlx::types::Json(writes))
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("insert into idempotency_key (scope, key, command, fingerprint, answer, writes) values ($1, $2, $3, $4, $5, $6)")
+        .bind(&keyed.scope)
+        .bind(&keyed.key)
+        .bind(keyed.command)
+        .bind(&keyed.fingerprint)
+        .bind(sqlx::types::Json(answer))
+        .bind(sqlx::types::Json(writes))
+        .execute(&mut **tx)
+        .await?;
     // The cleanup: a few expired keys go with every keyed command.
     sqlx::query(
         "delete from idempotency_key where (scope, key) in (

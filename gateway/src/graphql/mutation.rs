@@ -106,7 +106,13 @@ enum Keyed {
 /// Sends a command, records what it wrote, and waits for the read model.
 /// Once the service answered, the command has happened: a wait that fails
 /// only leaves the answer marked as not yet consistent.
-async fn command(ctx: &Context<'_>, service: Service, query: &str, variables: Value, keyed: Keyed) -> async_graphql::Result<Answer> {
+async fn command(
+    ctx: &Context<'_>,
+    service: Service,
+    query: &str,
+    variables: Value,
+    keyed: Keyed,
+) -> async_graphql::Result<Answer> {
     let shared = ctx.data::<Shared>()?;
     let request = ctx.data::<RequestContext>()?;
     let key = match keyed {

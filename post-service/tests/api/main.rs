@@ -5,6 +5,8 @@
 
 mod federation;
 mod helpers;
+mod idempotency;
+mod outage;
 mod pagination;
 mod points;
 mod posts;

@@ -1,8 +1,9 @@
-//! A loopback TCP proxy a test can cut and restore: a database (or any
-//! server) that goes away and comes back, as far as whoever connects
+//! A loopback TCP proxy a test can cut, freeze and restore: a database (or
+//! any server) that goes away and comes back, as far as whoever connects
 //! through the proxy can tell. Cut, it closes every open connection and
 //! refuses new ones (its port stops listening); restored, it listens on the
-//! same port again.
+//! same port again. Frozen, its open connections stop carrying bytes but
+//! stay open, as when a peer's host vanishes without a word; new ones work.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,8 @@ pub struct TcpProxy {
     target: SocketAddr,
     /// Cancelled when the proxy is cut: ends the listener and every connection.
     current: Arc<Mutex<CancellationToken>>,
+    /// Cancelled when the proxy is frozen: the connections open then stop.
+    freeze: Arc<Mutex<CancellationToken>>,
     stopped: CancellationToken,
 }
 
@@ -23,7 +26,7 @@ impl TcpProxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("a free loopback port");
         let port = listener.local_addr().unwrap().port();
-        let proxy = TcpProxy { port, target, current: Arc::default(), stopped: CancellationToken::new() };
+        let proxy = TcpProxy { port, target, current: Arc::default(), freeze: Arc::default(), stopped: CancellationToken::new() };
         proxy.serve(listener);
         proxy
     }
@@ -55,6 +58,14 @@ impl TcpProxy {
         *current = CancellationToken::new();
     }
 
+    /// Stops carrying bytes on every open connection, keeping them open
+    /// (until cut); connections made afterwards work.
+    pub fn freeze(&self) {
+        let mut freeze = self.freeze.lock().unwrap();
+        freeze.cancel();
+        *freeze = CancellationToken::new();
+    }
+
     /// Listens again after [`TcpProxy::cut`].
     pub fn restore(&self) {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], self.port))).expect("the proxy's port again");
@@ -63,7 +74,7 @@ impl TcpProxy {
 
     fn serve(&self, listener: TcpListener) {
         let token = self.current.lock().unwrap().clone();
-        let (target, stopped) = (self.target, self.stopped.clone());
+        let (target, stopped, freeze) = (self.target, self.stopped.clone(), self.freeze.clone());
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -73,11 +84,14 @@ impl TcpProxy {
                 };
                 let Ok((client, _)) = accepted else { continue };
                 let token = token.clone();
+                let frozen = freeze.lock().unwrap().clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else { return };
                     let (mut client, mut server) = (client, server);
                     tokio::select! {
                         _ = token.cancelled() => {}
+                        // The copy is no longer polled; both sockets stay open until cut.
+                        _ = frozen.cancelled() => token.cancelled().await,
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
                     }
                 });

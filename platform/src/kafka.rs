@@ -168,7 +168,7 @@ impl LogProbe {
         let (low, high) = self.watermarks(topic, partition)?;
         if offset >= high {
             return Ok(LogVerdict::Foreign(format!(
-                "{topic}/{partition} ends at offset {high}, before the recorded offset {offset}"
+                "{topic}/{partition} has no offset {offset}: its log ends before it (next offset {high})"
             )));
         }
         let Some(event_id) = event_id else { return Ok(LogVerdict::Retained) };

@@ -306,7 +306,7 @@ impl Relay {
             sqlx::query("delete from outbox_published_position where topic = $1").bind(&topic).execute(&mut *tx).await?;
             tx.commit().await?;
             metrics::counter!("agora_outbox_republished_total").increment(republished);
-            tracing::error!(
+            tracing::warn!(
                 %topic,
                 %reason,
                 republished,

@@ -93,7 +93,7 @@ impl RelaySettings {
             idle_poll: Duration::from_secs(5),
             retry_backoff: Duration::from_millis(500),
             heartbeat_interval: Duration::from_secs(1),
-            heartbeat_timeout: Duration::from_secs(2),
+            heartbeat_timeout: Duration::from_secs(3),
         }
     }
 }

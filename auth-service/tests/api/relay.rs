@@ -217,7 +217,12 @@ async fn a_leader_whose_session_stops_answering_steps_down_and_can_lead_again() 
     let (database, pool) = outbox_database().await;
     // The first relay reaches the database through a proxy that the test freezes.
     let proxy = TcpProxy::to_database(database.url()).await;
-    let proxied = PgPool::connect(&proxy.url(database.url())).await.unwrap();
+    // (Its pool fails fast on a dead connection, as every service's pool does.)
+    let proxied = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(agora_platform::db::ACQUIRE_TIMEOUT)
+        .connect(&proxy.url(database.url()))
+        .await
+        .unwrap();
     let settings = RelaySettings { batch_size: 10, standby_poll: Duration::from_millis(100), ..RelaySettings::new(LOCK_KEY) };
     let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
     let first = tokio::spawn(Relay::new(proxied.clone(), kafka.settings(), settings.clone(), "relay-1").run(first_stop.clone()));

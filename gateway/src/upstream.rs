@@ -206,7 +206,9 @@ impl Upstream {
                 }
                 None => {
                     let registry = self.in_flight.clone();
-                    let sending = self.send(service, key.body.clone(), forwarded);
+                    // A query has no effect: the client's idempotency key stays with its commands.
+                    let forwarded = Forwarded { idempotency_key: None, ..forwarded.clone() };
+                    let sending = self.send(service, key.body.clone(), &forwarded);
                     let own_key = key.clone();
                     let call = async move {
                         let answer = sending.await.map(Arc::new);

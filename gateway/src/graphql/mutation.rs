@@ -81,17 +81,23 @@ impl Mutation {
         let answered = &answer.data["createPost"];
         let id = parse::<Uuid>(&answered["id"])?;
         let request = ctx.data::<RequestContext>()?;
-        if let Some(post) = after_command(request.loaders.posts.load_one(id).await) {
+        let loaded = request.loaders.posts.load_one(id).await;
+        let read_model_away = loaded.is_err();
+        if let Some(post) = after_command(loaded) {
             return Ok(Post(post));
         }
-        // The read model has not caught up: answer with what the service said.
+        // The read model has not caught up: answer with what the service
+        // said, and the author as auth-service has it if the read model
+        // cannot be asked.
+        let author_id = parse(&answered["author"]["id"])?;
+        let author = if read_model_away { author_from_service(ctx, author_id).await } else { None };
         Ok(Post(PostRecord {
             id,
-            author_id: parse(&answered["author"]["id"])?,
+            author_id,
             title: parse(&answered["title"])?,
             body: parse(&answered["body"])?,
             created_at: parse(&answered["createdAt"])?,
-            author: None,
+            author,
         }))
     }
 }
@@ -162,14 +168,34 @@ async fn user_after_command(ctx: &Context<'_>, answered: &Value) -> async_graphq
     if let Some(user) = after_command(request.loaders.users.load_one(id).await) {
         return Ok(User(user));
     }
-    Ok(User(UserRecord {
+    Ok(User(user_record(id, answered)?))
+}
+
+/// A user as a service answered it (`USER_FIELDS`).
+fn user_record(id: Uuid, answered: &Value) -> async_graphql::Result<UserRecord> {
+    Ok(UserRecord {
         id,
         username: parse(&answered["username"])?,
         display_name: parse(&answered["displayName"])?,
         points: parse(&answered["points"])?,
         post_count: None,
         created_at: parse::<DateTime<Utc>>(&answered["createdAt"])?,
-    }))
+    })
+}
+
+/// The user `id` as auth-service has it; nothing if it cannot say.
+async fn author_from_service(ctx: &Context<'_>, id: Uuid) -> Option<UserRecord> {
+    let (shared, request) = (ctx.data::<Shared>().ok()?, ctx.data::<RequestContext>().ok()?);
+    let query = format!("query($id: ID!) {{ user(id: $id) {{ {USER_FIELDS} }} }}");
+    let answer = shared.upstream.query(Service::Auth, &query, json!({ "id": id }), &request.forwarded, &request.calls).await;
+    match answer {
+        Ok(answer) if !answer.data["user"].is_null() => user_record(id, &answer.data["user"]).ok(),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "cannot ask auth-service for a new post's author");
+            None
+        }
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> async_graphql::Result<T> {

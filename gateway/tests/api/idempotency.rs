@@ -59,7 +59,8 @@ async fn the_same_key_with_another_input_is_a_conflict() {
 async fn each_mutation_of_a_request_has_a_key_of_its_own() {
     let system = spawn_system().await;
     let ada = system.gateway.register("ada").await;
-    let two_posts = "mutation($input: CreatePostInput!) { a: createPost(input: $input) { id } b: createPost(input: $input) { id } }";
+    let two_posts =
+        "mutation($input: CreatePostInput!) { a: createPost(input: $input) { id } b: createPost(input: $input) { id } }";
     let send = || async {
         let input = json!({ "input": { "title": "Twice", "body": "A body." } });
         system.gateway.query(two_posts, input, &[bearer(&ada.token), ("idempotency-key", "both".to_owned())]).await

@@ -38,11 +38,13 @@ async fn a_command_whose_read_model_is_away_answers_with_its_data_and_says_it_is
     let ada = system.gateway.register("ada").await;
 
     proxy.cut();
-    let (status, created) = send(&cut_off, CREATE_POST, post_input("Written in the dark"), &ada.token).await;
+    let with_author = "mutation($input: CreatePostInput!) { createPost(input: $input) { id title author { id username } } }";
+    let (status, created) = send(&cut_off, with_author, post_input("Written in the dark"), &ada.token).await;
 
     assert_eq!(status, reqwest::StatusCode::OK, "{created}");
     assert!(created["errors"].is_null(), "the command happened: no error {created}");
     assert_eq!(created["data"]["createPost"]["title"], "Written in the dark");
+    assert_eq!(created["data"]["createPost"]["author"], json!({ "id": ada.id, "username": "ada" }), "as auth-service has it");
     assert_eq!(created["extensions"]["consistent"], false, "{created}");
     let token = created["extensions"]["consistencyToken"].as_str().expect("a consistency token").to_owned();
     // Any replica that can reach the read model shows it with the token.
@@ -69,9 +71,12 @@ async fn a_command_whose_service_database_is_away_answers_unavailable_with_503_a
     let system = spawn_system().await;
     let database = TestDatabase::new("agora_post_test");
     let proxy = TcpProxy::to_database(database.url()).await;
-    let post = start_post_service(&system.services.kafka.settings(), &proxy.url(database.url()), system.services.auth.port, &[
-        "--database-max-connections=4",
-    ])
+    let post = start_post_service(
+        &system.services.kafka.settings(),
+        &proxy.url(database.url()),
+        system.services.auth.port,
+        &["--database-max-connections=4"],
+    )
     .await;
     let gateway = spawn_gateway_at(&system, post.service.port, system.read_model.url(), &[]).await;
     let ada = system.gateway.register("ada").await;

@@ -117,7 +117,7 @@ pub async fn claim(tx: &mut Transaction<'_, Postgres>, keyed: &Keyed) -> Result<
         .bind(TTL.as_secs_f64())
         .execute(&mut **tx)
         .await?;
-    let stored: Option<(String, Vec<u8>, sqlx::types::Json<Value>, sqlx::types::Json<Vec<WriteReceipt>>)> =
+    let stored: Option<StoredRow> =
         sqlx::query_as("select command, fingerprint, answer, writes from idempotency_key where scope = $1 and key = $2")
             .bind(&keyed.scope)
             .bind(&keyed.key)
@@ -125,14 +125,22 @@ pub async fn claim(tx: &mut Transaction<'_, Postgres>, keyed: &Keyed) -> Result<
             .await?;
     match stored {
         None => Ok(None),
-        Some((command, fingerprint, _, _)) if command != keyed.command || fingerprint != keyed.fingerprint => {
+        Some(row) if row.command != keyed.command || row.fingerprint != keyed.fingerprint => {
             Err(IdempotencyError::Conflict(keyed.command))
         }
-        Some((_, _, answer, writes)) => {
+        Some(row) => {
             metrics::counter!("agora_idempotent_replays_total", "command" => keyed.command).increment(1);
-            Ok(Some(Stored { answer: answer.0, writes: writes.0 }))
+            Ok(Some(Stored { answer: row.answer.0, writes: row.writes.0 }))
         }
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    command: String,
+    fingerprint: Vec<u8>,
+    answer: sqlx::types::Json<Value>,
+    writes: sqlx::types::Json<Vec<WriteReceipt>>,
 }
 
 /// Records the answer to a claimed key, in the transaction of the command

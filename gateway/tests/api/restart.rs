@@ -184,3 +184,44 @@ async fn a_read_model_that_lost_its_state_is_rebuilt_from_its_own_positions_not_
     let successor = system.another(&[]).await;
     wait_until(DEADLINE, "the five posts are back", || async { posts(&successor).await == 5 }).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_joining_and_leaving_the_group_loses_no_event() {
+    let system = spawn_lone_gateway().await;
+    let kafka = system.kafka.settings();
+    let ada = Uuid::now_v7();
+    publish_event(&kafka, &registered(ada, "ada")).await;
+    let post_count = |gateway: &TestGateway| {
+        let pool = gateway.read_db.clone();
+        async move {
+            sqlx::query_scalar::<_, i32>("select post_count from read_user where id = $1")
+                .bind(ada)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+                .unwrap_or(0)
+        }
+    };
+    let mut published = 0;
+    let mut publish_some = |n: usize| {
+        let kafka = kafka.clone();
+        published += n;
+        async move {
+            for i in 0..n {
+                publish_event(&kafka, &post(ada, &format!("post {i}"))).await;
+            }
+        }
+    };
+    publish_some(10).await;
+    // A second replica joins the projector's group: the partitions are shared out anew.
+    let mut second = system.another(&[]).await;
+    publish_some(10).await;
+    wait_until(DEADLINE, "twenty posts with two replicas", || async { post_count(&system.gateway).await == 20 }).await;
+    // It leaves again: the first replica takes every partition back.
+    second.service.stop().await;
+    publish_some(10).await;
+    let expected = published as i32;
+    wait_until(DEADLINE, "every post once", || async { post_count(&system.gateway).await == expected }).await;
+    let rows: i64 = sqlx::query_scalar("select count(*) from read_post").fetch_one(&system.gateway.read_db).await.unwrap();
+    assert_eq!(rows, expected as i64);
+}

@@ -216,7 +216,7 @@ impl<H: Handler> Worker<H> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
-                decision = membership.recv() => match decision {
+                decision = membership.recv() => match latest(decision, membership) {
                     Some(Membership::Assigned(partitions)) => {
                         self.assigned = partitions;
                         if !self.position(consumer, shutdown).await? {
@@ -393,6 +393,19 @@ impl<H: Handler> Worker<H> {
         tx.commit().await?;
         Ok(fresh.len())
     }
+}
+
+/// The group's latest decision: a rebalance that followed another while
+/// the consumer was positioning itself makes the earlier one moot.
+fn latest(
+    decision: Option<Membership>,
+    membership: &mut tokio::sync::mpsc::UnboundedReceiver<Membership>,
+) -> Option<Membership> {
+    let mut latest = decision?;
+    while let Ok(next) = membership.try_recv() {
+        latest = next;
+    }
+    Some(latest)
 }
 
 /// For each partition in the batch, the position after its last message.

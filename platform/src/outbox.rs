@@ -200,7 +200,9 @@ impl Relay {
     async fn become_leader(&self) -> anyhow::Result<PgConnection> {
         let options = self.session_options();
         loop {
-            match PgConnection::connect_with(&options).await {
+            // Bounded: a database host that does not answer must not hold a standby back.
+            let connected = tokio::time::timeout(crate::db::ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await;
+            match connected.unwrap_or_else(|_| Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()))) {
                 Ok(mut connection) => {
                     let acquired: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
                         .bind(self.settings.lock_key)

@@ -10,6 +10,7 @@ pub mod health;
 pub mod kafka;
 pub mod outbox;
 pub mod pagination;
+pub mod query_limits;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tokens;

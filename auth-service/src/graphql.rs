@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
 use agora_platform::tokens::Caller;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
@@ -33,12 +34,11 @@ pub struct Services {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub IpAddr);
 
-pub fn schema(services: Services) -> AuthSchema {
+pub fn schema(services: Services, limiter: QueryLimiter) -> AuthSchema {
     let users = DataLoader::new(UserLoader(services.pool.clone()), tokio::spawn);
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
-        .limit_depth(12)
-        .limit_complexity(2_000)
+        .extension(QueryLimitsExtension::new(limiter))
         .data(services)
         .data(users)
         .finish()

@@ -1,6 +1,8 @@
 //! Runs one GraphQL request for the transport: picks the query strategy,
-//! verifies the caller, honours a consistency token, answers from the
-//! response cache or executes, and reports `extensions.strategy`,
+//! checks what the query asks against the limits (before anything else:
+//! waiting, caching, executing), verifies the caller, honours a consistency
+//! token, answers from the response cache or executes, and reports
+//! `extensions.cost`, `extensions.strategy`,
 //! `extensions.upstreamRequests`, `extensions.sqlStatements`,
 //! `extensions.cache` and, after a mutation, `extensions.consistencyToken`.
 
@@ -10,15 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_platform::graphql::{ErrorCode, TraceParent};
+use agora_platform::query_limits::{Checked, QueryLimiter};
 use agora_platform::tokens::{self, Caller, JwksVerifier};
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Response, ServerError, Value};
 use axum::http::{header, HeaderMap};
 
 use crate::consistency::{Consistency, ConsistencyToken};
 use crate::graphql::context::CommandLog;
 use crate::graphql::source::{DataSource, Loaders};
-use crate::graphql::{GatewaySchema, QueryLimits, RequestContext};
+use crate::graphql::{GatewaySchema, RequestContext};
 use crate::http::{operation_type, Answer};
 use crate::response_cache::{CacheKey, ResponseCache};
 use crate::upstream::{CallCounter, Forwarded};
@@ -38,7 +41,7 @@ pub struct Gateway {
     pub cache: Option<ResponseCache>,
     pub consistency: Consistency,
     pub consistency_timeout: Duration,
-    pub limits: QueryLimits,
+    pub limiter: QueryLimiter,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ServerError {
@@ -62,6 +65,15 @@ struct Cacheable {
 
 impl Gateway {
     async fn run(&self, mut request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
+        // Measured once, in time bounded by the document's size; the schema's
+        // extension trusts this measure (and the parsed document is kept).
+        let cost = match self.limiter.check(&mut request) {
+            Ok(measured) => {
+                request = request.data(Checked(measured));
+                measured.cost
+            }
+            Err(refusal) => return Response::from_errors(vec![refusal.into_server_error()]).into(),
+        };
         let strategy = headers.get(STRATEGY_HEADER).map(|value| value.to_str().unwrap_or_default().trim().to_ascii_lowercase());
         let read_model = matches!(strategy.as_deref(), None | Some("") | Some("read-model"));
         let mut cacheable = None;
@@ -69,7 +81,7 @@ impl Gateway {
             let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
             if !no_cache_requested(headers) {
                 if let Some(data) = cache.get(&key) {
-                    return Answer::Serialized { data, extensions: extensions("read-model", 0, 0, Some("hit")) };
+                    return Answer::Serialized { data, extensions: extensions(cost, "read-model", 0, 0, Some("hit")) };
                 }
             }
             cacheable = cache.generation().map(|generation| Cacheable { key, generation });
@@ -94,13 +106,9 @@ impl Gateway {
                 )
             }
         };
-        // Parsed once here; execution takes the parsed document. A document
-        // that does not parse is left to execution to report.
+        // Parsed once, by the check; execution takes the parsed document.
         let operation_name = request.operation_name.clone();
         if let Ok(document) = request.parsed_query() {
-            if let Some(refusal) = self.alias_refusal(document) {
-                return refusal;
-            }
             if operation_type(document, operation_name.as_deref()) != Some(OperationType::Query) {
                 cacheable = None;
             }
@@ -137,12 +145,12 @@ impl Gateway {
             if response.errors.is_empty() {
                 // Serialized once, for the cache and for this answer.
                 if let Some(data) = cache.put(key, generation, &response.data) {
-                    let extensions = extensions(strategy_name, calls.get(), statements.get(), Some("miss"));
+                    let extensions = extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
                     return Answer::Serialized { data, extensions };
                 }
             }
         }
-        response.extensions.extend(extensions(strategy_name, calls.get(), statements.get(), None));
+        response.extensions.extend(extensions(cost, strategy_name, calls.get(), statements.get(), None));
         if let Some(writes) = commands.writes() {
             response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode()));
         }
@@ -152,27 +160,18 @@ impl Gateway {
         }
         response.into()
     }
-
-    /// Refuses documents with more aliases than allowed (alias amplification).
-    fn alias_refusal(&self, document: &ExecutableDocument) -> Option<Answer> {
-        let aliases = count_aliases(document);
-        (aliases > self.limits.max_aliases).then(|| {
-            refuse(
-                ErrorCode::QueryTooComplex,
-                format!("the query has {aliases} aliases; at most {} are allowed", self.limits.max_aliases),
-            )
-        })
-    }
 }
 
 /// The extensions every answer carries.
 fn extensions(
+    cost: u64,
     strategy: &'static str,
     upstream_requests: usize,
     sql_statements: usize,
     cache: Option<&'static str>,
 ) -> BTreeMap<String, Value> {
     let mut extensions = BTreeMap::new();
+    extensions.insert("cost".into(), Value::from(cost));
     extensions.insert("strategy".into(), Value::from(strategy));
     extensions.insert("upstreamRequests".into(), Value::from(upstream_requests as u64));
     extensions.insert("sqlStatements".into(), Value::from(sql_statements as u64));
@@ -196,36 +195,15 @@ fn no_cache_requested(headers: &HeaderMap) -> bool {
     })
 }
 
-fn count_aliases(document: &ExecutableDocument) -> usize {
-    fn in_set(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|selection| match &selection.node {
-                Selection::Field(field) => usize::from(field.node.alias.is_some()) + in_set(&field.node.selection_set.node),
-                Selection::InlineFragment(fragment) => in_set(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let operations: usize = document.operations.iter().map(|(_, operation)| in_set(&operation.node.selection_set.node)).sum();
-    let fragments: usize = document.fragments.values().map(|fragment| in_set(&fragment.node.selection_set.node)).sum();
-    operations + fragments
-}
-
-/// Gives every error a code: the validator's and parser's come without one.
+/// Gives every error a code: the validator's come without one (the limits'
+/// refusals carry theirs).
 fn add_missing_codes(response: &mut Response) {
     for error in &mut response.errors {
         let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
         if has_code {
             continue;
         }
-        let code = if error.message.starts_with("Query is too complex") || error.message.starts_with("Query is nested too deep") {
-            ErrorCode::QueryTooComplex
-        } else if error.path.is_empty() {
-            ErrorCode::BadUserInput
-        } else {
-            ErrorCode::Internal
-        };
+        let code = if error.path.is_empty() { ErrorCode::BadUserInput } else { ErrorCode::Internal };
         error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
     }
 }

@@ -12,6 +12,7 @@
 mod audit;
 mod client;
 mod database;
+pub mod hostile;
 mod services;
 mod topic_reader;
 

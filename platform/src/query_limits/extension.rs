@@ -11,8 +11,10 @@
 use std::any::TypeId;
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe};
 use async_graphql::{Request, Response, ServerResult, Value};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 
 use super::{Measured, QueryLimiter};
 
@@ -31,24 +33,39 @@ impl QueryLimitsExtension {
 
 impl ExtensionFactory for QueryLimitsExtension {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OneRequest { limiter: self.0.clone(), cost: OnceLock::new() })
+        Arc::new(OneRequest { limiter: self.0.clone(), cost: Arc::default() })
     }
 }
 
 /// The extension's state for one request.
 struct OneRequest {
     limiter: Arc<QueryLimiter>,
-    cost: OnceLock<u64>,
+    /// Set once the request is measured (by the time its first answer comes).
+    cost: Arc<OnceLock<u64>>,
+}
+
+fn with_cost(mut response: Response, cost: &OnceLock<u64>) -> Response {
+    if let Some(cost) = cost.get() {
+        response.extensions.insert("cost".to_owned(), Value::from(*cost));
+    }
+    response
 }
 
 #[async_trait::async_trait]
 impl Extension for OneRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        if let Some(cost) = self.cost.get() {
-            response.extensions.insert("cost".to_owned(), Value::from(*cost));
-        }
-        response
+        with_cost(next.run(ctx).await, &self.cost)
+    }
+
+    /// Streams (subscriptions, and any operation over WebSocket): each answer.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let cost = self.cost.clone();
+        next.run(ctx, stream).map(move |response| with_cost(response, &cost)).boxed()
     }
 
     async fn prepare_request(

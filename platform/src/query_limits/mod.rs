@@ -46,6 +46,37 @@ pub struct Limits {
     pub max_fields: u64,
 }
 
+/// A subgraph's limits, from flags and the environment (the same variables
+/// as the gateway's). A subgraph's cost limit is higher than the gateway's:
+/// a gateway composing an accepted query asks a subgraph for more fields per
+/// item (keys, cursors) than its client asked for.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SubgraphLimitArgs {
+    #[arg(long = "max-query-depth", env = "MAX_QUERY_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+    /// Fields, each times the size of every list above it.
+    #[arg(long = "max-query-complexity", env = "MAX_QUERY_COMPLEXITY", default_value_t = 10_000)]
+    pub max_cost: u64,
+    #[arg(long = "max-query-aliases", env = "MAX_QUERY_ALIASES", default_value_t = 30)]
+    pub max_aliases: u64,
+    /// Fields once fragments are expanded (and selections as written).
+    #[arg(long = "max-query-fields", env = "MAX_QUERY_FIELDS", default_value_t = 1_000)]
+    pub max_fields: u64,
+}
+
+impl SubgraphLimitArgs {
+    /// The limiter of an Agora subgraph.
+    pub fn limiter(&self) -> QueryLimiter {
+        let limits = Limits {
+            max_depth: self.max_depth,
+            max_cost: self.max_cost,
+            max_aliases: self.max_aliases,
+            max_fields: self.max_fields,
+        };
+        QueryLimiter::new(limits, CostModel::agora())
+    }
+}
+
 /// How many items a list field answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListSize {

@@ -28,17 +28,19 @@ pub struct Services {
     pub keys: Arc<SigningKeys>,
     pub limiter: LoginLimiter,
     pub token_ttl: std::time::Duration,
+    /// What one query may ask.
+    pub query_limiter: QueryLimiter,
 }
 
 /// The client's address, as the HTTP layer determined it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub IpAddr);
 
-pub fn schema(services: Services, limiter: QueryLimiter) -> AuthSchema {
+pub fn schema(services: Services) -> AuthSchema {
     let users = DataLoader::new(UserLoader(services.pool.clone()), tokio::spawn);
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
-        .extension(QueryLimitsExtension::new(limiter))
+        .extension(QueryLimitsExtension::new(services.query_limiter.clone()))
         .data(services)
         .data(users)
         .finish()

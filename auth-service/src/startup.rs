@@ -50,15 +50,13 @@ impl Application {
         let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let keys = Arc::new(SigningKeys::load(&config.signing_key_file, &config.previous_key_files)?);
-        let schema = graphql::schema(
-            Services {
-                pool: pool.clone(),
-                keys: keys.clone(),
-                limiter: LoginLimiter::new(config.login_attempts_per_username, config.login_attempts_per_address),
-                token_ttl: config.token_ttl(),
-            },
-            config.query_limits.limiter(),
-        );
+        let schema = graphql::schema(Services {
+            pool: pool.clone(),
+            keys: keys.clone(),
+            limiter: LoginLimiter::new(config.login_attempts_per_username, config.login_attempts_per_address),
+            token_ttl: config.token_ttl(),
+            query_limiter: config.query_limits.limiter(),
+        });
         let state = AppState { schema, keys, trusted_proxies: Arc::new(config.trusted_proxies.clone()) };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "auth-readiness")? };
         let router = Router::new()

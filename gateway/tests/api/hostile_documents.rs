@@ -126,3 +126,28 @@ async fn hostile_documents_are_refused_at_once_over_websocket() {
     assert!(message["payload"]["errors"].is_null(), "{message}");
     assert_eq!(message["payload"]["extensions"]["cost"], 11, "{message}");
 }
+
+/// The largest documents the limits let through (1,000 fields once
+/// expanded) are what async-graphql's own validation rules then walk
+/// (OverlappingFieldsCanBeMerged compares same-named fields pairwise): they
+/// stay quick. The times are printed (`--nocapture`) for the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_documents_within_the_limits_are_validated_quickly() {
+    let system = spawn_system().await;
+    let port = system.gateway.port();
+    let same_name = format!("{{ {} }}", "__typename ".repeat(999));
+    let fan_out = fragment_fan_out("query", "Query", "__typename", 3);
+    let nested_fan_out = format!(
+        "{{ posts(first: 1) {{ nodes {{ ...F0 }} }} }}{}",
+        fragment_fan_out("query", "Post", "id", 2).trim_start_matches("query { ...F0 }").replace("{ id }", "{ id author { id displayName } title body }")
+    );
+    for (name, query) in [("999 same-named fields", same_name), ("fan-out to 1,000 fields", fan_out), ("fan-out of objects", nested_fan_out)] {
+        let started = Instant::now();
+        let (status, body) = post(port, &query, &json!({})).await;
+        let elapsed = started.elapsed();
+        println!("{name}: {elapsed:?}");
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(body["errors"].is_null(), "{name}: {body}");
+        assert!(elapsed < HANG_GUARD, "{name}: took {elapsed:?}");
+    }
+}

@@ -14,7 +14,8 @@ use crate::helpers::{spawn_system, PostServiceCalls};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_documents_are_refused_at_once() {
     let system = spawn_system().await;
-    for case in subgraph_corpus(true, 10_000) {
+    // 5,000 representations fit in the body limit (10,000 do not: 413).
+    for case in subgraph_corpus(true, 5_000) {
         let started = Instant::now();
         let (status, body) = graphql_with_status(system.post.port, &case.query, case.variables.clone(), &[]).await;
         assert!(started.elapsed() < Duration::from_secs(2), "{}: took {:?}", case.name, started.elapsed());

@@ -54,7 +54,7 @@ pub struct Config {
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
     /// The cost of a query: each field 1, times the size of every list above it.
-    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 2_000)]
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
     pub max_query_complexity: u64,
     /// Aliased fields, with fragments expanded.
     #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 30)]

@@ -55,7 +55,7 @@ pub struct SubgraphLimitArgs {
     #[arg(long = "max-query-depth", env = "MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_depth: usize,
     /// Fields, each times the size of every list above it.
-    #[arg(long = "max-query-complexity", env = "MAX_QUERY_COMPLEXITY", default_value_t = 10_000)]
+    #[arg(long = "max-query-complexity", env = "MAX_QUERY_COMPLEXITY", default_value_t = 25_000)]
     pub max_cost: u64,
     #[arg(long = "max-query-aliases", env = "MAX_QUERY_ALIASES", default_value_t = 30)]
     pub max_aliases: u64,

@@ -1,9 +1,10 @@
 //! Plumbing that every Agora part needs and that is better shared than
 //! copied: the Kafka connection (and the embedded broker for local runs and
-//! tests), the transactional outbox and its relay, database setup, token
-//! verification, GraphQL error codes, health endpoints, telemetry and
-//! shutdown.
+//! tests), the at-least-once consumer, the transactional outbox and its
+//! relay, database setup, token verification, GraphQL error codes, health
+//! endpoints, telemetry and shutdown.
 
+pub mod consumer;
 pub mod db;
 pub mod graphql;
 pub mod health;

@@ -56,6 +56,7 @@ impl Application {
             keys: keys.clone(),
             limiter: LoginLimiter::new(config.login_attempts_per_username, config.login_attempts_per_address),
             token_ttl: config.token_ttl(),
+            query_limiter: config.query_limits.limiter(),
         });
         let state = AppState { schema, keys, trusted_proxies: Arc::new(config.trusted_proxies.clone()) };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "auth-readiness")? };

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod kafka;
 pub mod outbox;
 pub mod pagination;
+pub mod query_limits;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tokens;

@@ -51,7 +51,7 @@ impl Application {
         let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch()));
-        let state = AppState { schema: graphql::schema(pool.clone()), verifier };
+        let state = AppState { schema: graphql::schema(pool.clone(), config.query_limits.limiter()), verifier };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "post-readiness")? };
         let router = Router::new()
             .route("/graphql", post(graphql_handler))

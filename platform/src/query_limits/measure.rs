@@ -174,11 +174,16 @@ impl<'a> Walk<'a> {
             self.set(&field.selection_set.node, nesting + 1)?.nested()
         };
         let size = self.list_size(field)?;
+        // Introspection is as deep as the type references it follows (the
+        // playground's query nests `ofType` eight times) and as large as the
+        // schema, which no client controls: its depth does not count, its
+        // fields and nesting do.
+        let introspection = matches!(field.name.node.as_str(), "__schema" | "__type");
         Ok(Summary {
             cost: size.saturating_mul(children.cost).saturating_add(1),
             fields: children.fields.saturating_add(1),
             aliases: children.aliases.saturating_add(u64::from(field.alias.is_some())),
-            depth: children.depth + 1,
+            depth: if introspection { 1 } else { children.depth + 1 },
             nesting: children.nesting,
         })
     }

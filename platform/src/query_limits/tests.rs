@@ -189,3 +189,25 @@ proptest! {
         }
     }
 }
+
+/// The introspection query GraphiQL sends to draw its docs (graphql-js's
+/// `getIntrospectionQuery`, abridged to the parts that make it deep).
+const PLAYGROUND_INTROSPECTION: &str = "query IntrospectionQuery { __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args { ...InputValue } } } }
+  fragment FullType on __Type { kind name description
+    fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+    inputFields { ...InputValue } interfaces { ...TypeRef }
+    enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason } possibleTypes { ...TypeRef } }
+  fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+  fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType { kind name ofType {
+    kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
+
+#[test]
+fn the_playground_can_introspect_the_schema_however_deep_its_type_references_go() {
+    check(PLAYGROUND_INTROSPECTION).expect("the playground's introspection is allowed");
+    // Outside introspection the same depth is still refused.
+    let deep = format!("{{ {}id{} }}", "me { posts { nodes { author { ".repeat(3), " } } } }".repeat(3));
+    assert_eq!(reason(check(&deep)).0, Reason::Depth);
+}

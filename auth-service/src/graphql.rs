@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::idempotency::Keyed;
+use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
 use agora_platform::tokens::Caller;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
@@ -27,6 +29,8 @@ pub struct Services {
     pub keys: Arc<SigningKeys>,
     pub limiter: LoginLimiter,
     pub token_ttl: std::time::Duration,
+    /// What one query may ask.
+    pub query_limiter: QueryLimiter,
 }
 
 /// The client's address, as the HTTP layer determined it.
@@ -37,8 +41,7 @@ pub fn schema(services: Services) -> AuthSchema {
     let users = DataLoader::new(UserLoader(services.pool.clone()), tokio::spawn);
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
-        .limit_depth(12)
-        .limit_complexity(2_000)
+        .extension(QueryLimitsExtension::new(services.query_limiter.clone()))
         .data(services)
         .data(users)
         .finish()
@@ -99,7 +102,7 @@ impl Loader<Uuid> for UserLoader {
 }
 
 fn loader_error(error: Arc<sqlx::Error>) -> ApiError {
-    ApiError::Unexpected(anyhow::anyhow!("loading users: {error}"))
+    ApiError::Loading(error)
 }
 
 /// Parses an id argument; an id that is not a UUID names no user.
@@ -180,13 +183,21 @@ impl Mutation {
             Some(name) => DisplayName::parse(name).coded()?,
             None => DisplayName::from_username(&username),
         };
-        let (user, receipt) = users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx)).await.coded()?;
-        ctx.data::<WriteReceipts>()?.push(receipt);
+        let caller = ctx.data::<Caller>()?.claims().map(|claims| claims.sub);
+        let input_parts = [Some(input.username.as_str()), input.display_name.as_deref()];
+        let keyed = Keyed::of(ctx, caller, "register", &input_parts).coded()?;
+        let (user, writes) =
+            users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx), keyed.as_ref())
+                .await
+                .coded()?;
+        let receipts = ctx.data::<WriteReceipts>()?;
+        writes.into_iter().for_each(|receipt| receipts.push(receipt));
         let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
         Ok(AuthPayload { token, user: user.into() })
     }
 
     /// UNAUTHENTICATED on a wrong username or password (the same error for both).
+    /// An Idempotency-Key is ignored: a login changes nothing to dedupe.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
         let services = ctx.data::<Services>()?;
         let address = ctx.data::<ClientAddress>()?.0;
@@ -205,10 +216,11 @@ impl Mutation {
         let services = ctx.data::<Services>()?;
         let caller = ctx.data::<Caller>()?.require()?;
         let display_name = DisplayName::parse(&display_name).coded()?;
-        let (user, receipt) = users::rename(&services.pool, caller.sub, display_name, &TraceParent::of(ctx)).await.coded()?;
-        if let Some(receipt) = receipt {
-            ctx.data::<WriteReceipts>()?.push(receipt);
-        }
+        let keyed = Keyed::of(ctx, Some(caller.sub), "renameUser", &[Some(display_name.as_str())]).coded()?;
+        let (user, writes) =
+            users::rename(&services.pool, caller.sub, display_name, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
+        let receipts = ctx.data::<WriteReceipts>()?;
+        writes.into_iter().for_each(|receipt| receipts.push(receipt));
         Ok(user.into())
     }
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sqlx::PgPool;
@@ -55,6 +56,7 @@ impl Application {
             keys: keys.clone(),
             limiter: LoginLimiter::new(config.login_attempts_per_username, config.login_attempts_per_address),
             token_ttl: config.token_ttl(),
+            query_limiter: config.query_limits.limiter(),
         });
         let state = AppState { schema, keys, trusted_proxies: Arc::new(config.trusted_proxies.clone()) };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "auth-readiness")? };
@@ -106,11 +108,18 @@ async fn graphql_handler(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     request: GraphQLRequest,
-) -> GraphQLResponse {
+) -> Response {
     let caller = tokens::Caller::from_verification(tokens::bearer(&headers).map(|token| state.keys.verify(token)));
     let address = client_address(peer.ip(), &headers, &state.trusted_proxies);
     let request = request.into_inner().data(caller).data(ClientAddress(address));
-    WriteReceipts::execute(&state.schema, request, &headers).await.into()
+    let response = WriteReceipts::execute(&state.schema, request, &headers).await;
+    // A database that is away answers 503, so that the caller knows it may retry.
+    let status = agora_platform::graphql::unavailable_status(&response);
+    let mut http = GraphQLResponse::from(response).into_response();
+    if let Some(status) = status {
+        *http.status_mut() = status;
+    }
+    http
 }
 
 /// The real client's address: the first X-Forwarded-For hop when the peer

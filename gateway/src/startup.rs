@@ -62,7 +62,7 @@ impl Application {
         ));
         let live = LiveFeed::new(config.live_buffer_events);
         let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
-        let schema = graphql::schema(shared, live, config.query_limits());
+        let schema = graphql::schema(shared, live, config.query_limiter());
         let read_model = read_model_source::factory(pool.clone());
         let sockets = CancellationToken::new();
         let live_endpoint = Arc::new(LiveEndpoint {
@@ -80,7 +80,7 @@ impl Application {
             cache: ResponseCache::new(config.response_cache_bytes, consistency.clone()),
             consistency,
             consistency_timeout: config.consistency_timeout(),
-            limits: config.query_limits(),
+            limiter: config.query_limiter(),
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,

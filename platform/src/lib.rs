@@ -1,16 +1,18 @@
 //! Plumbing that every Agora part needs and that is better shared than
 //! copied: the Kafka connection (and the embedded broker for local runs and
 //! tests), the at-least-once consumer, the transactional outbox and its
-//! relay, database setup, token verification, GraphQL error codes, health
-//! endpoints, telemetry and shutdown.
+//! relay, database setup, token verification, GraphQL error codes,
+//! idempotent commands, health endpoints, telemetry and shutdown.
 
 pub mod consumer;
 pub mod db;
 pub mod graphql;
 pub mod health;
+pub mod idempotency;
 pub mod kafka;
 pub mod outbox;
 pub mod pagination;
+pub mod query_limits;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tokens;

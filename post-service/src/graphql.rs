@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::idempotency::Keyed;
 use agora_platform::pagination::PageRequest;
+use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
 use agora_platform::tokens::Caller;
 use agora_schema::PostCursor;
 use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
@@ -23,11 +25,10 @@ use crate::posts::{self, PostRow};
 
 pub type PostSchema = Schema<Query, Mutation, EmptySubscription>;
 
-pub fn schema(pool: PgPool) -> PostSchema {
+pub fn schema(pool: PgPool, limiter: QueryLimiter) -> PostSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
-        .limit_depth(12)
-        .limit_complexity(2_000)
+        .extension(QueryLimitsExtension::new(limiter))
         // Loaders batch concurrent lookups; they cache nothing across requests.
         .data(DataLoader::new(PostLoader(pool.clone()), tokio::spawn))
         .data(DataLoader::new(PostCountLoader(pool.clone()), tokio::spawn))
@@ -108,7 +109,7 @@ pub struct CreatePostInput {
 }
 
 fn loader_error(error: Arc<sqlx::Error>) -> ApiError {
-    ApiError::Database(sqlx::Error::Protocol(format!("loading posts: {error}")))
+    ApiError::Loading(error)
 }
 
 pub struct Query;
@@ -162,11 +163,11 @@ impl Mutation {
         let caller = ctx.data::<Caller>()?.require()?;
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
-        let (post, receipt) = posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx))
-            .await
-            .map_err(ApiError::from)
-            .coded()?;
-        ctx.data::<WriteReceipts>()?.push(receipt);
+        let keyed = Keyed::of(ctx, Some(caller.sub), "createPost", &[Some(&input.title), Some(&input.body)]).coded()?;
+        let (post, writes) =
+            posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
+        let receipts = ctx.data::<WriteReceipts>()?;
+        writes.into_iter().for_each(|receipt| receipts.push(receipt));
         Ok(Post(post))
     }
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use sqlx::PgPool;
@@ -50,7 +51,7 @@ impl Application {
         let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch()));
-        let state = AppState { schema: graphql::schema(pool.clone()), verifier };
+        let state = AppState { schema: graphql::schema(pool.clone(), config.query_limits.limiter()), verifier };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "post-readiness")? };
         let router = Router::new()
             .route("/graphql", post(graphql_handler))
@@ -91,11 +92,18 @@ impl Application {
 }
 
 #[tracing::instrument(skip_all)]
-async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> Response {
     let verification = match tokens::bearer(&headers) {
         Some(token) => Some(state.verifier.verify(token).await),
         None => None,
     };
     let request = request.into_inner().data(Caller::from_verification(verification));
-    WriteReceipts::execute(&state.schema, request, &headers).await.into()
+    let response = WriteReceipts::execute(&state.schema, request, &headers).await;
+    // A database that is away answers 503, so that the caller knows it may retry.
+    let status = agora_platform::graphql::unavailable_status(&response);
+    let mut http = GraphQLResponse::from(response).into_response();
+    if let Some(status) = status {
+        *http.status_mut() = status;
+    }
+    http
 }

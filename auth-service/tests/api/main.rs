@@ -4,6 +4,8 @@
 mod accounts;
 mod health;
 mod helpers;
+mod hostile_documents;
+mod idempotency;
 mod ledger;
 mod login;
 mod outbox;

@@ -150,7 +150,7 @@ impl Connection {
                 }
             }
         };
-        self.caller = Some((caller, Forwarded { authorization, client_address: None, traceparent: None }));
+        self.caller = Some((caller, Forwarded { authorization, client_address: None, traceparent: None, idempotency_key: None }));
         let mut messages = vec![self.outbound.ack()];
         if self.protocol == Protocol::Legacy {
             messages.push(self.outbound.keep_alive());

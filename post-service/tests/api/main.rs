@@ -5,6 +5,9 @@
 
 mod federation;
 mod helpers;
+mod hostile_documents;
+mod idempotency;
+mod outage;
 mod pagination;
 mod points;
 mod posts;

@@ -15,7 +15,8 @@ use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection,
 use async_graphql::{Response, ServerError, Value};
 use axum::http::{header, HeaderMap};
 
-use crate::consistency::{Consistency, ConsistencyToken};
+use crate::consistency::{Consistency, ConsistencyToken, TokenKey};
+use crate::consistency_wait::PendingConsistency;
 use crate::graphql::context::CommandLog;
 use crate::graphql::source::{DataSource, Loaders};
 use crate::graphql::{GatewaySchema, QueryLimits, RequestContext};
@@ -38,6 +39,8 @@ pub struct Gateway {
     pub cache: Option<ResponseCache>,
     pub consistency: Consistency,
     pub consistency_timeout: Duration,
+    /// Signs and checks consistency tokens (shared by every replica).
+    pub token_key: TokenKey,
     pub limits: QueryLimits,
 }
 
@@ -105,18 +108,16 @@ impl Gateway {
                 cacheable = None;
             }
         }
-        let mut lagging = false;
+        // A token is checked now (a forged one is refused at once); its wait
+        // comes after parsing and validation (`consistency_wait`), within a
+        // deadline that starts now.
+        let mut pending = None;
         if let Some(token) = headers.get(CONSISTENCY_HEADER) {
-            let Ok(token) = ConsistencyToken::decode(token.to_str().unwrap_or_default()) else {
+            let Ok(token) = ConsistencyToken::decode(token.to_str().unwrap_or_default(), &self.token_key) else {
                 return refuse(ErrorCode::BadUserInput, format!("{CONSISTENCY_HEADER} is not a token this API issued"));
             };
-            match self.consistency.wait(&token.0, self.consistency_timeout).await {
-                Ok(reached) => lagging = !reached,
-                Err(error) => {
-                    tracing::error!(%error, "cannot check the consistency token");
-                    return refuse(ErrorCode::Internal, "internal error");
-                }
-            }
+            let deadline = tokio::time::Instant::now() + self.consistency_timeout;
+            pending = Some(PendingConsistency { receipts: token.0, deadline });
         }
         let verification = match tokens::bearer(headers) {
             Some(token) => Some(self.verifier.verify(token).await),
@@ -131,6 +132,10 @@ impl Gateway {
             calls: calls.clone(),
             commands: commands.clone(),
         };
+        let request = match pending {
+            Some(pending) => request.data(pending),
+            None => request,
+        };
         let mut response = self.schema.execute(request.data(context)).await;
         add_missing_codes(&mut response);
         if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
@@ -144,9 +149,9 @@ impl Gateway {
         }
         response.extensions.extend(extensions(strategy_name, calls.get(), statements.get(), None));
         if let Some(writes) = commands.writes() {
-            response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode()));
+            response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode(&self.token_key)));
         }
-        if lagging || commands.lagging() {
+        if commands.lagging() {
             // The answer may not show the latest writes yet; the client can retry with the token.
             response.extensions.insert("consistent".into(), Value::from(false));
         }

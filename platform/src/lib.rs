@@ -1,9 +1,11 @@
 //! Plumbing that every Agora part needs and that is better shared than
 //! copied: the Kafka connection (and the embedded broker for local runs and
 //! tests), the transactional outbox and its relay, database setup, token
-//! verification, GraphQL error codes, health endpoints, telemetry and
-//! shutdown.
+//! verification, GraphQL error codes, client budgets and addresses, health
+//! endpoints, telemetry and shutdown.
 
+pub mod budget;
+pub mod client_address;
 pub mod db;
 pub mod graphql;
 pub mod health;
@@ -11,5 +13,6 @@ pub mod kafka;
 pub mod outbox;
 pub mod pagination;
 pub mod shutdown;
+pub mod subgraph;
 pub mod telemetry;
 pub mod tokens;

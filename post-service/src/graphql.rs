@@ -20,11 +20,13 @@ use uuid::Uuid;
 use crate::domain::{PostBody, PostTitle};
 use crate::error::ApiError;
 use crate::posts::{self, PostRow};
+use crate::rate_limit::PostBudget;
 
 pub type PostSchema = Schema<Query, Mutation, EmptySubscription>;
 
-pub fn schema(pool: PgPool) -> PostSchema {
+pub fn schema(pool: PgPool, budget: PostBudget) -> PostSchema {
     Schema::build(Query, Mutation, EmptySubscription)
+        .data(budget)
         .enable_federation()
         .limit_depth(12)
         .limit_complexity(2_000)
@@ -162,6 +164,9 @@ impl Mutation {
         let caller = ctx.data::<Caller>()?.require()?;
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
+        ctx.data::<PostBudget>()?
+            .spend(caller.sub)
+            .map_err(|retry| agora_platform::budget::rate_limited("too many posts; try again later", retry))?;
         let (post, receipt) = posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx))
             .await
             .map_err(ApiError::from)

@@ -157,6 +157,13 @@ pub async fn start_auth_service(
         format!("--port={port}"),
         format!("--database-url={database_url}"),
         format!("--signing-key-file={}", key.path.display()),
+        "--metrics-port=0".to_owned(),
+        // Tests register and log in many users from one address; a test of
+        // the budgets sets its own.
+        "--registrations-per-address=0".to_owned(),
+        "--login-attempts-per-address=0".to_owned(),
+        "--login-attempts-per-username-and-address=0".to_owned(),
+        "--login-failures-per-username=0".to_owned(),
     ];
     if !previous_keys.is_empty() {
         let files: Vec<String> = previous_keys.iter().map(|key| key.path.display().to_string()).collect();
@@ -181,6 +188,9 @@ pub async fn start_post_service(kafka: &KafkaSettings, database_url: &str, auth_
         format!("--database-url={database_url}"),
         format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
         "--jwks-min-refetch-ms=0".to_owned(),
+        "--metrics-port=0".to_owned(),
+        // Tests publish many posts as one user; a test of the budget sets its own.
+        "--posts-per-author-per-hour=0".to_owned(),
     ];
     args.extend(flags.iter().map(|flag| flag.to_string()));
     let config = agora_post_service::Config::try_parse_from(args).expect("valid post-service flags");

@@ -1,8 +1,13 @@
 //! The public mutations: each is a command sent to the service that owns
 //! the data. The gateway then waits (bounded) until its read model reflects
 //! the command, so the answer and any later read show it.
+//!
+//! Inputs are checked first, by the same rules the services apply
+//! (`agora_schema::rules`): a value the service would refuse (or one too
+//! large for its body limit) is BAD_USER_INPUT here, without a call.
 
-use agora_platform::graphql::Coded;
+use agora_platform::graphql::{Coded, ErrorCode, InputError};
+use agora_schema::rules;
 use async_graphql::{Context, InputObject, Object};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -40,6 +45,10 @@ pub struct Mutation;
 impl Mutation {
     /// Creates an account and returns a token for it. CONFLICT if the username is taken.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<AuthPayload> {
+        check_credentials(&input.username, &input.password)?;
+        if let Some(name) = &input.display_name {
+            check(rules::DISPLAY_NAME.check(rules::normalize_display_name(name)))?;
+        }
         let query =
             format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
         let input = json!({ "username": input.username, "password": input.password, "displayName": input.display_name });
@@ -49,6 +58,7 @@ impl Mutation {
 
     /// UNAUTHENTICATED on a wrong username or password (the same error for both).
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
+        check_credentials(&input.username, &input.password)?;
         let query = format!("mutation($input: LoginInput!) {{ login(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
         let input = json!({ "username": input.username, "password": input.password });
         let answer = command(ctx, Service::Auth, &query, json!({ "input": input })).await?;
@@ -57,6 +67,8 @@ impl Mutation {
 
     /// Changes the display name of the user behind the token.
     async fn rename_user(&self, ctx: &Context<'_>, display_name: String) -> async_graphql::Result<User> {
+        check(rules::DISPLAY_NAME.check(rules::normalize_display_name(&display_name)))?;
+        require_known_caller(ctx).await?;
         let query = format!("mutation($displayName: String!) {{ renameUser(displayName: $displayName) {{ {USER_FIELDS} }} }}");
         let answer = command(ctx, Service::Auth, &query, json!({ "displayName": display_name })).await?;
         user_after_command(ctx, &answer.data["renameUser"]).await
@@ -64,6 +76,9 @@ impl Mutation {
 
     /// Publishes a post by the user behind the token; the author earns points.
     async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> async_graphql::Result<Post> {
+        check(rules::TITLE.check(&input.title))?;
+        check(rules::BODY.check(&input.body))?;
+        require_known_caller(ctx).await?;
         let query = "mutation($input: CreatePostInput!) { createPost(input: $input) { id title body createdAt author { id } } }";
         let input = json!({ "title": input.title, "body": input.body });
         let answer = command(ctx, Service::Post, query, json!({ "input": input })).await?;
@@ -83,6 +98,40 @@ impl Mutation {
             author: None,
         }))
     }
+}
+
+fn check(rule: Result<(), rules::RuleError>) -> async_graphql::Result<()> {
+    rule.map_err(InputError::from).coded()
+}
+
+fn check_credentials(username: &str, password: &str) -> async_graphql::Result<()> {
+    check(rules::check_username(username))?;
+    check(rules::check_password(password))
+}
+
+/// A command on behalf of a token's user runs only while that user exists:
+/// a validly signed token for a user that is not there (deleted, or of
+/// another installation with the same key) cannot post or earn points.
+/// Callers without a valid token are left to the service, which refuses
+/// them with the reason.
+async fn require_known_caller(ctx: &Context<'_>) -> async_graphql::Result<()> {
+    let request = ctx.data::<RequestContext>()?;
+    let Some(claims) = request.caller.claims() else { return Ok(()) };
+    if request.loaders.users.load_one(claims.sub).await.coded()?.is_some() {
+        return Ok(());
+    }
+    // The read model may not have applied a registration yet: auth-service decides.
+    let shared = ctx.data::<Shared>()?;
+    let query = "query($id: ID!) { user(id: $id) { id } }";
+    let answer = shared
+        .upstream
+        .query(Service::Auth, query, json!({ "id": claims.sub }), &request.forwarded, &request.calls)
+        .await
+        .coded()?;
+    if answer.data["user"].is_null() {
+        return Err(ErrorCode::Unauthenticated.error("the token names a user that does not exist"));
+    }
+    Ok(())
 }
 
 /// Sends a command, records what it wrote, and waits for the read model.

@@ -157,14 +157,17 @@ pub async fn start_auth_service(
         format!("--port={port}"),
         format!("--database-url={database_url}"),
         format!("--signing-key-file={}", key.path.display()),
-        "--metrics-port=0".to_owned(),
-        // Tests register and log in many users from one address; a test of
-        // the budgets sets its own.
-        "--registrations-per-address=0".to_owned(),
-        "--login-attempts-per-address=0".to_owned(),
-        "--login-attempts-per-username-and-address=0".to_owned(),
-        "--login-failures-per-username=0".to_owned(),
     ];
+    // Tests register and log in many users from one address; a test of the
+    // budgets sets its own.
+    let defaults = [
+        "--metrics-port=0",
+        "--registrations-per-address=0",
+        "--login-attempts-per-address=0",
+        "--login-attempts-per-username-and-address=0",
+        "--login-failures-per-username=0",
+    ];
+    args.extend(unless_given(&defaults, flags));
     if !previous_keys.is_empty() {
         let files: Vec<String> = previous_keys.iter().map(|key| key.path.display().to_string()).collect();
         args.push(format!("--previous-key-files={}", files.join(",")));
@@ -188,10 +191,9 @@ pub async fn start_post_service(kafka: &KafkaSettings, database_url: &str, auth_
         format!("--database-url={database_url}"),
         format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
         "--jwks-min-refetch-ms=0".to_owned(),
-        "--metrics-port=0".to_owned(),
-        // Tests publish many posts as one user; a test of the budget sets its own.
-        "--posts-per-author-per-hour=0".to_owned(),
     ];
+    // Tests publish many posts as one user; a test of the budget sets its own.
+    args.extend(unless_given(&["--metrics-port=0", "--posts-per-author-per-hour=0"], flags));
     args.extend(flags.iter().map(|flag| flag.to_string()));
     let config = agora_post_service::Config::try_parse_from(args).expect("valid post-service flags");
     let kafka = with_delivery_timeout(kafka, config.kafka.delivery_timeout_ms);
@@ -199,6 +201,13 @@ pub async fn start_post_service(kafka: &KafkaSettings, database_url: &str, auth_
     let pool = application.pool().clone();
     let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
     StartedService { service, pool }
+}
+
+/// The `defaults` (`--name=value`) whose flag is not among `flags`.
+fn unless_given(defaults: &[&str], flags: &[&str]) -> Vec<String> {
+    let name = |flag: &str| flag.split('=').next().unwrap_or_default().to_owned();
+    let given: Vec<String> = flags.iter().map(|flag| name(flag)).collect();
+    defaults.iter().filter(|default| !given.contains(&name(default))).map(|default| default.to_string()).collect()
 }
 
 /// `--kafka-delivery-timeout-ms` applied to the embedded broker's settings,

@@ -63,11 +63,16 @@ impl Application {
         let trusted_proxies = Arc::new(TrustedProxies::new(config.trusted_proxies.iter().copied()));
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "auth-readiness")? };
         let router = Router::new()
-            .route("/graphql", post(graphql_handler).route_layer(axum::middleware::from_fn(subgraph::json_only)))
+            .route(
+                "/graphql",
+                post(graphql_handler)
+                    // The limit inside: its bare 413 is answered as a GraphQL error.
+                    .route_layer(RequestBodyLimitLayer::new(64 * 1024))
+                    .route_layer(axum::middleware::from_fn(subgraph::json_only)),
+            )
             .route("/.well-known/jwks.json", get(jwks))
             .with_state(state)
             .merge(health::router(dependencies))
-            .layer(RequestBodyLimitLayer::new(64 * 1024))
             .layer(axum::middleware::from_fn_with_state(trusted_proxies, client_address::resolve))
             .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind((config.host, config.port))

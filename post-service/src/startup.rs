@@ -58,10 +58,15 @@ impl Application {
         let state = AppState { schema: graphql::schema(pool.clone(), budget), verifier };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "post-readiness")? };
         let router = Router::new()
-            .route("/graphql", post(graphql_handler).route_layer(axum::middleware::from_fn(subgraph::json_only)))
+            .route(
+                "/graphql",
+                post(graphql_handler)
+                    // The limit inside: its bare 413 is answered as a GraphQL error.
+                    .route_layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+                    .route_layer(axum::middleware::from_fn(subgraph::json_only)),
+            )
             .with_state(state)
             .merge(health::router(dependencies))
-            .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
             .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind((config.host, config.port))
             .await

@@ -243,6 +243,8 @@ pub struct Services {
     pub auth: RunningService,
     /// post-service's database, to check what was (not) written.
     pub post_db: PgPool,
+    /// auth-service's database, likewise.
+    pub auth_db: PgPool,
     /// The key auth-service signs with now.
     pub auth_key: KeyFile,
     /// Keys auth-service signed with before [`Services::rotate_auth_key`].
@@ -254,17 +256,25 @@ pub struct Services {
 
 impl Services {
     pub async fn start() -> Self {
+        Self::start_with(&[], &[]).await
+    }
+
+    /// The same with extra flags for auth-service and for post-service
+    /// (budgets, trusted proxies).
+    pub async fn start_with(auth_flags: &[&str], post_flags: &[&str]) -> Self {
         init_logging();
         let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
         let auth_key = KeyFile::generate();
         let auth_database = TestDatabase::new("agora_auth_test");
-        let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], SERVICE_FLAGS).await;
+        let flags = |extra: &[&str]| SERVICE_FLAGS.iter().chain(extra).copied().collect::<Vec<&str>>();
+        let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], &flags(auth_flags)).await;
         let post_database = TestDatabase::new("agora_post_test");
-        let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, SERVICE_FLAGS).await;
+        let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, &flags(post_flags)).await;
         Services {
             post: post.service,
             auth: auth.service,
             post_db: post.pool,
+            auth_db: auth.pool,
             auth_key,
             retired_keys: Vec::new(),
             post_database,
@@ -294,6 +304,7 @@ impl Services {
         )
         .await;
         self.auth = auth.service;
+        self.auth_db = auth.pool;
     }
 
     /// Registers a user with auth-service directly: its token and id.

@@ -266,7 +266,9 @@ impl Services {
         let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
         let auth_key = KeyFile::generate();
         let auth_database = TestDatabase::new("agora_auth_test");
-        let flags = |extra: &[&str]| SERVICE_FLAGS.iter().chain(extra).copied().collect::<Vec<&str>>();
+        fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+            SERVICE_FLAGS.iter().chain(extra).copied().collect()
+        }
         let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], &flags(auth_flags)).await;
         let post_database = TestDatabase::new("agora_post_test");
         let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, &flags(post_flags)).await;

@@ -5,6 +5,7 @@
 
 mod federation;
 mod helpers;
+mod hostile;
 mod pagination;
 mod points;
 mod posts;

@@ -1,8 +1,8 @@
 //! The HTTP edge of a subgraph's `/graphql` (auth-service, post-service):
 //! only JSON request bodies are read (a `text/plain` body is what a
 //! cross-site form can send without a preflight), every refusal is a
-//! GraphQL-shaped body with `extensions.code`, and an answer with a
-//! RATE_LIMITED error carries `Retry-After`.
+//! GraphQL-shaped body with `extensions.code`, every error of an answer
+//! has a code, and an answer with a RATE_LIMITED error carries `Retry-After`.
 
 use async_graphql_axum::GraphQLResponse;
 use axum::extract::Request;
@@ -60,9 +60,24 @@ pub async fn json_only(request: Request, next: Next) -> Response {
     refusal(status, ErrorCode::BadUserInput, message)
 }
 
-/// The HTTP answer of an executed request, with `Retry-After` when it was
-/// rate limited.
-pub fn respond(response: async_graphql::Response) -> Response {
+/// The HTTP answer of an executed request: every error with a code (the
+/// parser's and validator's come without one), and `Retry-After` when it
+/// was rate limited.
+pub fn respond(mut response: async_graphql::Response) -> Response {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            let code =
+                if error.message.starts_with("Query is too complex") || error.message.starts_with("Query is nested too deep") {
+                    ErrorCode::QueryTooComplex
+                } else if error.path.is_empty() {
+                    ErrorCode::BadUserInput
+                } else {
+                    ErrorCode::Internal
+                };
+            extensions.set("code", code.as_str());
+        }
+    }
     let retry_after = crate::budget::retry_after_of(&response.errors);
     let mut answer = GraphQLResponse::from(response).into_response();
     if let Some(seconds) = retry_after {

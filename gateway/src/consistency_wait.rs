@@ -14,7 +14,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{Response, ServerError, Value};
 use tokio::time::Instant;
 
-use crate::graphql::Shared;
+use crate::consistency::Consistency;
 
 /// The writes a request must see, and until when it may wait for them.
 #[derive(Debug, Clone)]
@@ -24,24 +24,24 @@ pub struct PendingConsistency {
 }
 
 /// The schema extension that waits; see the module.
-pub struct WaitForToken;
+pub struct WaitForToken(pub Consistency);
 
 impl ExtensionFactory for WaitForToken {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(WaitForTokenExtension)
+        Arc::new(WaitForTokenExtension(self.0.clone()))
     }
 }
 
-struct WaitForTokenExtension;
+struct WaitForTokenExtension(Consistency);
 
 #[async_trait::async_trait]
 impl Extension for WaitForTokenExtension {
     async fn execute(&self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>) -> Response {
-        let (Some(pending), Some(shared)) = (ctx.data_opt::<PendingConsistency>(), ctx.data_opt::<Shared>()) else {
+        let Some(pending) = ctx.data_opt::<PendingConsistency>() else {
             return next.run(ctx, operation_name).await;
         };
         let remaining = pending.deadline.saturating_duration_since(Instant::now());
-        let reached = match shared.consistency.wait(&pending.receipts, remaining).await {
+        let reached = match self.0.wait(&pending.receipts, remaining).await {
             Ok(reached) => reached,
             Err(error) => {
                 tracing::error!(%error, "cannot check the consistency token");

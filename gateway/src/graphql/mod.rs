@@ -32,7 +32,7 @@ pub fn schema(shared: Shared, live: crate::live::LiveFeed, limits: QueryLimits) 
         .data(live)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
-        .extension(crate::consistency_wait::WaitForToken)
+        .extension(crate::consistency_wait::WaitForToken(shared.consistency.clone()))
         .data(shared)
         .finish()
 }

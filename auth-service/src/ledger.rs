@@ -8,21 +8,18 @@
 
 use std::time::Duration;
 
+use agora_platform::consumer::{self, ApplyError as ConsumerError, ConsumerSettings, Delivery, Handler};
 use agora_platform::graphql::TraceParent;
 use agora_platform::kafka::KafkaSettings;
 use agora_platform::outbox;
 use agora_schema::{topics, Envelope, Event, PointsAwarded, PostCreated};
-use anyhow::Context;
 use chrono::Utc;
-use futures::StreamExt;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Headers;
-use rdkafka::Message;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 pub const POINTS_PER_POST: i32 = 10;
 pub const REASON_POST_CREATED: &str = "POST_CREATED";
+/// The consumer's name in its positions, dedupe rows and dead letters.
 const CONSUMER_NAME: &str = "points-ledger";
 
 /// What became of one event.
@@ -36,83 +33,43 @@ pub enum Outcome {
 /// The most events applied in one transaction.
 const BATCH_SIZE: usize = 200;
 
-/// Consumes post events until `shutdown`, committing offsets only after the
-/// awards they caused committed (at least once; dedupe makes it exactly
-/// once). The events that arrived together are applied in one transaction.
+/// Consumes post events until `shutdown` on the platform's at-least-once
+/// consumer: its positions live in this database, written with the awards
+/// they caused, and the dedupe table makes a replay harmless. The events
+/// that arrived together are applied in one transaction.
 pub async fn run(pool: PgPool, kafka: KafkaSettings, group: String, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut config = kafka.consumer_config("auth-points-ledger", &group);
-    config.set("enable.auto.commit", "true").set("auto.commit.interval.ms", "1000").set("enable.auto.offset.store", "false");
-    let consumer: StreamConsumer = config.create().context("cannot create the ledger consumer")?;
-    consumer.subscribe(&[topics::POST]).context("cannot subscribe to post events")?;
-    let mut batches = consumer.stream().ready_chunks(BATCH_SIZE);
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            batch = batches.next() => batch,
-        };
-        let Some(batch) = batch else { break };
-        let messages: Vec<_> = batch
-            .into_iter()
-            .filter_map(|received| received.map_err(|error| tracing::warn!(%error, "ledger consumer error")).ok())
-            .collect();
-        let mut awards = Vec::with_capacity(messages.len());
-        for message in &messages {
-            match decode(message.payload().unwrap_or_default()) {
-                Ok(Some((envelope, post))) => awards.push((envelope, post, trace_of(message))),
-                Ok(None) => {}
-                Err(error) => {
-                    metrics::counter!("agora_ledger_poison_events_total").increment(1);
-                    tracing::error!(
-                        error = format!("{error:#}"),
-                        topic = message.topic(),
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "ledger skipped an event it cannot read"
-                    );
+    let settings = ConsumerSettings {
+        name: CONSUMER_NAME.to_owned(),
+        group_id: group,
+        topics: vec![topics::POST.to_owned()],
+        batch_size: BATCH_SIZE,
+        retry_backoff: Duration::from_millis(500),
+    };
+    consumer::run(pool, kafka, settings, Ledger, shutdown).await
+}
+
+/// The ledger as a consumer's state.
+struct Ledger;
+
+#[async_trait::async_trait]
+impl Handler for Ledger {
+    async fn apply(&self, tx: &mut Transaction<'_, Postgres>, events: &[Delivery]) -> Result<(), ConsumerError> {
+        let mut awarded = 0;
+        for delivery in events {
+            if let Event::PostCreated(post) = &delivery.event {
+                if let Outcome::Awarded { .. } = award(tx, &delivery.envelope, post, &delivery.trace).await? {
+                    awarded += 1;
                 }
             }
         }
-        loop {
-            match award_all(&pool, &awards).await {
-                Ok(outcomes) => {
-                    tracing::debug!(events = messages.len(), ?outcomes, "ledger applied a batch");
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "ledger cannot apply a batch yet; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return commit_on_exit(&consumer),
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                }
-            }
-        }
-        // Fails when a rebalance took the partition away meanwhile: its new
-        // owner gets the message again, and the dedupe table makes that harmless.
-        for message in &messages {
-            if let Err(error) = consumer.store_offset_from_message(message) {
-                tracing::warn!(%error, "cannot store the ledger offset");
-            }
-        }
+        metrics::counter!("agora_points_awarded_total").increment(awarded);
+        Ok(())
     }
-    commit_on_exit(&consumer)
-}
 
-/// The trace context a message carries, if any.
-fn trace_of(message: &impl Message) -> TraceParent {
-    TraceParent::parse(message.headers().and_then(|headers| {
-        headers
-            .iter()
-            .find(|header| header.key == TraceParent::HEADER)
-            .and_then(|header| header.value)
-            .and_then(|value| std::str::from_utf8(value).ok())
-    }))
-}
-
-fn commit_on_exit(consumer: &StreamConsumer) -> anyhow::Result<()> {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
-        Err(error) => Err(error).context("cannot commit the ledger offsets on shutdown"),
+    /// Awards are the ledger's own data, not a projection: they stay, and
+    /// the dedupe table keeps a replay of the new log from awarding twice.
+    async fn reset(&self, _tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        Ok(())
     }
 }
 
@@ -126,47 +83,18 @@ pub enum ApplyError {
     Transient(anyhow::Error),
 }
 
-/// Applies one message of the post topic.
+/// Applies one message of the post topic outside the consumer (tests,
+/// tools): the same award, in a transaction of its own.
 pub async fn apply(pool: &PgPool, payload: &[u8]) -> Result<Outcome, ApplyError> {
-    apply_traced(pool, payload, &TraceParent::default()).await
-}
-
-/// The same, continuing the trace of the post that earned the points.
-pub async fn apply_traced(pool: &PgPool, payload: &[u8], trace: &TraceParent) -> Result<Outcome, ApplyError> {
-    let Some((envelope, post)) = decode(payload).map_err(ApplyError::Poison)? else {
+    let envelope = Envelope::from_slice(payload).map_err(|error| ApplyError::Poison(error.into()))?;
+    let Event::PostCreated(post) = envelope.event().map_err(|error| ApplyError::Poison(error.into()))? else {
         return Ok(Outcome::NotForUs);
     };
-    let outcomes =
-        award_all(pool, &[(envelope, post, trace.clone())]).await.map_err(|error| ApplyError::Transient(error.into()))?;
-    Ok(outcomes.into_iter().next().expect("one outcome per award"))
-}
-
-/// The PostCreated event in `payload`; `None` for the topic's other events.
-fn decode(payload: &[u8]) -> anyhow::Result<Option<(Envelope, PostCreated)>> {
-    let envelope = Envelope::from_slice(payload)?;
-    if envelope.event_type != "PostCreated" {
-        return Ok(None);
-    }
-    match envelope.event()? {
-        Event::PostCreated(post) => Ok(Some((envelope, post))),
-        _ => Ok(None),
-    }
-}
-
-/// Awards the points of every post in one transaction.
-async fn award_all(pool: &PgPool, awards: &[(Envelope, PostCreated, TraceParent)]) -> sqlx::Result<Vec<Outcome>> {
-    if awards.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut tx = pool.begin().await?;
-    let mut outcomes = Vec::with_capacity(awards.len());
-    for (envelope, post, trace) in awards {
-        outcomes.push(award(&mut tx, envelope, post, trace).await?);
-    }
-    tx.commit().await?;
-    let awarded = outcomes.iter().filter(|outcome| matches!(outcome, Outcome::Awarded { .. })).count();
-    metrics::counter!("agora_points_awarded_total").increment(awarded as u64);
-    Ok(outcomes)
+    let transient = |error: sqlx::Error| ApplyError::Transient(error.into());
+    let mut tx = pool.begin().await.map_err(transient)?;
+    let outcome = award(&mut tx, &envelope, &post, &TraceParent::default()).await.map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
+    Ok(outcome)
 }
 
 #[tracing::instrument(skip_all, fields(event_id = %envelope.event_id, author_id = %post.author_id))]

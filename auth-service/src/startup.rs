@@ -50,7 +50,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
-        let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
+        let migrations = vec![db::outbox_migrations(), agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let keys = Arc::new(SigningKeys::load(&config.signing_key_file, &config.previous_key_files)?);
         let schema = graphql::schema(Services {

@@ -164,7 +164,11 @@ impl Consistency {
             let sql = match receipt.topic.as_str() {
                 topics::USER => "select exists (select 1 from read_user where id = $1 and profile_version >= $2)",
                 topics::POINTS => "select exists (select 1 from read_user where id = $1 and points_version >= $2)",
-                topics::POST => "select exists (select 1 from read_post where id = $1 and version >= $2)",
+                // Queries show a post only with its author: both must be there.
+                topics::POST => {
+                    "select exists (select 1 from read_post p join read_user u on u.id = p.author_id
+                                    where p.id = $1 and p.version >= $2 and u.username is not null)"
+                }
                 // A topic the read model does not follow cannot be waited for.
                 _ => continue,
             };

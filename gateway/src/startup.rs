@@ -48,7 +48,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
-        let pool = db::connect_and_migrate(&config.database(), vec![sqlx::migrate!("./migrations")]).await?;
+        let migrations = vec![agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")];
+        let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let background = CancellationToken::new();
         let consistency = Consistency::start(pool.clone(), background.clone()).await?;
         let upstream = Arc::new(Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout())?);

@@ -1,6 +1,7 @@
 //! The Kafka connection: client settings shared by producers and consumers,
-//! topic creation, a readiness probe, and the embedded broker used when no
-//! `KAFKA_BROKERS` is given (local runs and tests).
+//! topic creation, a readiness probe, a probe that tells whether a log still
+//! holds what was read from or written to it, and the embedded broker used
+//! when no `KAFKA_BROKERS` is given (local runs and tests).
 
 use std::sync::mpsc;
 use std::thread;
@@ -10,10 +11,13 @@ use anyhow::{anyhow, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
+use uuid::Uuid;
 
 /// Command-line and environment settings for reaching Kafka.
 #[derive(Debug, Clone, clap::Args)]
@@ -116,6 +120,124 @@ impl KafkaProbe {
         .await
         .unwrap_or(false)
     }
+}
+
+/// What a log says of a position someone recorded in it: the offset of an
+/// event they read or wrote, with the event's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogVerdict {
+    /// The log holds that event at that offset: the position belongs to it.
+    Holds,
+    /// The offset is older than what the log retains: nothing to compare,
+    /// and nothing contradicts the position either.
+    Retained,
+    /// The log is not the one the position came from (it was recreated,
+    /// or the cluster replaced): the position must not be used.
+    Foreign(String),
+}
+
+/// Checks recorded positions against the log they claim to come from. A
+/// Kafka offset alone says nothing about which log it belongs to: a topic
+/// recreated on a new cluster reuses every offset. The event recorded at an
+/// offset does: it is compared with what the log holds there now.
+pub struct LogProbe {
+    consumer: BaseConsumer,
+    timeout: Duration,
+}
+
+impl LogProbe {
+    pub fn new(settings: &KafkaSettings, client_id: &str) -> anyhow::Result<Self> {
+        // Partitions are assigned, never subscribed: the group is never joined.
+        let group = format!("agora-log-probe-{}", Uuid::now_v7().simple());
+        let consumer: BaseConsumer =
+            settings.consumer_config(client_id, &group).create().context("cannot create the log probe's consumer")?;
+        Ok(LogProbe { consumer, timeout: Duration::from_secs(10) })
+    }
+
+    /// The offsets of a partition's first retained and next message.
+    /// Blocking: call it from a blocking thread.
+    pub fn watermarks(&self, topic: &str, partition: i32) -> anyhow::Result<(i64, i64)> {
+        self.consumer
+            .fetch_watermarks(topic, partition, self.timeout)
+            .with_context(|| format!("cannot read the watermarks of {topic}/{partition}"))
+    }
+
+    /// Whether the log holds the event `event_id` at `offset` (`None`: the
+    /// event is unknown, only the log's extent can be compared). Blocking.
+    pub fn verify(&self, topic: &str, partition: i32, offset: i64, event_id: Option<Uuid>) -> anyhow::Result<LogVerdict> {
+        let (low, high) = self.watermarks(topic, partition)?;
+        if offset >= high {
+            return Ok(LogVerdict::Foreign(format!(
+                "{topic}/{partition} has no offset {offset}: its log ends before it (next offset {high})"
+            )));
+        }
+        let Some(event_id) = event_id else { return Ok(LogVerdict::Retained) };
+        if offset < low {
+            return Ok(LogVerdict::Retained);
+        }
+        match self.event_id_at(topic, partition, offset)? {
+            Some(found) if found == event_id => Ok(LogVerdict::Holds),
+            found => Ok(LogVerdict::Foreign(format!(
+                "{topic}/{partition} holds {} at offset {offset}, not the recorded event {event_id}",
+                found.map_or_else(|| "another message".to_owned(), |id| format!("event {id}"))
+            ))),
+        }
+    }
+
+    fn event_id_at(&self, topic: &str, partition: i32, offset: i64) -> anyhow::Result<Option<Uuid>> {
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        self.consumer.assign(&assignment).context("cannot assign the probed partition")?;
+        let deadline = std::time::Instant::now() + self.timeout;
+        let found = loop {
+            let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+            if remaining.is_zero() {
+                anyhow::bail!("{topic}/{partition} did not return offset {offset} in time");
+            }
+            match self.consumer.poll(remaining) {
+                Some(Ok(message)) if message.offset() == offset => {
+                    break message.payload().and_then(|payload| agora_schema::Envelope::from_slice(payload).ok()).map(|e| e.event_id)
+                }
+                // The log moved past the offset (it was compacted away): another message.
+                Some(Ok(message)) if message.offset() > offset => break None,
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error).context("cannot read the probed offset"),
+                None => {}
+            }
+        };
+        self.consumer.unassign().context("cannot release the probed partition")?;
+        Ok(found)
+    }
+}
+
+/// Where a reader that is not positioned by a stored position starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Beginning,
+    End,
+}
+
+/// Assigns every partition of `topics` to `consumer` (no group is joined),
+/// at the beginning or the current end of each. Blocking.
+pub fn assign_all<C: Consumer<impl rdkafka::consumer::ConsumerContext>>(
+    consumer: &C,
+    topics: &[&str],
+    start: Start,
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(10);
+    let mut assignment = TopicPartitionList::new();
+    for &topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout).with_context(|| format!("no metadata for {topic}"))?;
+        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+            let offset = match start {
+                Start::Beginning => Offset::Beginning,
+                Start::End => Offset::Offset(consumer.fetch_watermarks(topic, partition.id(), timeout)?.1),
+            };
+            assignment.add_partition_offset(topic, partition.id(), offset)?;
+        }
+    }
+    consumer.assign(&assignment).context("cannot assign the partitions")?;
+    Ok(())
 }
 
 enum Command {

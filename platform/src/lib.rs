@@ -1,11 +1,12 @@
 //! Plumbing that every Agora part needs and that is better shared than
 //! copied: the Kafka connection (and the embedded broker for local runs and
-//! tests), the transactional outbox and its relay, database setup, token
-//! verification, GraphQL error codes, client budgets and addresses, health
-//! endpoints, telemetry and shutdown.
+//! tests), the at-least-once consumer, the transactional outbox and its
+//! relay, database setup, token verification, GraphQL error codes, client
+//! budgets and addresses, health endpoints, telemetry and shutdown.
 
 pub mod budget;
 pub mod client_address;
+pub mod consumer;
 pub mod db;
 pub mod graphql;
 pub mod health;

@@ -23,7 +23,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::graphql::{TraceParent, WriteReceipt};
-use crate::kafka::KafkaSettings;
+use crate::kafka::{KafkaSettings, LogProbe, LogVerdict};
 
 /// The Postgres channel the outbox trigger notifies on commit.
 const NOTIFY_CHANNEL: &str = "agora_outbox";
@@ -95,6 +95,7 @@ pub struct Relay {
 #[derive(sqlx::FromRow)]
 struct OutboxRow {
     id: i64,
+    event_id: uuid::Uuid,
     topic: String,
     event_type: String,
     aggregate_id: uuid::Uuid,
@@ -108,6 +109,16 @@ struct OutboxRow {
 pub struct ClaimedBatch<'c> {
     tx: Transaction<'c, Postgres>,
     ids: Vec<i64>,
+    /// Where the batch's last event of each partition landed.
+    landed: Vec<Landed>,
+}
+
+/// An acknowledged event's place in its topic.
+struct Landed {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    event_id: uuid::Uuid,
 }
 
 impl ClaimedBatch<'_> {
@@ -125,6 +136,18 @@ impl ClaimedBatch<'_> {
         // commit does not wait for the flush.
         sqlx::query("set local synchronous_commit = off").execute(&mut *self.tx).await?;
         sqlx::query("update outbox set published_at = now() where id = any($1)").bind(&self.ids).execute(&mut *self.tx).await?;
+        sqlx::query(
+            "insert into outbox_published_position (topic, partition, last_offset, last_event_id)
+             select * from unnest($1::text[], $2::int[], $3::bigint[], $4::uuid[])
+             on conflict (topic, partition) do update
+             set last_offset = excluded.last_offset, last_event_id = excluded.last_event_id, updated_at = now()",
+        )
+        .bind(self.landed.iter().map(|landed| landed.topic.as_str()).collect::<Vec<_>>())
+        .bind(self.landed.iter().map(|landed| landed.partition).collect::<Vec<_>>())
+        .bind(self.landed.iter().map(|landed| landed.offset).collect::<Vec<_>>())
+        .bind(self.landed.iter().map(|landed| landed.event_id).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await?;
         self.tx.commit().await?;
         Ok(self.ids.len())
     }
@@ -181,6 +204,7 @@ impl Relay {
     }
 
     async fn lead(&self, leader: &mut PgConnection, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        self.check_log(leader).await.context("cannot check the topics against the outbox")?;
         let producer = self.producer()?;
         let mut listener = PgListener::connect_with(&self.pool).await.context("cannot listen for outbox rows")?;
         listener.listen(NOTIFY_CHANNEL).await?;
@@ -208,6 +232,53 @@ impl Relay {
         }
     }
 
+    /// Makes sure the topics still hold what this outbox published there.
+    /// A topic whose log does not (it was recreated, or the cluster
+    /// replaced, as the embedded broker is on every local run) gets every
+    /// event of the outbox published again, in order: the outbox is the
+    /// service's durable history, the topic a copy of it.
+    pub async fn check_log(&self, connection: &mut PgConnection) -> anyhow::Result<()> {
+        let landed: Vec<(String, i32, i64, uuid::Uuid)> =
+            sqlx::query_as("select topic, partition, last_offset, last_event_id from outbox_published_position")
+                .fetch_all(&mut *connection)
+                .await?;
+        if landed.is_empty() {
+            return Ok(());
+        }
+        let probe = LogProbe::new(&self.kafka, &format!("{}-log-check", self.client_id))?;
+        let foreign = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(String, String)>> {
+            let mut foreign = Vec::new();
+            for (topic, partition, offset, event_id) in landed {
+                if foreign.iter().any(|(seen, _)| *seen == topic) {
+                    continue;
+                }
+                if let LogVerdict::Foreign(reason) = probe.verify(&topic, partition, offset, Some(event_id))? {
+                    foreign.push((topic, reason));
+                }
+            }
+            Ok(foreign)
+        })
+        .await??;
+        for (topic, reason) in foreign {
+            let mut tx = connection.begin().await?;
+            let republished = sqlx::query("update outbox set published_at = null where topic = $1 and published_at is not null")
+                .bind(&topic)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("delete from outbox_published_position where topic = $1").bind(&topic).execute(&mut *tx).await?;
+            tx.commit().await?;
+            metrics::counter!("agora_outbox_republished_total").increment(republished);
+            tracing::warn!(
+                %topic,
+                %reason,
+                republished,
+                "the topic does not hold what this outbox published (recreated, or a new cluster): publishing its events again"
+            );
+        }
+        Ok(())
+    }
+
     /// A producer configured for ordered, idempotent publishing.
     pub fn producer(&self) -> anyhow::Result<FutureProducer> {
         self.kafka.producer_config(&self.client_id).create().context("cannot create the Kafka producer")
@@ -223,7 +294,7 @@ impl Relay {
     ) -> anyhow::Result<Option<ClaimedBatch<'c>>> {
         let mut tx = connection.begin().await?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "select id, topic, event_type, aggregate_id, payload::text as payload, traceparent
+            "select id, event_id, topic, event_type, aggregate_id, payload::text as payload, traceparent
              from outbox where published_at is null order by id limit $1 for update skip locked",
         )
         .bind(self.settings.batch_size)
@@ -244,16 +315,24 @@ impl Relay {
             let delivery = producer.send_result(record).map_err(|(error, _)| error).context("cannot enqueue an event")?;
             deliveries.push(delivery);
         }
+        let mut landed: Vec<Landed> = Vec::new();
         for (row, delivery) in rows.iter().zip(join_all(deliveries).await) {
             match delivery {
-                Ok(Ok(_)) => {}
+                Ok(Ok(delivery)) => {
+                    let place = Landed { topic: row.topic.clone(), partition: delivery.partition, offset: delivery.offset, event_id: row.event_id };
+                    match landed.iter_mut().find(|l| l.topic == place.topic && l.partition == place.partition) {
+                        Some(last) if last.offset < place.offset => *last = place,
+                        Some(_) => {}
+                        None => landed.push(place),
+                    }
+                }
                 Ok(Err((error, _))) => {
                     return Err(error).with_context(|| format!("Kafka did not acknowledge outbox row {}", row.id))
                 }
                 Err(_) => anyhow::bail!("the producer dropped outbox row {}", row.id),
             }
         }
-        Ok(Some(ClaimedBatch { tx, ids: rows.iter().map(|row| row.id).collect() }))
+        Ok(Some(ClaimedBatch { tx, ids: rows.iter().map(|row| row.id).collect(), landed }))
     }
 }
 

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use agora_platform::kafka::KafkaSettings;
+use agora_platform::kafka::{self, KafkaSettings, Start};
 use agora_schema::Envelope;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use uuid::Uuid;
 
@@ -41,15 +41,10 @@ impl TopicReader {
         // A group id is required, though the group is never joined.
         let group = format!("agora-test-{}", Uuid::now_v7().simple());
         let consumer: StreamConsumer = kafka.consumer_config("agora-test-reader", &group).create().expect("a Kafka consumer");
-        let metadata = blocking(|| consumer.fetch_metadata(Some(topic), DEADLINE)).expect("the topic's metadata");
+        blocking(|| kafka::assign_all(&consumer, &[topic], Start::Beginning)).expect("assigning the topic's partitions");
         let partitions: Vec<i32> =
-            metadata.topics().iter().flat_map(|topic| topic.partitions()).map(|partition| partition.id()).collect();
+            consumer.assignment().expect("the assignment").elements().iter().map(|element| element.partition()).collect();
         assert!(!partitions.is_empty(), "{topic} has no partitions");
-        let mut assignment = TopicPartitionList::new();
-        for &partition in &partitions {
-            assignment.add_partition_offset(topic, partition, Offset::Beginning).expect("a partition to read");
-        }
-        consumer.assign(&assignment).expect("assigning the topic's partitions");
         TopicReader { topic: topic.to_owned(), partitions, consumer, received: Vec::new() }
     }
 

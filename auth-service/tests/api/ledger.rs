@@ -124,3 +124,33 @@ async fn applying_the_same_event_twice_awards_it_once() {
         .unwrap();
     assert_eq!(versions, [1, 2], "one PointsAwarded per award, versions of the points account");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_ledger_cannot_read_goes_to_the_dead_letters_and_the_next_is_awarded() {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+
+    let app = spawn_app().await;
+    let (_, author) = app.register("ada", "correct horse").await;
+    let producer = producer(&app);
+    let good = post_created(author);
+    let key = good.aggregate_id.to_string();
+    // Same key, so the same partition, right before a good event.
+    let poison = FutureRecord::to(topics::POST).key(&key).payload(&b"{not an event"[..]);
+    producer.send(poison, Timeout::Never).await.map_err(|(error, _)| error).unwrap();
+    publish(&producer, &good, None).await;
+    wait_until(DEADLINE, "the good event is awarded", || async { points(&app, author).await == 10 }).await;
+
+    let reader: StreamConsumer =
+        app.kafka_settings.consumer_config("dead-letter-reader", &format!("dlq-{}", Uuid::now_v7())).create().unwrap();
+    reader.subscribe(&[topics::DEAD_LETTER]).unwrap();
+    let message = tokio::time::timeout(DEADLINE, reader.recv()).await.expect("a dead letter in time").unwrap();
+    assert_eq!(message.payload(), Some(&b"{not an event"[..]));
+    let header = |name: &str| {
+        let headers = message.headers().expect("headers");
+        let header = headers.iter().find(|header| header.key == name).unwrap_or_else(|| panic!("no {name} header"));
+        String::from_utf8_lossy(header.value.unwrap()).into_owned()
+    };
+    assert_eq!(header("dead_letter_consumer"), "points-ledger");
+    assert_eq!(header("original_topic"), topics::POST);
+}

@@ -9,4 +9,5 @@ mod ledger;
 mod login;
 mod outbox;
 mod relay;
+mod republish;
 mod tokens;

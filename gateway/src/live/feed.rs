@@ -8,19 +8,32 @@
 //! (`shared`), and executions share one bounded buffer: one that falls too
 //! far behind is told so and its subscribers are dropped, instead of slowing
 //! the others down.
+//!
+//! Each event is pushed once, in its aggregate's order, and none is dropped:
+//! - events of one aggregate go through one lane, in log order; lanes run
+//!   side by side, so an event whose projection is slow holds back only
+//!   the later events of its own aggregate;
+//! - a lane waits for the read model as long as it takes (a failing
+//!   database is retried), and pushes what the read model shows if the
+//!   projection has still not come after [`GIVE_UP_WAITING`];
+//! - a republished event (the outbox publishes at least once) carries an
+//!   aggregate version already seen and is not pushed again.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_platform::consumer::{self, Delivery};
 use agora_platform::graphql::WriteReceipt;
-use agora_platform::kafka::KafkaSettings;
-use agora_schema::{Envelope, Event};
+use agora_platform::kafka::{self, KafkaSettings, Start};
+use agora_schema::Event;
 use anyhow::Context;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::consumer::StreamConsumer;
 use sqlx::PgPool;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::shared::SharedOperations;
 use crate::consistency::Consistency;
@@ -44,8 +57,17 @@ pub struct LiveFeed {
     pub operations: SharedOperations,
 }
 
-/// How long the feed waits for the read model before pushing anyway.
+/// How long one wait for the read model lasts before it is logged and
+/// started again.
 const PROJECTION_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a lane waits for an event's projection in all before it pushes
+/// what the read model shows (the projector may have dead-lettered it).
+const GIVE_UP_WAITING: Duration = Duration::from_secs(120);
+
+/// How many aggregates' last pushed versions are remembered, to recognise
+/// republished events.
+const REMEMBERED_AGGREGATES: u64 = 1 << 18;
 
 impl LiveFeed {
     /// A feed whose buffer holds `capacity` events for the slowest execution
@@ -61,86 +83,140 @@ impl LiveFeed {
 
     /// A reader positioned at the current end of every event topic.
     pub async fn reader(&self, kafka: &KafkaSettings, pool: PgPool, consistency: Consistency) -> anyhow::Result<LiveReader> {
-        let group = format!("agora-gateway-live-{}", uuid::Uuid::now_v7());
+        let group = format!("agora-gateway-live-{}", Uuid::now_v7());
         let consumer: StreamConsumer =
             kafka.consumer_config("gateway-live-feed", &group).create().context("cannot create the live feed's consumer")?;
         let consumer = Arc::new(consumer);
         let positioned = consumer.clone();
-        tokio::task::spawn_blocking(move || assign_at_end(&positioned)).await??;
-        Ok(LiveReader { consumer, pool, consistency, sender: self.sender.clone() })
+        tokio::task::spawn_blocking(move || kafka::assign_all(&*positioned, &TOPICS, Start::End)).await??;
+        let pusher = Pusher { pool, consistency, sender: self.sender.clone() };
+        Ok(LiveReader { consumer, pusher: Arc::new(pusher) })
     }
 }
 
 /// Reads the events and feeds them to subscribers.
 pub struct LiveReader {
     consumer: Arc<StreamConsumer>,
-    pool: PgPool,
-    consistency: Consistency,
-    sender: broadcast::Sender<Arc<LiveEvent>>,
+    pusher: Arc<Pusher>,
+}
+
+/// An aggregate, by its topic and id.
+type Aggregate = (String, Uuid);
+
+/// The events of one aggregate waiting to be pushed, in order.
+struct Lane {
+    events: mpsc::UnboundedSender<Delivery>,
+    /// Events sent and not yet pushed; an idle lane is closed.
+    pending: Arc<AtomicUsize>,
 }
 
 impl LiveReader {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let LiveReader { consumer, pool, consistency, sender } = self;
+        let LiveReader { consumer, pusher } = self;
+        let mut lanes: HashMap<Aggregate, Lane> = HashMap::new();
+        let pushed_versions: moka::sync::Cache<Aggregate, i64> = moka::sync::Cache::new(REMEMBERED_AGGREGATES);
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 message = consumer.recv() => message,
             };
-            let message = match message {
-                Ok(message) => message,
+            let delivery = match message.as_ref().map(consumer::decode) {
+                Ok(Ok(delivery)) => delivery,
+                Ok(Err(_)) => continue, // The projector dead-letters it.
                 Err(error) => {
                     tracing::warn!(%error, "live feed consumer error");
                     continue;
                 }
             };
-            if sender.receiver_count() == 0 {
+            if matches!(delivery.event, Event::UserRegistered(_)) {
+                continue; // No subscription shows a registration.
+            }
+            let aggregate = (delivery.topic.clone(), delivery.envelope.aggregate_id);
+            let version = delivery.envelope.aggregate_version;
+            if pushed_versions.get(&aggregate).is_some_and(|seen| seen >= version) {
+                metrics::counter!("agora_live_duplicates_skipped_total").increment(1);
+                continue;
+            }
+            pushed_versions.insert(aggregate.clone(), version);
+            if pusher.sender.receiver_count() == 0 {
                 continue; // Nobody listens: no need to wait or load.
             }
-            let Ok(envelope) = Envelope::from_slice(message.payload().unwrap_or_default()) else {
-                continue;
-            };
-            let Ok(event) = envelope.event() else {
-                continue;
-            }; // The projector dead-letters it.
-            let topic = message.topic().to_owned();
-            match live_event(&pool, &consistency, topic, &envelope, event).await {
-                Ok(Some(live)) => {
-                    let _ = sender.send(Arc::new(live));
-                    metrics::counter!("agora_live_events_total").increment(1);
+            if lanes.len() > 1024 {
+                lanes.retain(|_, lane| lane.pending.load(Ordering::Acquire) > 0);
+            }
+            let lane = lanes.entry(aggregate).or_insert_with(|| pusher.clone().open_lane(shutdown.child_token()));
+            lane.pending.fetch_add(1, Ordering::AcqRel);
+            let _ = lane.events.send(delivery);
+        }
+    }
+}
+
+/// Turns events into live events, once the read model reflects them.
+struct Pusher {
+    pool: PgPool,
+    consistency: Consistency,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+}
+
+impl Pusher {
+    /// A task that pushes one aggregate's events in the order it gets them.
+    fn open_lane(self: Arc<Self>, shutdown: CancellationToken) -> Lane {
+        let (events, mut received) = mpsc::unbounded_channel::<Delivery>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let done = pending.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = received.recv().await {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = self.push(delivery) => {}
                 }
-                Ok(None) => {}
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "live feed cannot load an event's records"),
+                done.fetch_sub(1, Ordering::AcqRel);
+            }
+        });
+        Lane { events, pending }
+    }
+
+    async fn push(&self, delivery: Delivery) {
+        let receipt = WriteReceipt {
+            topic: delivery.topic.clone(),
+            aggregate_id: delivery.envelope.aggregate_id,
+            aggregate_version: delivery.envelope.aggregate_version,
+        };
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.consistency.wait(std::slice::from_ref(&receipt), PROJECTION_WAIT).await {
+                Ok(true) => break,
+                Ok(false) if started.elapsed() >= GIVE_UP_WAITING => {
+                    metrics::counter!("agora_live_events_unprojected_total").increment(1);
+                    tracing::error!(event_id = %delivery.envelope.event_id, "the read model has not applied an event in time; pushing what it shows");
+                    break;
+                }
+                Ok(false) => tracing::warn!(event_id = %delivery.envelope.event_id, "still waiting for the read model to apply an event"),
+                Err(error) => {
+                    tracing::warn!(%error, "the live feed cannot check the read model yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        loop {
+            match live_event(&self.pool, &delivery.event).await {
+                Ok(Some(live)) => {
+                    let _ = self.sender.send(Arc::new(live));
+                    metrics::counter!("agora_live_events_total").increment(1);
+                    return;
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "the live feed cannot load an event's records yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
     }
 }
 
-fn assign_at_end(consumer: &StreamConsumer) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(10);
-    let mut assignment = TopicPartitionList::new();
-    for topic in TOPICS {
-        let metadata = consumer.fetch_metadata(Some(topic), timeout).with_context(|| format!("no metadata for {topic}"))?;
-        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
-            let (_, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
-            assignment.add_partition_offset(topic, partition.id(), Offset::Offset(high))?;
-        }
-    }
-    consumer.assign(&assignment).context("cannot assign the live feed's partitions")?;
-    Ok(())
-}
-
-async fn live_event(
-    pool: &PgPool,
-    consistency: &Consistency,
-    topic: String,
-    envelope: &Envelope,
-    event: Event,
-) -> anyhow::Result<Option<LiveEvent>> {
-    let receipt = WriteReceipt { topic, aggregate_id: envelope.aggregate_id, aggregate_version: envelope.aggregate_version };
-    if !consistency.wait(&[receipt], PROJECTION_WAIT).await? {
-        tracing::warn!(event_id = %envelope.event_id, "the read model has not applied an event in time; pushing it anyway");
-    }
+/// The live event for `event`, with the records the read model shows.
+async fn live_event(pool: &PgPool, event: &Event) -> anyhow::Result<Option<LiveEvent>> {
     let user = |id| async move { anyhow::Ok(queries::users(pool, &[id]).await?.into_iter().next()) };
     Ok(match event {
         Event::PostCreated(post) => {
@@ -151,7 +227,7 @@ async fn live_event(
             user,
             delta: points.delta,
             total: points.total,
-            reason: points.reason,
+            reason: points.reason.clone(),
         }),
         Event::UserRegistered(_) => None,
     })

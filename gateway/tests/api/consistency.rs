@@ -58,3 +58,37 @@ async fn a_consistency_token_the_gateway_did_not_issue_is_bad_input() {
     let read = system.gateway.query("{ posts { nodes { id } } }", json!({}), &[("x-consistency-token", "garbage!".into())]).await;
     assert_eq!(error_code(&read), Some("BAD_USER_INPUT"), "{read}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_counts_as_applied_only_once_queries_can_show_it_with_its_author() {
+    use agora_platform::graphql::WriteReceipt;
+    use agora_schema::topics;
+    use agora_testkit::{publish_event, DEADLINE};
+    use std::time::Duration;
+
+    use crate::events::{post, registered};
+    use crate::helpers::spawn_lone_gateway;
+
+    let system = spawn_lone_gateway().await;
+    let kafka = system.kafka.settings();
+    let consistency = agora_gateway::consistency::Consistency::start(
+        system.gateway.read_db.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let bob = uuid::Uuid::now_v7();
+    let early = post(bob, "before its author");
+    publish_event(&kafka, &early).await;
+    let receipt = WriteReceipt { topic: topics::POST.into(), aggregate_id: early.aggregate_id, aggregate_version: 1 };
+    // The post row arrives, but bob is unknown: no query shows the post yet.
+    agora_testkit::wait_until(DEADLINE, "the post row is projected", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from read_post").fetch_one(&system.gateway.read_db).await.unwrap() == 1
+    })
+    .await;
+    assert!(!consistency.wait(std::slice::from_ref(&receipt), Duration::from_millis(300)).await.unwrap());
+    publish_event(&kafka, &registered(bob, "bob")).await;
+    assert!(consistency.wait(std::slice::from_ref(&receipt), DEADLINE).await.unwrap());
+    let shown = system.gateway.query("{ posts { nodes { title author { username } } } }", json!({}), &[]).await;
+    assert_eq!(shown["data"]["posts"]["nodes"], json!([{ "title": "before its author", "author": { "username": "bob" } }]));
+}

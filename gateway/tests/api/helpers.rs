@@ -33,7 +33,7 @@ pub async fn spawn_gateway(services: &Services, read_model_url: &str, flags: Fla
     start_gateway(&services.kafka.settings(), services.auth.port, services.post.port, read_model_url, flags).await
 }
 
-async fn start_gateway(
+pub async fn start_gateway(
     kafka: &KafkaSettings,
     auth_port: u16,
     post_port: u16,

@@ -74,8 +74,11 @@ pub async fn run(system: &System) -> anyhow::Result<RebuildReport> {
     let topics: Vec<String> = PROJECTED.iter().map(|t| t.to_string()).collect();
     let done = loop {
         let position: i64 =
-            sqlx::query_scalar("select coalesce(sum(next_offset), 0)::bigint from projector_offset where topic = any($1)")
-                .bind(&topics)
+            sqlx::query_scalar(
+                "select coalesce(sum(next_offset), 0)::bigint from consumer_position where consumer = $1 and topic = any($2)",
+            )
+            .bind(agora_gateway::projector::CONSUMER_NAME)
+            .bind(&topics)
                 .fetch_one(&pool)
                 .await
                 .unwrap_or(0);

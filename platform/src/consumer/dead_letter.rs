@@ -1,14 +1,15 @@
-//! The dead-letter topic: an event the projector cannot decode or apply is
-//! published there, with why and where it came from, so that the partition
-//! keeps flowing and nothing is silently dropped.
+//! The dead-letter topic: an event a consumer cannot decode or apply is
+//! published there, with why, by whom and where it came from, so that the
+//! partition keeps flowing and nothing is silently dropped.
 
-use agora_platform::kafka::KafkaSettings;
 use agora_schema::topics;
 use anyhow::Context;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::Message;
+
+use crate::kafka::KafkaSettings;
 
 pub struct DeadLetters {
     producer: FutureProducer,
@@ -42,8 +43,9 @@ impl DeadLetters {
             record = record.payload(payload);
         }
         self.producer.send(record, Timeout::Never).await.map_err(|(error, _)| error).context("cannot publish a dead letter")?;
-        metrics::counter!("agora_projector_dead_letters_total").increment(1);
+        metrics::counter!("agora_consumer_dead_letters_total", "consumer" => self.consumer_name.clone()).increment(1);
         tracing::error!(
+            consumer = %self.consumer_name,
             topic = message.topic(),
             partition = message.partition(),
             offset = message.offset(),

@@ -32,6 +32,9 @@ async fn post(
     (status, headers, response.json().await.expect("a JSON answer"))
 }
 
+/// A case: its name, content type, body, and the status and code it must get.
+type Case = (&'static str, &'static str, Vec<u8>, StatusCode, Option<&'static str>);
+
 fn body(query: &str, variables: Value) -> Vec<u8> {
     json!({ "query": query, "variables": variables }).to_string().into_bytes()
 }
@@ -42,7 +45,7 @@ async fn hostile_requests_get_their_status_and_code_and_write_nothing() {
     let (token, _) = system.register("ada").await;
     let input = |title: &str, text: &str| json!({ "input": { "title": title, "body": text } });
     let cursor = |micros: &str| URL_SAFE_NO_PAD.encode(format!("post:{micros}:{}", Uuid::nil()));
-    let cases: Vec<(&str, &str, Vec<u8>, StatusCode, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("a form post", "text/plain", body(CREATE, input("t", "b")), StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("BAD_USER_INPUT")),
         ("malformed JSON", "application/json", b"{".to_vec(), StatusCode::BAD_REQUEST, Some("BAD_USER_INPUT")),
         ("an oversized body", "application/json", vec![b' '; 300 * 1024], StatusCode::PAYLOAD_TOO_LARGE, Some("BAD_USER_INPUT")),

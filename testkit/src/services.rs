@@ -166,6 +166,8 @@ pub async fn start_auth_service(
         "--login-attempts-per-address=0",
         "--login-attempts-per-username-and-address=0",
         "--login-failures-per-username=0",
+        // A busy test machine is not an attack: hashing waits its turn.
+        "--hashing-wait-ms=60000",
     ];
     args.extend(unless_given(&defaults, flags));
     if !previous_keys.is_empty() {

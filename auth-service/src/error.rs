@@ -1,6 +1,7 @@
 //! auth-service's API errors and the codes clients see for them.
 
 use agora_platform::graphql::{ErrorCode, InputError};
+use agora_platform::idempotency::IdempotencyError;
 use agora_platform::tokens::TokenError;
 use async_graphql::ErrorExtensions;
 
@@ -19,8 +20,14 @@ pub enum ApiError {
     RateLimited { retry_after_seconds: u64 },
     #[error("no such user")]
     UserNotFound,
+    /// An Idempotency-Key used again with a different input.
+    #[error("{0}")]
+    IdempotencyConflict(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// A batched lookup failed (the error is shared by every lookup in the batch).
+    #[error("loading users: {0}")]
+    Loading(std::sync::Arc<sqlx::Error>),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -36,8 +43,20 @@ impl ErrorExtensions for ApiError {
                 ErrorCode::RateLimited.error(self.to_string()).extend_with(|_, extensions| extensions.set("retryAfter", seconds))
             }
             ApiError::UserNotFound => ErrorCode::NotFound.error(self.to_string()),
-            ApiError::Database(error) => agora_platform::graphql::internal(anyhow::anyhow!("database: {error}")),
+            ApiError::IdempotencyConflict(message) => ErrorCode::Conflict.error(message.clone()),
+            // UNAVAILABLE (retryable) when the database is away, else INTERNAL.
+            ApiError::Database(error) => agora_platform::graphql::database_error(error),
+            ApiError::Loading(error) => agora_platform::graphql::database_error(error),
             ApiError::Unexpected(error) => agora_platform::graphql::internal(anyhow::anyhow!("{error:#}")),
+        }
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(error: IdempotencyError) -> Self {
+        match error {
+            IdempotencyError::Conflict(_) => ApiError::IdempotencyConflict(error.to_string()),
+            IdempotencyError::Database(error) => ApiError::Database(error),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::idempotency::Keyed;
 use agora_platform::tokens::Caller;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
@@ -99,7 +100,7 @@ impl Loader<Uuid> for UserLoader {
 }
 
 fn loader_error(error: Arc<sqlx::Error>) -> ApiError {
-    ApiError::Unexpected(anyhow::anyhow!("loading users: {error}"))
+    ApiError::Loading(error)
 }
 
 /// Parses an id argument; an id that is not a UUID names no user.
@@ -191,20 +192,31 @@ impl Mutation {
             None => DisplayName::from_username(&username),
         };
         // The cheap checks first (the budget, then whether the name is free),
-        // argon2 only after them and a few at a time.
+        // argon2 only after them and a few at a time. A retry with an
+        // idempotency key is answered from what the first attempt stored
+        // (in `users::register`), so the name is not checked before it.
         services.budgets.registration(ctx.data::<ClientAddress>()?.0).map_err(refused)?;
-        if users::find_by_username(&services.pool, username.as_str()).await.map_err(ApiError::from).coded()?.is_some() {
+        let caller = ctx.data::<Caller>()?.claims().map(|claims| claims.sub);
+        let input_parts = [Some(input.username.as_str()), input.display_name.as_deref()];
+        let keyed = Keyed::of(ctx, caller, "register", &input_parts).coded()?;
+        if keyed.is_none()
+            && users::find_by_username(&services.pool, username.as_str()).await.map_err(ApiError::from).coded()?.is_some()
+        {
             return Err(ApiError::UsernameTaken).coded();
         }
         let _slot = services.budgets.hashing_slot().await.map_err(refused)?;
-        let (user, receipt) =
-            users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx)).await.coded()?;
-        ctx.data::<WriteReceipts>()?.push(receipt);
+        let (user, writes) =
+            users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx), keyed.as_ref())
+                .await
+                .coded()?;
+        let receipts = ctx.data::<WriteReceipts>()?;
+        writes.into_iter().for_each(|receipt| receipts.push(receipt));
         let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
         Ok(AuthPayload { token, user: user.into() })
     }
 
     /// UNAUTHENTICATED on a wrong username or password (the same error for both).
+    /// An Idempotency-Key is ignored: a login changes nothing to dedupe.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
         let services = ctx.data::<Services>()?;
         let address = ctx.data::<ClientAddress>()?.0;
@@ -230,10 +242,11 @@ impl Mutation {
         let services = ctx.data::<Services>()?;
         let caller = ctx.data::<Caller>()?.require()?;
         let display_name = DisplayName::parse(&display_name).coded()?;
-        let (user, receipt) = users::rename(&services.pool, caller.sub, display_name, &TraceParent::of(ctx)).await.coded()?;
-        if let Some(receipt) = receipt {
-            ctx.data::<WriteReceipts>()?.push(receipt);
-        }
+        let keyed = Keyed::of(ctx, Some(caller.sub), "renameUser", &[Some(display_name.as_str())]).coded()?;
+        let (user, writes) =
+            users::rename(&services.pool, caller.sub, display_name, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
+        let receipts = ctx.data::<WriteReceipts>()?;
+        writes.into_iter().for_each(|receipt| receipts.push(receipt));
         Ok(user.into())
     }
 }

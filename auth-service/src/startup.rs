@@ -126,7 +126,14 @@ async fn graphql_handler(
 ) -> Response {
     let caller = tokens::Caller::from_verification(tokens::bearer(&headers).map(|token| state.keys.verify(token)));
     let request = request.into_inner().data(caller).data(ClientAddress(client.0));
-    subgraph::respond(WriteReceipts::execute(&state.schema, request, &headers).await)
+    let response = WriteReceipts::execute(&state.schema, request, &headers).await;
+    // A database that is away answers 503, so that the caller knows it may retry.
+    let status = agora_platform::graphql::unavailable_status(&response);
+    let mut http = subgraph::respond(response);
+    if let Some(status) = status {
+        *http.status_mut() = status;
+    }
+    http
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -2,6 +2,7 @@
 //! outbox in the same transaction) and the queries that read them.
 
 use agora_platform::graphql::{TraceParent, WriteReceipt};
+use agora_platform::idempotency::{self, IdempotencyError, Keyed};
 use agora_platform::outbox;
 use agora_schema::{topics, Event, UserRegistered, UserRenamed};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -14,7 +15,7 @@ use crate::domain::{DisplayName, Password, Username};
 use crate::error::{is_unique_violation, ApiError};
 
 /// A user as auth-service answers it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct UserRow {
     pub id: Uuid,
     pub username: String,
@@ -26,7 +27,9 @@ pub struct UserRow {
 const SELECT_USER: &str = "select u.id, u.username, u.display_name, coalesce(p.total, 0) as points, u.created_at
      from app_user u left join points_account p on p.user_id = u.id";
 
-/// Creates an account. CONFLICT when the username is taken.
+/// Creates an account: the user and what it wrote. CONFLICT when the
+/// username is taken. With an idempotency key, a retry (with the same
+/// password) gets the first answer back and registers nothing.
 #[tracing::instrument(skip_all, fields(username = username.as_str()))]
 pub async fn register(
     pool: &PgPool,
@@ -34,7 +37,9 @@ pub async fn register(
     password: Password,
     display_name: DisplayName,
     trace: &TraceParent,
-) -> Result<(UserRow, WriteReceipt), ApiError> {
+    keyed: Option<&Keyed>,
+) -> Result<(UserRow, Vec<WriteReceipt>), ApiError> {
+    let plain = password.as_bytes().to_vec();
     let password_hash = hash_password(password).await?;
     // Microsecond precision, as PostgreSQL keeps it: the answer, the event and
     // every later read show the same instant.
@@ -47,6 +52,18 @@ pub async fn register(
         created_at: now,
     };
     let mut tx = pool.begin().await?;
+    if let Some(keyed) = keyed {
+        if let Some(stored) = idempotency::claim(&mut tx, keyed).await? {
+            let user: UserRow = serde_json::from_value(stored.answer).map_err(anyhow::Error::from)?;
+            // The first answer (and a token for it) only to whoever knows the password.
+            let hash: String =
+                sqlx::query_scalar("select password_hash from app_user where id = $1").bind(user.id).fetch_one(&mut *tx).await?;
+            if !verify_password(hash, plain).await? {
+                return Err(IdempotencyError::Conflict("register").into());
+            }
+            return Ok((user, stored.writes));
+        }
+    }
     sqlx::query(
         "insert into app_user (id, username, display_name, password_hash, version, created_at, updated_at)
          values ($1, $2, $3, $4, 1, $5, $5)",
@@ -65,10 +82,13 @@ pub async fn register(
         display_name: user.display_name.clone(),
         registered_at: now,
     });
-    let receipt = outbox::append(&mut tx, topics::USER, &event.into_envelope(1, now), trace).await?;
+    let writes = vec![outbox::append(&mut tx, topics::USER, &event.into_envelope(1, now), trace).await?];
+    if let Some(keyed) = keyed {
+        idempotency::record(&mut tx, keyed, &serde_json::to_value(&user).map_err(anyhow::Error::from)?, &writes).await?;
+    }
     tx.commit().await?;
     metrics::counter!("agora_users_registered_total").increment(1);
-    Ok((user, receipt))
+    Ok((user, writes))
 }
 
 /// Checks a username and password; the same error whichever is wrong, and
@@ -81,12 +101,7 @@ pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Resu
         Some((id, hash)) => (Some(id), hash),
         None => (None, dummy_hash().to_owned()),
     };
-    let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
-    })
-    .await
-    .map_err(anyhow::Error::from)?;
+    let matches = verify_password(hash, password.as_bytes().to_vec()).await?;
     match id {
         Some(id) if matches => find(pool, id).await?.ok_or(ApiError::WrongCredentials),
         _ => Err(ApiError::WrongCredentials),
@@ -94,16 +109,29 @@ pub async fn authenticate(pool: &PgPool, username: &str, password: &str) -> Resu
 }
 
 /// Changes a user's display name. Renaming to the current name changes
-/// nothing and publishes nothing.
+/// nothing and publishes nothing. With an idempotency key, a retry gets the
+/// first answer back.
 #[tracing::instrument(skip_all, fields(%user_id))]
-pub async fn rename(pool: &PgPool, user_id: Uuid, display_name: DisplayName, trace: &TraceParent) -> Result<(UserRow, Option<WriteReceipt>), ApiError> {
+pub async fn rename(
+    pool: &PgPool,
+    user_id: Uuid,
+    display_name: DisplayName,
+    trace: &TraceParent,
+    keyed: Option<&Keyed>,
+) -> Result<(UserRow, Vec<WriteReceipt>), ApiError> {
     let mut tx = pool.begin().await?;
+    if let Some(keyed) = keyed {
+        if let Some(stored) = idempotency::claim(&mut tx, keyed).await? {
+            let user = serde_json::from_value(stored.answer).map_err(anyhow::Error::from)?;
+            return Ok((user, stored.writes));
+        }
+    }
     let current: Option<(String, i64)> = sqlx::query_as("select display_name, version from app_user where id = $1 for update")
         .bind(user_id)
         .fetch_optional(&mut *tx)
         .await?;
     let (current_name, version) = current.ok_or(ApiError::UserNotFound)?;
-    let mut receipt = None;
+    let mut writes = Vec::new();
     if current_name != display_name.as_str() {
         let now = Utc::now();
         let version = version + 1;
@@ -115,11 +143,14 @@ pub async fn rename(pool: &PgPool, user_id: Uuid, display_name: DisplayName, tra
             .execute(&mut *tx)
             .await?;
         let event = Event::UserRenamed(UserRenamed { user_id, display_name: display_name.as_str().to_owned(), renamed_at: now });
-        receipt = Some(outbox::append(&mut tx, topics::USER, &event.into_envelope(version, now), trace).await?);
+        writes.push(outbox::append(&mut tx, topics::USER, &event.into_envelope(version, now), trace).await?);
+    }
+    let user: UserRow = sqlx::query_as(&format!("{SELECT_USER} where u.id = $1")).bind(user_id).fetch_one(&mut *tx).await?;
+    if let Some(keyed) = keyed {
+        idempotency::record(&mut tx, keyed, &serde_json::to_value(&user).map_err(anyhow::Error::from)?, &writes).await?;
     }
     tx.commit().await?;
-    let user = find(pool, user_id).await?.ok_or(ApiError::UserNotFound)?;
-    Ok((user, receipt))
+    Ok((user, writes))
 }
 
 #[tracing::instrument(skip(pool))]
@@ -141,6 +172,16 @@ pub async fn find_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<UserRow>
 #[tracing::instrument(skip(pool))]
 pub async fn leaderboard(pool: &PgPool, first: i64) -> sqlx::Result<Vec<UserRow>> {
     sqlx::query_as(&format!("{SELECT_USER} order by points desc, u.created_at, u.id limit $1")).bind(first).fetch_all(pool).await
+}
+
+/// Whether `password` matches the argon2 `hash` (off the async threads).
+async fn verify_password(hash: String, password: Vec<u8>) -> Result<bool, ApiError> {
+    let matches = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|hash| Argon2::default().verify_password(&password, &hash).is_ok())
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
+    Ok(matches)
 }
 
 async fn hash_password(password: Password) -> Result<String, ApiError> {

@@ -45,9 +45,14 @@ impl Extension for WaitForTokenExtension {
             Ok(reached) => reached,
             Err(error) => {
                 tracing::error!(%error, "cannot check the consistency token");
-                let mut refusal = ServerError::new("internal error", None);
+                let (code, message) = if agora_platform::db::is_unavailable(&error) {
+                    (ErrorCode::Unavailable, "the read model cannot be checked for now; retry later")
+                } else {
+                    (ErrorCode::Internal, "internal error")
+                };
+                let mut refusal = ServerError::new(message, None);
                 let mut extensions = async_graphql::ErrorExtensionValues::default();
-                extensions.set("code", ErrorCode::Internal.as_str());
+                extensions.set("code", code.as_str());
                 refusal.extensions = Some(extensions);
                 return Response::from_errors(vec![refusal]);
             }

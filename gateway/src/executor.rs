@@ -81,6 +81,9 @@ impl Gateway {
             authorization: headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned),
             client_address: Some(peer.ip()),
             traceparent: TraceParent::from_headers(headers).as_deref().map(str::to_owned),
+            idempotency_key: headers
+                .get(agora_platform::idempotency::HEADER)
+                .map(|value| value.to_str().unwrap_or_default().to_owned()),
         };
         let calls = Arc::new(CallCounter::default());
         let statements = Arc::new(CallCounter::default());

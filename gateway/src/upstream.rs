@@ -43,6 +43,9 @@ pub struct Forwarded {
     pub client_address: Option<IpAddr>,
     /// The client's W3C trace context, continued by the services' events.
     pub traceparent: Option<String>,
+    /// The client's `Idempotency-Key` header, as sent; each command derives
+    /// its own key from it.
+    pub idempotency_key: Option<String>,
 }
 
 /// How many calls to services one request made.
@@ -164,9 +167,9 @@ impl Upstream {
         Ok(Upstream { http, auth_url, post_url, in_flight: Arc::default() })
     }
 
-    /// Sends one GraphQL command to `service`. A request-level failure or
-    /// an answer without data is an error; field errors beside data are
-    /// returned with it.
+    /// Sends one GraphQL command to `service`, with its own idempotency key
+    /// if it has one. A request-level failure or an answer without data is
+    /// an error; field errors beside data are returned with it.
     pub async fn call(
         &self,
         service: Service,
@@ -174,9 +177,11 @@ impl Upstream {
         variables: Value,
         forwarded: &Forwarded,
         counter: &CallCounter,
+        idempotency_key: Option<&str>,
     ) -> Result<Answer, UpstreamError> {
         counter.increment();
-        self.send(service, body(query, variables), forwarded).await
+        let forwarded = Forwarded { idempotency_key: idempotency_key.map(str::to_owned), ..forwarded.clone() };
+        self.send(service, body(query, variables), &forwarded).await
     }
 
     /// Sends one GraphQL query to `service`, or joins the same query already
@@ -201,7 +206,9 @@ impl Upstream {
                 }
                 None => {
                     let registry = self.in_flight.clone();
-                    let sending = self.send(service, key.body.clone(), forwarded);
+                    // A query has no effect: the client's idempotency key stays with its commands.
+                    let forwarded = Forwarded { idempotency_key: None, ..forwarded.clone() };
+                    let sending = self.send(service, key.body.clone(), &forwarded);
                     let own_key = key.clone();
                     let call = async move {
                         let answer = sending.await.map(Arc::new);
@@ -242,6 +249,9 @@ impl Upstream {
         if let Some(address) = forwarded.client_address {
             request = request.header("x-forwarded-for", address.to_string());
         }
+        if let Some(key) = &forwarded.idempotency_key {
+            request = request.header(agora_platform::idempotency::HEADER, key);
+        }
         let span = tracing::info_span!("upstream", %service);
         async move {
             metrics::counter!("agora_gateway_upstream_requests_total", "service" => service.to_string()).increment(1);
@@ -254,9 +264,16 @@ impl Upstream {
                 }
             };
             let response = request.send().await.map_err(classify)?;
-            if !response.status().is_success() {
-                tracing::warn!(%service, status = %response.status(), "upstream answered with an HTTP error");
-                return Err(UpstreamError::Unavailable(service));
+            let status = response.status();
+            if !status.is_success() {
+                tracing::warn!(%service, %status, "upstream answered with an HTTP error");
+                // A GraphQL error with a code (UNAVAILABLE: its database is
+                // away) is the service's own answer: relayed with its code.
+                let refusal = response.json::<Envelope>().await.ok().and_then(|envelope| envelope.errors.into_iter().next());
+                return Err(match refusal {
+                    Some(error) if error.code().is_some() => UpstreamError::Refused(error),
+                    _ => UpstreamError::Unavailable(service),
+                });
             }
             let envelope: Envelope = response.json().await.map_err(classify)?;
             if envelope.data.is_null() {

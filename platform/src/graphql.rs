@@ -19,6 +19,8 @@ pub enum ErrorCode {
     QueryTooComplex,
     UpstreamUnavailable,
     Timeout,
+    /// A database or broker the answer needs is away for now: retryable.
+    Unavailable,
     Internal,
 }
 
@@ -34,6 +36,7 @@ impl ErrorCode {
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -49,6 +52,32 @@ pub fn internal(error: impl Into<anyhow::Error>) -> async_graphql::Error {
     let error = error.into();
     tracing::error!(error = format!("{error:#}"), "internal error");
     ErrorCode::Internal.error("internal error")
+}
+
+/// A database failure: UNAVAILABLE (retryable) when the database is away
+/// for now (see [`crate::db::is_unavailable`]), else INTERNAL. Logged either way.
+pub fn database_error(error: &sqlx::Error) -> async_graphql::Error {
+    if crate::db::is_unavailable(error) {
+        tracing::warn!(%error, "the database is unavailable");
+        ErrorCode::Unavailable.error("the database is unavailable for now; retry later")
+    } else {
+        internal(anyhow::anyhow!("database: {error}"))
+    }
+}
+
+/// The HTTP status of a GraphQL answer that has no data because something
+/// it needs is away (every error UNAVAILABLE): 503, so that any client or
+/// router knows it may retry. `None`: the usual status.
+pub fn unavailable_status(response: &async_graphql::Response) -> Option<axum::http::StatusCode> {
+    let unavailable = |error: &async_graphql::ServerError| {
+        matches!(
+            error.extensions.as_ref().and_then(|extensions| extensions.get("code")),
+            Some(Value::String(code)) if code == ErrorCode::Unavailable.as_str()
+        )
+    };
+    let no_data = matches!(response.data, Value::Null);
+    (no_data && !response.errors.is_empty() && response.errors.iter().all(unavailable))
+        .then_some(axum::http::StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// What a command wrote: the event's aggregate and its new version. Returned
@@ -79,7 +108,10 @@ impl WriteReceipts {
         headers: &axum::http::HeaderMap,
     ) -> async_graphql::Response {
         let receipts = WriteReceipts::default();
-        let request = request.data(receipts.clone()).data(TraceParent::from_headers(headers));
+        let request = request
+            .data(receipts.clone())
+            .data(TraceParent::from_headers(headers))
+            .data(crate::idempotency::RequestKey::from_headers(headers));
         let mut response = executor.execute(request).await;
         let written = std::mem::take(&mut *receipts.0.lock().expect("receipts lock"));
         if !written.is_empty() {

@@ -1,8 +1,9 @@
 //! Plumbing that every Agora part needs and that is better shared than
 //! copied: the Kafka connection (and the embedded broker for local runs and
 //! tests), the at-least-once consumer, the transactional outbox and its
-//! relay, database setup, token verification, GraphQL error codes, client
-//! budgets and addresses, health endpoints, telemetry and shutdown.
+//! relay, database setup, token verification, GraphQL error codes,
+//! idempotent commands, client budgets and addresses, health endpoints,
+//! telemetry and shutdown.
 
 pub mod budget;
 pub mod client_address;
@@ -10,6 +11,7 @@ pub mod consumer;
 pub mod db;
 pub mod graphql;
 pub mod health;
+pub mod idempotency;
 pub mod kafka;
 pub mod outbox;
 pub mod pagination;

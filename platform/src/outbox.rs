@@ -10,6 +10,14 @@
 //! its connection dies), it enqueues a batch in id order on an idempotent
 //! producer with the gapless guarantee, and on any delivery failure it rolls
 //! the batch back and starts over with a fresh producer.
+//!
+//! Leadership moves within seconds: the leader claims its batches on the
+//! session that holds the lock (a claim cannot outlive the lock), and
+//! heartbeats on it, while idle and while it waits for the broker; a failed
+//! or slow heartbeat makes it step down at once, abandoning its batch and
+//! dropping its producer (which purges what it has not sent). The session
+//! has server-side TCP keepalives and timeouts, so a leader whose host
+//! vanishes loses the lock in about ten seconds, not hours.
 
 use std::time::Duration;
 
@@ -18,7 +26,7 @@ use anyhow::Context;
 use futures::future::join_all;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +78,10 @@ pub struct RelaySettings {
     pub idle_poll: Duration,
     /// The pause before starting over after a failure.
     pub retry_backoff: Duration,
+    /// How often the leader checks that its leadership session is alive.
+    pub heartbeat_interval: Duration,
+    /// A heartbeat slower than this counts as failed: the leader steps down.
+    pub heartbeat_timeout: Duration,
 }
 
 impl RelaySettings {
@@ -80,6 +92,8 @@ impl RelaySettings {
             standby_poll: Duration::from_millis(500),
             idle_poll: Duration::from_secs(5),
             retry_backoff: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -184,9 +198,11 @@ impl Relay {
     /// Waits until this relay holds the leadership lock. The lock lives as
     /// long as the returned connection (a dedicated one, not from the pool).
     async fn become_leader(&self) -> anyhow::Result<PgConnection> {
-        let options = self.pool.connect_options();
+        let options = self.session_options();
         loop {
-            match PgConnection::connect_with(&options).await {
+            // Bounded: a database host that does not answer must not hold a standby back.
+            let connected = tokio::time::timeout(crate::db::ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await;
+            match connected.unwrap_or_else(|_| Err(sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()))) {
                 Ok(mut connection) => {
                     let acquired: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
                         .bind(self.settings.lock_key)
@@ -203,20 +219,41 @@ impl Relay {
         }
     }
 
+    /// The leadership session's settings: its name (`<client id> relay`,
+    /// for `pg_stat_activity`), and server-side keepalives and timeouts, so
+    /// that the server ends the session (and frees the lock) within about
+    /// ten seconds when the relay's host vanishes or stops answering.
+    fn session_options(&self) -> PgConnectOptions {
+        (*self.pool.connect_options()).clone().application_name(&format!("{} relay", self.client_id)).options([
+            ("tcp_keepalives_idle", "5"),
+            ("tcp_keepalives_interval", "1"),
+            ("tcp_keepalives_count", "3"),
+            // Data the relay's host does not acknowledge within 8 s ends the session too.
+            ("tcp_user_timeout", "8000"),
+            ("statement_timeout", "30s"),
+            // The leader heartbeats inside its claim while it waits for the
+            // broker: a transaction idle for long belongs to a stuck relay.
+            ("idle_in_transaction_session_timeout", "10s"),
+        ])
+    }
+
     async fn lead(&self, leader: &mut PgConnection, shutdown: &CancellationToken) -> anyhow::Result<()> {
         self.check_log(leader).await.context("cannot check the topics against the outbox")?;
         let producer = self.producer()?;
         let mut listener = PgListener::connect_with(&self.pool).await.context("cannot listen for outbox rows")?;
         listener.listen(NOTIFY_CHANNEL).await?;
         loop {
-            let batch = tokio::select! {
-                // An in-flight batch is abandoned on shutdown only after a grace period.
-                _ = cancelled_after(shutdown, Duration::from_secs(5)) => return Ok(()),
-                batch = self.claim_and_publish(leader, &producer) => batch?,
-            };
-            let published = match batch {
-                Some(batch) => batch.mark_published().await?,
-                None => 0,
+            // (A block, so that the claim's borrow of the session ends with it.)
+            let published = {
+                let batch = tokio::select! {
+                    // An in-flight batch is abandoned on shutdown only after a grace period.
+                    _ = cancelled_after(shutdown, Duration::from_secs(5)) => return Ok(()),
+                    batch = self.claim_and_publish(leader, &producer) => batch?,
+                };
+                match batch {
+                    Some(batch) => batch.mark_published().await?,
+                    None => 0,
+                }
             };
             if published > 0 {
                 metrics::counter!("agora_outbox_published_total").increment(published as u64);
@@ -226,7 +263,9 @@ impl Relay {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                notification = listener.recv() => { notification.context("lost the outbox notifications")?; }
+                notification = self.while_leading(leader, listener.recv()) => {
+                    notification?.context("lost the outbox notifications")?;
+                }
                 _ = tokio::time::sleep(self.settings.idle_poll) => {}
             }
         }
@@ -316,7 +355,7 @@ impl Relay {
             deliveries.push(delivery);
         }
         let mut landed: Vec<Landed> = Vec::new();
-        for (row, delivery) in rows.iter().zip(join_all(deliveries).await) {
+        for (row, delivery) in rows.iter().zip(self.while_leading(&mut tx, join_all(deliveries)).await?) {
             match delivery {
                 Ok(Ok(delivery)) => {
                     let place = Landed { topic: row.topic.clone(), partition: delivery.partition, offset: delivery.offset, event_id: row.event_id };
@@ -333,6 +372,28 @@ impl Relay {
             }
         }
         Ok(Some(ClaimedBatch { tx, ids: rows.iter().map(|row| row.id).collect(), landed }))
+    }
+}
+
+impl Relay {
+    /// Runs `work` while heartbeating on the leadership `session`: an error
+    /// as soon as a heartbeat fails or takes longer than the timeout, and
+    /// `work` (a batch waiting for the broker) is abandoned with it.
+    async fn while_leading<F: std::future::Future>(&self, session: &mut PgConnection, work: F) -> anyhow::Result<F::Output> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                output = &mut work => return Ok(output),
+                _ = tokio::time::sleep(self.settings.heartbeat_interval) => {
+                    let timeout = self.settings.heartbeat_timeout;
+                    match tokio::time::timeout(timeout, sqlx::query("select 1").execute(&mut *session)).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => return Err(error).context("the leadership session failed its heartbeat; stepping down"),
+                        Err(_) => anyhow::bail!("the leadership session did not answer its heartbeat within {timeout:?}; stepping down"),
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::idempotency::Keyed;
 use agora_platform::pagination::PageRequest;
 use agora_platform::tokens::Caller;
 use agora_schema::PostCursor;
@@ -110,7 +111,7 @@ pub struct CreatePostInput {
 }
 
 fn loader_error(error: Arc<sqlx::Error>) -> ApiError {
-    ApiError::Database(sqlx::Error::Protocol(format!("loading posts: {error}")))
+    ApiError::Loading(error)
 }
 
 pub struct Query;
@@ -164,14 +165,16 @@ impl Mutation {
         let caller = ctx.data::<Caller>()?.require()?;
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
+        // Counted before the idempotency check: a retry near the budget's end
+        // may be told to wait, and then gets the first answer.
         ctx.data::<PostBudget>()?
             .spend(caller.sub)
             .map_err(|retry| agora_platform::budget::rate_limited("too many posts; try again later", retry))?;
-        let (post, receipt) = posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx))
-            .await
-            .map_err(ApiError::from)
-            .coded()?;
-        ctx.data::<WriteReceipts>()?.push(receipt);
+        let keyed = Keyed::of(ctx, Some(caller.sub), "createPost", &[Some(&input.title), Some(&input.body)]).coded()?;
+        let (post, writes) =
+            posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
+        let receipts = ctx.data::<WriteReceipts>()?;
+        writes.into_iter().for_each(|receipt| receipts.push(receipt));
         Ok(Post(post))
     }
 }

@@ -2,6 +2,7 @@
 //! transaction) and the keyset-paginated queries that read them.
 
 use agora_platform::graphql::{TraceParent, WriteReceipt};
+use agora_platform::idempotency::{self, Keyed};
 use agora_platform::outbox;
 use agora_schema::{topics, Event, PostCreated, PostCursor};
 use chrono::{DateTime, Utc};
@@ -9,8 +10,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::{PostBody, PostTitle};
+use crate::error::ApiError;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct PostRow {
     pub id: Uuid,
     pub author_id: Uuid,
@@ -25,7 +27,8 @@ impl PostRow {
     }
 }
 
-/// Publishes a post by `author_id`.
+/// Publishes a post by `author_id`: the post and what it wrote. With an
+/// idempotency key, a retry gets the first answer back and publishes nothing.
 #[tracing::instrument(skip_all, fields(%author_id))]
 pub async fn create(
     pool: &PgPool,
@@ -33,7 +36,15 @@ pub async fn create(
     title: PostTitle,
     body: PostBody,
     trace: &TraceParent,
-) -> sqlx::Result<(PostRow, WriteReceipt)> {
+    keyed: Option<&Keyed>,
+) -> Result<(PostRow, Vec<WriteReceipt>), ApiError> {
+    let mut tx = pool.begin().await?;
+    if let Some(keyed) = keyed {
+        if let Some(stored) = idempotency::claim(&mut tx, keyed).await? {
+            let post = serde_json::from_value(stored.answer).map_err(|error| ApiError::Unexpected(error.into()))?;
+            return Ok((post, stored.writes));
+        }
+    }
     // Microsecond precision, as PostgreSQL keeps it, so cursors round-trip.
     let now = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("now is representable");
     let post = PostRow {
@@ -43,7 +54,6 @@ pub async fn create(
         body: body.as_str().to_owned(),
         created_at: now,
     };
-    let mut tx = pool.begin().await?;
     sqlx::query("insert into post (id, author_id, title, body, version, created_at) values ($1, $2, $3, $4, 1, $5)")
         .bind(post.id)
         .bind(post.author_id)
@@ -59,10 +69,14 @@ pub async fn create(
         body: post.body.clone(),
         created_at: now,
     });
-    let receipt = outbox::append(&mut tx, topics::POST, &event.into_envelope(1, now), trace).await?;
+    let writes = vec![outbox::append(&mut tx, topics::POST, &event.into_envelope(1, now), trace).await?];
+    if let Some(keyed) = keyed {
+        let answer = serde_json::to_value(&post).map_err(|error| ApiError::Unexpected(error.into()))?;
+        idempotency::record(&mut tx, keyed, &answer, &writes).await?;
+    }
     tx.commit().await?;
     metrics::counter!("agora_posts_created_total").increment(1);
-    Ok((post, receipt))
+    Ok((post, writes))
 }
 
 const COLUMNS: &str = "id, author_id, title, body, created_at";

@@ -114,5 +114,12 @@ async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, requ
         None => None,
     };
     let request = request.into_inner().data(Caller::from_verification(verification));
-    subgraph::respond(WriteReceipts::execute(&state.schema, request, &headers).await)
+    let response = WriteReceipts::execute(&state.schema, request, &headers).await;
+    // A database that is away answers 503, so that the caller knows it may retry.
+    let status = agora_platform::graphql::unavailable_status(&response);
+    let mut http = subgraph::respond(response);
+    if let Some(status) = status {
+        *http.status_mut() = status;
+    }
+    http
 }

@@ -12,12 +12,14 @@
 mod audit;
 mod client;
 mod database;
+mod proxy;
 mod services;
 mod topic_reader;
 
 pub use audit::graphql_http_audits;
 pub use client::{error_code, get, graphql, graphql_with_headers, graphql_with_status, http_client, wait_until};
 pub use database::{base_database_url, TestDatabase};
+pub use proxy::TcpProxy;
 pub use services::{
     init_logging, register_user, start_auth_service, start_post_service, KeyFile, RunningService, Services, StartedService,
     PASSWORD,

@@ -10,7 +10,7 @@ use agora_platform::graphql::TraceParent;
 use agora_platform::kafka::EmbeddedKafka;
 use agora_platform::outbox::{self, pending, Relay, RelaySettings};
 use agora_schema::{topics, Event, UserRenamed};
-use agora_testkit::{read_topic, wait_until, ReceivedEvent, TestDatabase, DEADLINE};
+use agora_testkit::{read_topic, wait_until, ReceivedEvent, TcpProxy, TestDatabase, DEADLINE};
 use chrono::Utc;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -152,4 +152,111 @@ async fn two_relays_on_one_database_never_both_publish_a_row() {
     second_stop.cancel();
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_within_seconds_when_the_leaders_session_is_cut_and_nothing_is_lost_or_reordered() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let (_database, pool) = outbox_database().await;
+    let settings = RelaySettings { batch_size: 10, standby_poll: Duration::from_millis(100), ..RelaySettings::new(LOCK_KEY) };
+    let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
+    let first = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings.clone(), "relay-1").run(first_stop.clone()));
+    wait_until(DEADLINE, "the first relay leads", || async { leader(&pool).await.is_some() }).await;
+    let cut_leader = leader(&pool).await.unwrap();
+    let name: String = sqlx::query_scalar("select application_name from pg_stat_activity where pid = $1")
+        .bind(cut_leader)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(name, "relay-1 relay", "the leadership session says whose it is");
+    let second = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings, "relay-2").run(second_stop.clone()));
+
+    let users: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    let writers: Vec<_> = users
+        .iter()
+        .map(|&user| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for version in 1..=10 {
+                    append(&pool, user, version).await;
+                }
+            })
+        })
+        .collect();
+    wait_until(DEADLINE, "half the events are written", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from outbox").fetch_one(&pool).await.unwrap() >= 100
+    })
+    .await;
+    // The leader's connection is cut: its session ends server-side, and
+    // with it the lock (as when its host vanishes and keepalives give up).
+    let cut_at = std::time::Instant::now();
+    let terminated: bool = sqlx::query_scalar("select pg_terminate_backend($1)").bind(cut_leader).fetch_one(&pool).await.unwrap();
+    assert!(terminated);
+    wait_until(DEADLINE, "another session leads", || async { leader(&pool).await.is_some_and(|pid| pid != cut_leader) }).await;
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    wait_until(DEADLINE, "every row is marked published", || async { pending(&pool).await.unwrap() == 0 }).await;
+    assert!(cut_at.elapsed() < Duration::from_secs(10), "the outbox drained {:?} after the cut", cut_at.elapsed());
+
+    let received = read_topic(&kafka.settings(), topics::USER).await;
+    let deliveries = deliveries_per_event(&received);
+    assert_eq!(deliveries.len(), 200, "every event published (the cut batch perhaps twice)");
+    for user in users {
+        assert_eq!(first_delivery_versions(&received, user), (1..=10).collect::<Vec<_>>(), "in version order");
+    }
+    first_stop.cancel();
+    second_stop.cancel();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_session_stops_answering_steps_down_and_can_lead_again() {
+    let kafka = EmbeddedKafka::start().unwrap();
+    let (database, pool) = outbox_database().await;
+    // The first relay reaches the database through a proxy that the test freezes.
+    let proxy = TcpProxy::to_database(database.url()).await;
+    // (Its pool fails fast on a dead connection, as every service's pool does.)
+    let proxied = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(agora_platform::db::ACQUIRE_TIMEOUT)
+        .connect(&proxy.url(database.url()))
+        .await
+        .unwrap();
+    let settings = RelaySettings { batch_size: 10, standby_poll: Duration::from_millis(100), ..RelaySettings::new(LOCK_KEY) };
+    let (first_stop, second_stop) = (CancellationToken::new(), CancellationToken::new());
+    let first = tokio::spawn(Relay::new(proxied.clone(), kafka.settings(), settings.clone(), "relay-1").run(first_stop.clone()));
+    wait_until(DEADLINE, "the first relay leads", || async { leader(&pool).await.is_some() }).await;
+    let frozen_leader = leader(&pool).await.unwrap();
+    let second = tokio::spawn(Relay::new(pool.clone(), kafka.settings(), settings, "relay-2").run(second_stop.clone()));
+
+    // The leader's connections go silent (no FIN, no RST), and the server
+    // ends its session: the lock is free, the leader does not know it.
+    proxy.freeze();
+    sqlx::query("select pg_terminate_backend($1)").bind(frozen_leader).execute(&pool).await.unwrap();
+    let user = Uuid::now_v7();
+    for version in 1..=5 {
+        append(&pool, user, version).await;
+    }
+    wait_until(DEADLINE, "the standby publishes", || async { pending(&pool).await.unwrap() == 0 }).await;
+
+    // The silent leader must have stepped down (its heartbeat timed out):
+    // once the second relay stops, it leads again and publishes.
+    second_stop.cancel();
+    second.await.unwrap().unwrap();
+    for version in 6..=10 {
+        append(&pool, user, version).await;
+    }
+    wait_until(DEADLINE, "the first relay publishes again", || async { pending(&pool).await.unwrap() == 0 }).await;
+    let leader_name: Option<String> = sqlx::query_scalar("select application_name from pg_stat_activity where pid = $1")
+        .bind(leader(&pool).await)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    assert_eq!(leader_name.as_deref(), Some("relay-1 relay"));
+    let received = read_topic(&kafka.settings(), topics::USER).await;
+    assert_eq!(first_delivery_versions(&received, user), (1..=10).collect::<Vec<_>>());
+    first_stop.cancel();
+    first.await.unwrap().unwrap();
+    proxy.cut();
 }

@@ -1,12 +1,21 @@
 //! The public mutations: each is a command sent to the service that owns
 //! the data. The gateway then waits (bounded) until its read model reflects
-//! the command, so the answer and any later read show it.
+//! the command, so the answer and any later read show it. A command that
+//! committed is always answered with its data: when the read model cannot
+//! show it yet (the wait timed out or failed), the answer says so
+//! (`extensions.consistent: false`, with the consistency token to wait on).
+//!
+//! A client's `Idempotency-Key` goes to the service with every command that
+//! has an effect, one key per mutation field (the client's key and the
+//! field's response path), so a retry of the whole request is a retry of
+//! each of its commands.
 //!
 //! Inputs are checked first, by the same rules the services apply
 //! (`agora_schema::rules`): a value the service would refuse (or one too
 //! large for its body limit) is BAD_USER_INPUT here, without a call.
 
 use agora_platform::graphql::{Coded, ErrorCode, InputError};
+use agora_platform::idempotency::RequestKey;
 use agora_schema::rules;
 use async_graphql::{Context, InputObject, Object};
 use chrono::{DateTime, Utc};
@@ -14,6 +23,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::context::{RequestContext, Shared};
+use super::source::SourceError;
 use super::types::{AuthPayload, Post, User};
 use crate::read_model::{PostRecord, UserRecord};
 use crate::upstream::{Answer, Service};
@@ -52,7 +62,7 @@ impl Mutation {
         let query =
             format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
         let input = json!({ "username": input.username, "password": input.password, "displayName": input.display_name });
-        let answer = command(ctx, Service::Auth, &query, json!({ "input": input })).await?;
+        let answer = command(ctx, Service::Auth, &query, json!({ "input": input }), Keyed::Yes).await?;
         auth_payload(ctx, &answer.data["register"]).await
     }
 
@@ -61,7 +71,8 @@ impl Mutation {
         check_credentials(&input.username, &input.password)?;
         let query = format!("mutation($input: LoginInput!) {{ login(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
         let input = json!({ "username": input.username, "password": input.password });
-        let answer = command(ctx, Service::Auth, &query, json!({ "input": input })).await?;
+        // A login has no effect to dedupe: its key, if any, is not forwarded.
+        let answer = command(ctx, Service::Auth, &query, json!({ "input": input }), Keyed::No).await?;
         auth_payload(ctx, &answer.data["login"]).await
     }
 
@@ -70,7 +81,7 @@ impl Mutation {
         check(rules::DISPLAY_NAME.check(rules::normalize_display_name(&display_name)))?;
         require_known_caller(ctx).await?;
         let query = format!("mutation($displayName: String!) {{ renameUser(displayName: $displayName) {{ {USER_FIELDS} }} }}");
-        let answer = command(ctx, Service::Auth, &query, json!({ "displayName": display_name })).await?;
+        let answer = command(ctx, Service::Auth, &query, json!({ "displayName": display_name }), Keyed::Yes).await?;
         user_after_command(ctx, &answer.data["renameUser"]).await
     }
 
@@ -81,21 +92,27 @@ impl Mutation {
         require_known_caller(ctx).await?;
         let query = "mutation($input: CreatePostInput!) { createPost(input: $input) { id title body createdAt author { id } } }";
         let input = json!({ "title": input.title, "body": input.body });
-        let answer = command(ctx, Service::Post, query, json!({ "input": input })).await?;
+        let answer = command(ctx, Service::Post, query, json!({ "input": input }), Keyed::Yes).await?;
         let answered = &answer.data["createPost"];
         let id = parse::<Uuid>(&answered["id"])?;
         let request = ctx.data::<RequestContext>()?;
-        if let Some(post) = request.loaders.posts.load_one(id).await.coded()? {
+        let loaded = request.loaders.posts.load_one(id).await;
+        let read_model_away = loaded.is_err();
+        if let Some(post) = after_command(loaded) {
             return Ok(Post(post));
         }
-        // The read model has not caught up: answer with what the service said.
+        // The read model has not caught up: answer with what the service
+        // said, and the author as auth-service has it if the read model
+        // cannot be asked.
+        let author_id = parse(&answered["author"]["id"])?;
+        let author = if read_model_away { author_from_service(ctx, author_id).await } else { None };
         Ok(Post(PostRecord {
             id,
-            author_id: parse(&answered["author"]["id"])?,
+            author_id,
             title: parse(&answered["title"])?,
             body: parse(&answered["body"])?,
             created_at: parse(&answered["createdAt"])?,
-            author: None,
+            author,
         }))
     }
 }
@@ -134,18 +151,58 @@ async fn require_known_caller(ctx: &Context<'_>) -> async_graphql::Result<()> {
     Ok(())
 }
 
+/// Whether a command takes the client's idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keyed {
+    Yes,
+    No,
+}
+
 /// Sends a command, records what it wrote, and waits for the read model.
-async fn command(ctx: &Context<'_>, service: Service, query: &str, variables: Value) -> async_graphql::Result<Answer> {
+/// Once the service answered, the command has happened: a wait that fails
+/// only leaves the answer marked as not yet consistent.
+async fn command(
+    ctx: &Context<'_>,
+    service: Service,
+    query: &str,
+    variables: Value,
+    keyed: Keyed,
+) -> async_graphql::Result<Answer> {
     let shared = ctx.data::<Shared>()?;
     let request = ctx.data::<RequestContext>()?;
-    let answer = shared.upstream.call(service, query, variables, &request.forwarded, &request.calls).await.coded()?;
-    let applied = shared
-        .consistency
-        .wait(&answer.writes, shared.consistency_timeout)
-        .await
-        .map_err(|error| agora_platform::graphql::internal(anyhow::anyhow!("waiting for the read model: {error}")))?;
+    let key = match keyed {
+        Keyed::Yes => idempotency_key(ctx, request)?,
+        Keyed::No => None,
+    };
+    let answer =
+        shared.upstream.call(service, query, variables, &request.forwarded, &request.calls, key.as_deref()).await.coded()?;
+    let applied = match shared.consistency.wait(&answer.writes, shared.consistency_timeout).await {
+        Ok(applied) => applied,
+        Err(error) => {
+            tracing::warn!(%error, "the command was applied but the read model cannot be checked");
+            false
+        }
+    };
     request.commands.record(&answer.writes, applied);
     Ok(answer)
+}
+
+/// This field's key, from the client's `Idempotency-Key` (checked: a
+/// malformed one is BAD_USER_INPUT) and the field's response path, so that
+/// every command of a request has a key of its own.
+fn idempotency_key(ctx: &Context<'_>, request: &RequestContext) -> async_graphql::Result<Option<String>> {
+    let Some(key) = RequestKey::parse(request.forwarded.idempotency_key.as_deref()).coded()? else { return Ok(None) };
+    let path = ctx.path_node.map(|path| path.to_string()).unwrap_or_default();
+    Ok(Some(format!("{key}/{path}")))
+}
+
+/// What the read model answered after a command; nothing when it cannot
+/// answer (the command's own answer is used then).
+fn after_command<T>(loaded: Result<Option<T>, SourceError>) -> Option<T> {
+    loaded.unwrap_or_else(|error| {
+        tracing::warn!(%error, "the read model cannot show a command's result; answering with the service's");
+        None
+    })
 }
 
 async fn auth_payload(ctx: &Context<'_>, answered: &Value) -> async_graphql::Result<AuthPayload> {
@@ -157,17 +214,37 @@ async fn auth_payload(ctx: &Context<'_>, answered: &Value) -> async_graphql::Res
 async fn user_after_command(ctx: &Context<'_>, answered: &Value) -> async_graphql::Result<User> {
     let id = parse::<Uuid>(&answered["id"])?;
     let request = ctx.data::<RequestContext>()?;
-    if let Some(user) = request.loaders.users.load_one(id).await.coded()? {
+    if let Some(user) = after_command(request.loaders.users.load_one(id).await) {
         return Ok(User(user));
     }
-    Ok(User(UserRecord {
+    Ok(User(user_record(id, answered)?))
+}
+
+/// A user as a service answered it (`USER_FIELDS`).
+fn user_record(id: Uuid, answered: &Value) -> async_graphql::Result<UserRecord> {
+    Ok(UserRecord {
         id,
         username: parse(&answered["username"])?,
         display_name: parse(&answered["displayName"])?,
         points: parse(&answered["points"])?,
         post_count: None,
         created_at: parse::<DateTime<Utc>>(&answered["createdAt"])?,
-    }))
+    })
+}
+
+/// The user `id` as auth-service has it; nothing if it cannot say.
+async fn author_from_service(ctx: &Context<'_>, id: Uuid) -> Option<UserRecord> {
+    let (shared, request) = (ctx.data::<Shared>().ok()?, ctx.data::<RequestContext>().ok()?);
+    let query = format!("query($id: ID!) {{ user(id: $id) {{ {USER_FIELDS} }} }}");
+    let answer = shared.upstream.query(Service::Auth, &query, json!({ "id": id }), &request.forwarded, &request.calls).await;
+    match answer {
+        Ok(answer) if !answer.data["user"].is_null() => user_record(id, &answer.data["user"]).ok(),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "cannot ask auth-service for a new post's author");
+            None
+        }
+    }
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> async_graphql::Result<T> {

@@ -30,7 +30,12 @@ impl SourceError {
 }
 
 impl From<sqlx::Error> for SourceError {
+    /// UNAVAILABLE (retryable) when the read model's database is away, else INTERNAL.
     fn from(error: sqlx::Error) -> Self {
+        if agora_platform::db::is_unavailable(&error) {
+            tracing::warn!(%error, "the read model's database is unavailable");
+            return SourceError { code: ErrorCode::Unavailable, message: "the database is unavailable for now; retry later".into() };
+        }
         SourceError::internal(error)
     }
 }

@@ -79,6 +79,10 @@ fn render_response(mut response: async_graphql::Response, media_type: ResponseMe
     };
     let status = match media_type {
         ResponseMediaType::GraphQlResponseJson if request_error => request_error_status(&response.errors),
+        // No data because a database is away: 503, so the client knows to retry.
+        ResponseMediaType::GraphQlResponseJson => {
+            agora_platform::graphql::unavailable_status(&response).unwrap_or(StatusCode::OK)
+        }
         _ => StatusCode::OK,
     };
 
@@ -114,7 +118,7 @@ fn request_error_status(errors: &[ServerError]) -> StatusCode {
         Some("FORBIDDEN") => StatusCode::FORBIDDEN,
         Some("RATE_LIMITED") => StatusCode::TOO_MANY_REQUESTS,
         Some("TIMEOUT") => StatusCode::GATEWAY_TIMEOUT,
-        Some("UPSTREAM_UNAVAILABLE") => StatusCode::SERVICE_UNAVAILABLE,
+        Some("UPSTREAM_UNAVAILABLE") | Some("UNAVAILABLE") => StatusCode::SERVICE_UNAVAILABLE,
         Some("INTERNAL") => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -171,8 +175,18 @@ mod tests {
         assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     }
 
+    #[tokio::test]
+    async fn a_field_error_for_a_database_that_is_away_is_503_without_data() {
+        let field_error = error(vec![PathSegment::Field("createPost".into())], Some("UNAVAILABLE"));
+        let response =
+            render(async_graphql::Response::from_errors(vec![field_error]).into(), ResponseMediaType::GraphQlResponseJson);
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body_of(response).await["errors"][0]["extensions"]["code"], "UNAVAILABLE");
+    }
+
     #[test]
     fn a_gateway_refusal_keeps_its_status() {
+        assert_eq!(request_error_status(&[error(vec![], Some("UNAVAILABLE"))]), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(request_error_status(&[error(vec![], Some("RATE_LIMITED"))]), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(request_error_status(&[error(vec![], Some("QUERY_TOO_COMPLEX"))]), StatusCode::BAD_REQUEST);
     }

@@ -187,7 +187,8 @@ impl Connection {
                 }
             }
         };
-        let forwarded = Forwarded { authorization, client_address: self.client_address, traceparent: None };
+        let forwarded =
+            Forwarded { authorization, client_address: self.client_address, traceparent: None, idempotency_key: None };
         self.caller = Some((caller, forwarded));
         let mut messages = vec![self.outbound.ack()];
         if self.protocol == Protocol::Legacy {

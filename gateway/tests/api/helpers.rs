@@ -162,6 +162,14 @@ pub async fn spawn_gateway_with_auth_at(system: &TestSystem, auth_port: u16, fla
     start_gateway(&services.kafka.settings(), auth_port, services.post.port, system.read_model.url(), flags).await
 }
 
+/// Another gateway on the system's broker whose calls to post-service go
+/// to `post_port` and whose read model is at `read_model_url` (a service or
+/// a database behind a proxy the test cuts, say).
+pub async fn spawn_gateway_at(system: &TestSystem, post_port: u16, read_model_url: &str, flags: Flags<'_>) -> TestGateway {
+    let services = &system.services;
+    start_gateway(&services.kafka.settings(), services.auth.port, post_port, read_model_url, flags).await
+}
+
 /// The request headers that pick the composition strategy.
 pub fn composition() -> (&'static str, String) {
     strategy("composition")

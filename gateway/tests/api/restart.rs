@@ -179,7 +179,16 @@ async fn a_read_model_that_lost_its_state_is_rebuilt_from_its_own_positions_not_
     // backup, say), positions included.
     system.gateway.service.stop().await;
     let read_db = sqlx::PgPool::connect(system.read_model.url()).await.unwrap();
-    sqlx::query("truncate read_post, read_user, consumer_position").execute(&read_db).await.unwrap();
+    sqlx::query(
+        "do $$ declare t record; begin
+             for t in select tablename from pg_tables where schemaname = 'public' and tablename <> '_sqlx_migrations' loop
+                 execute format('truncate %I', t.tablename);
+             end loop;
+         end $$",
+    )
+    .execute(&read_db)
+    .await
+    .unwrap();
     read_db.close().await;
     let successor = system.another(&[]).await;
     wait_until(DEADLINE, "the five posts are back", || async { posts(&successor).await == 5 }).await;

@@ -349,7 +349,7 @@ impl<H: Handler> Worker<H> {
     async fn apply_batch(&self, messages: &[OwnedMessage], careful: bool) -> Result<usize, BatchError> {
         let name = &self.settings.name;
         let mut tx = self.pool.begin().await?;
-        if positions::generation(&mut tx, name, true).await? != self.generation {
+        if positions::generation(&mut tx, name).await? != self.generation {
             return Err(BatchError::NewGeneration);
         }
         let applied_before = positions::positions(&mut tx, name).await?;

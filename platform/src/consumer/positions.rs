@@ -22,24 +22,25 @@ pub struct Position {
 /// The stored positions of `consumer` and the generation they belong to.
 pub async fn load(pool: &PgPool, consumer: &str) -> sqlx::Result<(i64, HashMap<Partition, Position>)> {
     let mut connection = pool.acquire().await?;
-    let generation = generation(&mut connection, consumer, false).await?;
-    let positions = positions(&mut connection, consumer).await?;
-    Ok((generation, positions))
-}
-
-/// The consumer's generation; `share` locks it against a concurrent reset
-/// until the transaction ends.
-pub async fn generation(connection: &mut PgConnection, consumer: &str, share: bool) -> sqlx::Result<i64> {
     sqlx::query("insert into consumer_generation (consumer) values ($1) on conflict do nothing")
         .bind(consumer)
         .execute(&mut *connection)
         .await?;
-    let sql = if share {
-        "select generation from consumer_generation where consumer = $1 for share"
-    } else {
-        "select generation from consumer_generation where consumer = $1"
-    };
-    sqlx::query_scalar(sql).bind(consumer).fetch_one(connection).await
+    let generation = sqlx::query_scalar("select generation from consumer_generation where consumer = $1")
+        .bind(consumer)
+        .fetch_one(&mut *connection)
+        .await?;
+    let positions = positions(&mut connection, consumer).await?;
+    Ok((generation, positions))
+}
+
+/// The consumer's generation, locked against a concurrent reset until the
+/// transaction ends (the row exists once [`load`] ran).
+pub async fn generation(connection: &mut PgConnection, consumer: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar("select generation from consumer_generation where consumer = $1 for share")
+        .bind(consumer)
+        .fetch_one(connection)
+        .await
 }
 
 pub async fn positions(connection: &mut PgConnection, consumer: &str) -> sqlx::Result<HashMap<Partition, Position>> {

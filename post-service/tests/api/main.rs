@@ -6,6 +6,8 @@
 mod federation;
 mod helpers;
 mod hostile;
+mod idempotency;
+mod outage;
 mod pagination;
 mod points;
 mod posts;

@@ -31,6 +31,8 @@ impl From<UpstreamError> for SourceError {
 fn passed_through(code: &str) -> Option<ErrorCode> {
     match code {
         "UPSTREAM_UNAVAILABLE" => Some(ErrorCode::UpstreamUnavailable),
+        // The service's database is away: retryable, as for the service itself.
+        "UNAVAILABLE" => Some(ErrorCode::Unavailable),
         "TIMEOUT" => Some(ErrorCode::Timeout),
         "RATE_LIMITED" => Some(ErrorCode::RateLimited),
         "UNAUTHENTICATED" => Some(ErrorCode::Unauthenticated),
@@ -57,6 +59,7 @@ mod tests {
         assert_eq!(SourceError::from(UpstreamError::Unavailable(Service::Auth)).code, ErrorCode::UpstreamUnavailable);
         assert_eq!(SourceError::from(UpstreamError::Timeout(Service::Post)).code, ErrorCode::Timeout);
         assert_eq!(SourceError::from(refusal("RATE_LIMITED")).code, ErrorCode::RateLimited);
+        assert_eq!(SourceError::from(refusal("UNAVAILABLE")).code, ErrorCode::Unavailable);
     }
 
     #[test]

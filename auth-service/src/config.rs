@@ -26,6 +26,9 @@ pub struct Config {
     pub database_max_connections: u32,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// What one query may ask (depth, cost, aliases, fields).
+    #[command(flatten)]
+    pub query_limits: agora_platform::query_limits::SubgraphLimitArgs,
     /// PKCS#8 PEM file of the Ed25519 key that signs tokens; generated on
     /// first start when missing (a development convenience).
     #[arg(long, env = "AUTH_SIGNING_KEY_FILE", default_value = ".agora/auth-signing-key.pem")]

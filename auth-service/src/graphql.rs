@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
 use agora_platform::idempotency::Keyed;
+use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
 use agora_platform::tokens::Caller;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
@@ -28,6 +29,8 @@ pub struct Services {
     pub keys: Arc<SigningKeys>,
     pub budgets: Budgets,
     pub token_ttl: std::time::Duration,
+    /// What one query may ask.
+    pub query_limiter: QueryLimiter,
 }
 
 /// The client's address, as the HTTP layer determined it.
@@ -38,8 +41,7 @@ pub fn schema(services: Services) -> AuthSchema {
     let users = DataLoader::new(UserLoader(services.pool.clone()), tokio::spawn);
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
-        .limit_depth(12)
-        .limit_complexity(2_000)
+        .extension(QueryLimitsExtension::new(services.query_limiter.clone()))
         .data(services)
         .data(users)
         .finish()

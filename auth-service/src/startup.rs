@@ -58,6 +58,7 @@ impl Application {
             keys: keys.clone(),
             budgets: Budgets::new(config.budgets()),
             token_ttl: config.token_ttl(),
+            query_limiter: config.query_limits.limiter(),
         });
         let state = AppState { schema, keys };
         let trusted_proxies = Arc::new(TrustedProxies::new(config.trusted_proxies.iter().copied()));

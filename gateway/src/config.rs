@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use agora_platform::db::DatabaseSettings;
 use agora_platform::kafka::KafkaArgs;
+use agora_platform::query_limits::{CostModel, Limits, QueryLimiter};
 use secrecy::SecretString;
 
-use crate::graphql::QueryLimits;
 use crate::live::LiveSettings;
 
 #[derive(Debug, Clone, clap::Parser)]
@@ -50,12 +50,18 @@ pub struct Config {
     /// The most events the projector applies in one transaction.
     #[arg(long, env = "PROJECTOR_BATCH_SIZE", default_value_t = 500)]
     pub projector_batch_size: usize,
+    /// Fields nested in fields.
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,
-    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 1_000)]
-    pub max_query_complexity: usize,
+    /// The cost of a query: each field 1, times the size of every list above it.
+    #[arg(long, env = "MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
+    pub max_query_complexity: u64,
+    /// Aliased fields, with fragments expanded.
     #[arg(long, env = "MAX_QUERY_ALIASES", default_value_t = 30)]
-    pub max_query_aliases: usize,
+    pub max_query_aliases: u64,
+    /// Fields once fragments are expanded (and selections as written).
+    #[arg(long, env = "MAX_QUERY_FIELDS", default_value_t = 1_000)]
+    pub max_query_fields: u64,
     /// The largest request body accepted.
     #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 256 * 1024)]
     pub body_limit_bytes: usize,
@@ -107,12 +113,14 @@ impl Config {
         DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
     }
 
-    pub fn query_limits(&self) -> QueryLimits {
-        QueryLimits {
+    pub fn query_limiter(&self) -> QueryLimiter {
+        let limits = Limits {
             max_depth: self.max_query_depth,
-            max_complexity: self.max_query_complexity,
+            max_cost: self.max_query_complexity,
             max_aliases: self.max_query_aliases,
-        }
+            max_fields: self.max_query_fields,
+        };
+        QueryLimiter::new(limits, CostModel::agora())
     }
 
     pub fn live(&self) -> LiveSettings {

@@ -1,6 +1,8 @@
 //! Runs one GraphQL request for the transport: picks the query strategy,
-//! verifies the caller, honours a consistency token, answers from the
-//! response cache or executes, and reports `extensions.strategy`,
+//! checks what the query asks against the limits (before anything else:
+//! waiting, caching, executing), verifies the caller, honours a consistency
+//! token, answers from the response cache or executes, and reports
+//! `extensions.cost`, `extensions.strategy`,
 //! `extensions.upstreamRequests`, `extensions.sqlStatements`,
 //! `extensions.cache` and, after a mutation, `extensions.consistencyToken`.
 
@@ -10,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_platform::graphql::{ErrorCode, TraceParent};
+use agora_platform::query_limits::{Checked, QueryLimiter};
 use agora_platform::tokens::{self, Caller, JwksVerifier};
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Response, ServerError, Value};
 use axum::http::{header, HeaderMap};
 
@@ -19,7 +22,7 @@ use crate::consistency::{Consistency, ConsistencyToken, TokenKey};
 use crate::consistency_wait::PendingConsistency;
 use crate::graphql::context::CommandLog;
 use crate::graphql::source::{DataSource, Loaders};
-use crate::graphql::{GatewaySchema, QueryLimits, RequestContext};
+use crate::graphql::{GatewaySchema, RequestContext};
 use crate::http::{operation_type, Answer};
 use crate::response_cache::{CacheKey, ResponseCache};
 use crate::upstream::{CallCounter, Forwarded};
@@ -41,7 +44,7 @@ pub struct Gateway {
     pub consistency_timeout: Duration,
     /// Signs and checks consistency tokens (shared by every replica).
     pub token_key: TokenKey,
-    pub limits: QueryLimits,
+    pub limiter: QueryLimiter,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ServerError {
@@ -65,6 +68,15 @@ struct Cacheable {
 
 impl Gateway {
     async fn run(&self, mut request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
+        // Measured once, in time bounded by the document's size; the schema's
+        // extension trusts this measure (and the parsed document is kept).
+        let cost = match self.limiter.check(&mut request) {
+            Ok(measured) => {
+                request = request.data(Checked(measured));
+                measured.cost
+            }
+            Err(refusal) => return Response::from_errors(vec![refusal.into_server_error()]).into(),
+        };
         let strategy = headers.get(STRATEGY_HEADER).map(|value| value.to_str().unwrap_or_default().trim().to_ascii_lowercase());
         let read_model = matches!(strategy.as_deref(), None | Some("") | Some("read-model"));
         let mut cacheable = None;
@@ -72,7 +84,7 @@ impl Gateway {
             let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
             if !no_cache_requested(headers) {
                 if let Some(data) = cache.get(&key) {
-                    return Answer::Serialized { data, extensions: extensions("read-model", 0, 0, Some("hit")) };
+                    return Answer::Serialized { data, extensions: extensions(cost, "read-model", 0, 0, Some("hit")) };
                 }
             }
             cacheable = cache.generation().map(|generation| Cacheable { key, generation });
@@ -100,13 +112,9 @@ impl Gateway {
                 )
             }
         };
-        // Parsed once here; execution takes the parsed document. A document
-        // that does not parse is left to execution to report.
+        // Parsed once, by the check; execution takes the parsed document.
         let operation_name = request.operation_name.clone();
         if let Ok(document) = request.parsed_query() {
-            if let Some(refusal) = self.alias_refusal(document) {
-                return refusal;
-            }
             if operation_type(document, operation_name.as_deref()) != Some(OperationType::Query) {
                 cacheable = None;
             }
@@ -145,12 +153,12 @@ impl Gateway {
             if response.errors.is_empty() {
                 // Serialized once, for the cache and for this answer.
                 if let Some(data) = cache.put(key, generation, &response.data) {
-                    let extensions = extensions(strategy_name, calls.get(), statements.get(), Some("miss"));
+                    let extensions = extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
                     return Answer::Serialized { data, extensions };
                 }
             }
         }
-        response.extensions.extend(extensions(strategy_name, calls.get(), statements.get(), None));
+        response.extensions.extend(extensions(cost, strategy_name, calls.get(), statements.get(), None));
         if let Some(writes) = commands.writes() {
             response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode(&self.token_key)));
         }
@@ -160,27 +168,18 @@ impl Gateway {
         }
         response.into()
     }
-
-    /// Refuses documents with more aliases than allowed (alias amplification).
-    fn alias_refusal(&self, document: &ExecutableDocument) -> Option<Answer> {
-        let aliases = count_aliases(document);
-        (aliases > self.limits.max_aliases).then(|| {
-            refuse(
-                ErrorCode::QueryTooComplex,
-                format!("the query has {aliases} aliases; at most {} are allowed", self.limits.max_aliases),
-            )
-        })
-    }
 }
 
 /// The extensions every answer carries.
 fn extensions(
+    cost: u64,
     strategy: &'static str,
     upstream_requests: usize,
     sql_statements: usize,
     cache: Option<&'static str>,
 ) -> BTreeMap<String, Value> {
     let mut extensions = BTreeMap::new();
+    extensions.insert("cost".into(), Value::from(cost));
     extensions.insert("strategy".into(), Value::from(strategy));
     extensions.insert("upstreamRequests".into(), Value::from(upstream_requests as u64));
     extensions.insert("sqlStatements".into(), Value::from(sql_statements as u64));
@@ -204,36 +203,15 @@ fn no_cache_requested(headers: &HeaderMap) -> bool {
     })
 }
 
-fn count_aliases(document: &ExecutableDocument) -> usize {
-    fn in_set(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|selection| match &selection.node {
-                Selection::Field(field) => usize::from(field.node.alias.is_some()) + in_set(&field.node.selection_set.node),
-                Selection::InlineFragment(fragment) => in_set(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let operations: usize = document.operations.iter().map(|(_, operation)| in_set(&operation.node.selection_set.node)).sum();
-    let fragments: usize = document.fragments.values().map(|fragment| in_set(&fragment.node.selection_set.node)).sum();
-    operations + fragments
-}
-
-/// Gives every error a code: the validator's and parser's come without one.
+/// Gives every error a code: the validator's come without one (the limits'
+/// refusals carry theirs).
 fn add_missing_codes(response: &mut Response) {
     for error in &mut response.errors {
         let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
         if has_code {
             continue;
         }
-        let code = if error.message.starts_with("Query is too complex") || error.message.starts_with("Query is nested too deep") {
-            ErrorCode::QueryTooComplex
-        } else if error.path.is_empty() {
-            ErrorCode::BadUserInput
-        } else {
-            ErrorCode::Internal
-        };
+        let code = if error.path.is_empty() { ErrorCode::BadUserInput } else { ErrorCode::Internal };
         error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
     }
 }
@@ -242,5 +220,94 @@ fn add_missing_codes(response: &mut Response) {
 impl crate::http::Executor for Gateway {
     async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
         self.run(request, headers, peer).await
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Mutated documents (the hostile corpus and ordinary queries, cut and
+    //! spliced) through the gateway's schema: its limits, the parser and
+    //! async-graphql's validation never panic and answer within bounds.
+
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use agora_platform::query_limits::{CostModel, Limits, QueryLimiter, QueryLimitsExtension};
+    use proptest::prelude::*;
+
+    use crate::graphql::{GatewaySchema, Mutation, Query, Subscription};
+
+    fn schema() -> &'static GatewaySchema {
+        static SCHEMA: OnceLock<GatewaySchema> = OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            let limits = Limits { max_depth: 12, max_cost: 5_000, max_aliases: 30, max_fields: 1_000 };
+            let limiter = QueryLimiter::new(limits, CostModel::agora());
+            async_graphql::Schema::build(Query, Mutation, Subscription)
+                .extension(QueryLimitsExtension::new(limiter.clone()))
+                .data(limiter)
+                .finish()
+        })
+    }
+
+    fn seeds() -> Vec<String> {
+        let mut seeds: Vec<String> = agora_testkit::hostile::gateway_corpus().into_iter().map(|case| case.query).collect();
+        seeds.extend(
+            [
+                "{ posts(first: 20) { edges { cursor node { id title author { id displayName points } } } pageInfo { hasNextPage } } }",
+                "query($n: Int) { leaderboard(first: $n) { id posts(first: 5) { nodes { id } } } }",
+                "{ me { ...U } } fragment U on User { id username posts { nodes { ...P } } } fragment P on Post { id author { ...U } }",
+                "mutation { createPost(input: { title: \"t\", body: \"b\" }) { id } }",
+                "subscription { postCreated { id title } }",
+            ]
+            .map(str::to_owned),
+        );
+        seeds
+    }
+
+    /// What an edit splices in.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[{}().:$,\"#\\[\\]! ]".prop_map(String::from),
+            Just("...F0 ".to_owned()),
+            Just(" fragment F0 on Query { ...F0 }".to_owned()),
+            Just("posts(first: 100) { nodes { ".to_owned()),
+            Just("a: ".to_owned()),
+            Just("... on Query { ".to_owned()),
+            "[a-zA-Z_]{1,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_documents_are_answered_within_bounds(
+            seed in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..3u8, piece()), 0..6),
+        ) {
+            let seeds = seeds();
+            let mut document: Vec<char> = seed.get(&seeds).chars().collect();
+            for (at, kind, piece) in edits {
+                let position = if document.is_empty() { 0 } else { at.index(document.len()) };
+                match kind {
+                    0 if !document.is_empty() => { document.remove(position); }
+                    1 => { document.splice(position..position, piece.chars()); }
+                    _ => {
+                        // Doubles the tail: repetition is how documents amplify.
+                        let tail: Vec<char> = document[position..].to_vec();
+                        document.extend(tail);
+                    }
+                }
+            }
+            let document: String = document.into_iter().collect();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let started = Instant::now();
+            let response = runtime.block_on(schema().execute(async_graphql::Request::new(document.clone())));
+            prop_assert!(started.elapsed() < Duration::from_secs(1), "{document:?} took {:?}", started.elapsed());
+            // An answer with data passed the limits: its cost is reported.
+            if response.errors.is_empty() {
+                prop_assert!(response.extensions.contains_key("cost"), "{document:?}");
+            }
+        }
     }
 }

@@ -65,7 +65,7 @@ impl Application {
         ));
         let live = LiveFeed::new(config.live_buffer_events);
         let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
-        let schema = graphql::schema(shared, live, config.query_limits());
+        let schema = graphql::schema(shared, live, config.query_limiter());
         let read_model = read_model_source::factory(pool.clone());
         let sockets = CancellationToken::new();
         let live_endpoint = Arc::new(LiveEndpoint {
@@ -84,7 +84,7 @@ impl Application {
             consistency,
             consistency_timeout: config.consistency_timeout(),
             token_key: TokenKey::from_config(config.consistency_token_secret.as_ref()),
-            limits: config.query_limits(),
+            limiter: config.query_limiter(),
         };
         let limits = HttpLimits {
             body_limit_bytes: config.body_limit_bytes,

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod kafka;
 pub mod outbox;
 pub mod pagination;
+pub mod query_limits;
 pub mod shutdown;
 pub mod subgraph;
 pub mod telemetry;

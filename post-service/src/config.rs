@@ -23,6 +23,9 @@ pub struct Config {
     pub database_max_connections: u32,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// What one query may ask (depth, cost, aliases, fields).
+    #[command(flatten)]
+    pub query_limits: agora_platform::query_limits::SubgraphLimitArgs,
     /// Where auth-service publishes the keys that sign tokens.
     #[arg(long, env = "AUTH_JWKS_URL", default_value = "http://127.0.0.1:8081/.well-known/jwks.json")]
     pub jwks_url: String,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
 use agora_platform::idempotency::Keyed;
 use agora_platform::pagination::PageRequest;
+use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
 use agora_platform::tokens::Caller;
 use agora_schema::PostCursor;
 use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
@@ -25,12 +26,11 @@ use crate::rate_limit::PostBudget;
 
 pub type PostSchema = Schema<Query, Mutation, EmptySubscription>;
 
-pub fn schema(pool: PgPool, budget: PostBudget) -> PostSchema {
+pub fn schema(pool: PgPool, limiter: QueryLimiter, budget: PostBudget) -> PostSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(budget)
         .enable_federation()
-        .limit_depth(12)
-        .limit_complexity(2_000)
+        .extension(QueryLimitsExtension::new(limiter))
         // Loaders batch concurrent lookups; they cache nothing across requests.
         .data(DataLoader::new(PostLoader(pool.clone()), tokio::spawn))
         .data(DataLoader::new(PostCountLoader(pool.clone()), tokio::spawn))

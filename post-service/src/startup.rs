@@ -55,7 +55,7 @@ impl Application {
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch()));
         let budget = PostBudget::per_hour(config.posts_per_author_per_hour);
-        let state = AppState { schema: graphql::schema(pool.clone(), budget), verifier };
+        let state = AppState { schema: graphql::schema(pool.clone(), config.query_limits.limiter(), budget), verifier };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "post-readiness")? };
         let router = Router::new()
             .route(

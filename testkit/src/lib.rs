@@ -13,6 +13,7 @@ mod audit;
 mod client;
 mod database;
 mod proxy;
+pub mod hostile;
 mod services;
 mod topic_reader;
 

@@ -5,6 +5,7 @@ mod accounts;
 mod health;
 mod hostile;
 mod helpers;
+mod hostile_documents;
 mod idempotency;
 mod ledger;
 mod login;

@@ -10,6 +10,7 @@ pub mod source;
 pub mod subscription;
 pub mod types;
 
+use agora_platform::query_limits::{QueryLimiter, QueryLimitsExtension};
 use async_graphql::Schema;
 
 pub use context::{RequestContext, Shared};
@@ -19,19 +20,13 @@ pub use subscription::Subscription;
 
 pub type GatewaySchema = Schema<Query, Mutation, Subscription>;
 
-/// Limits on what one query may ask.
-#[derive(Debug, Clone, Copy)]
-pub struct QueryLimits {
-    pub max_depth: usize,
-    pub max_complexity: usize,
-    pub max_aliases: usize,
-}
-
-pub fn schema(shared: Shared, live: crate::live::LiveFeed, limits: QueryLimits) -> GatewaySchema {
+/// The schema, with what one query may ask checked on every transport
+/// (the limiter is also the schema's data, for transports that check first).
+pub fn schema(shared: Shared, live: crate::live::LiveFeed, limiter: QueryLimiter) -> GatewaySchema {
     Schema::build(Query, Mutation, Subscription)
         .data(live)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
+        .extension(QueryLimitsExtension::new(limiter.clone()))
+        .data(limiter)
         .extension(crate::consistency_wait::WaitForToken(shared.consistency.clone()))
         .data(shared)
         .finish()

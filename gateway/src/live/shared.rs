@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use agora_platform::query_limits::{Checked, QueryLimiter};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Variables};
 use futures::stream::BoxStream;
@@ -113,6 +114,10 @@ impl SharedOperations {
     /// The results of `key` for one subscriber, from now on: it joins the
     /// running execution, or starts it with `context`. A falling-behind
     /// subscriber is told through `slow`.
+    ///
+    /// What the operation asks is checked against the schema's limits before
+    /// the lock is taken: no document is measured (or refused) while every
+    /// other subscribe waits.
     pub fn join(
         &self,
         schema: &crate::graphql::GatewaySchema,
@@ -120,12 +125,18 @@ impl SharedOperations {
         context: impl FnOnce() -> RequestContext,
         slow: SlowSubscriber,
     ) -> BoxStream<'static, Arc<Outcome>> {
+        let mut request = key.request();
+        let limiter = schema.data::<QueryLimiter>().expect("the schema carries its query limiter");
+        let request = match limiter.check(&mut request) {
+            Ok(measured) => request.data(Checked(measured)),
+            Err(refusal) => return futures::stream::iter([Arc::new(Outcome::Failed(vec![refusal.into_server_error()]))]).boxed(),
+        };
         let mut running = self.running();
         if let Some(results) = running.get(&key) {
             return subscriber(results.subscribe(), slow);
         }
         let execution_slow = SlowSubscriber::default();
-        let mut execution = schema.execute_stream(key.request().data(context()).data(execution_slow.clone()));
+        let mut execution = schema.execute_stream(request.data(context()).data(execution_slow.clone()));
         // The first poll runs the subscription's resolver, which joins the
         // feed. A result right away is an error of this request alone.
         if let Some(first) = execution.next().now_or_never() {

@@ -7,6 +7,7 @@ mod equivalence;
 mod events;
 mod helpers;
 mod hostile_clients;
+mod hostile_documents;
 mod http;
 mod idempotency;
 mod limits;

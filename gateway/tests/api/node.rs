@@ -51,6 +51,25 @@ impl Subscriber {
         }
     }
 
+    /// Like [`Subscriber::wait_for`], but gives up quietly after `timeout`:
+    /// false if `done` does not hold by then.
+    pub async fn received_within(&mut self, timeout: std::time::Duration, done: impl Fn(&[Value]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !done(&self.received) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.lines.next_line()).await {
+                Err(_) => return false,
+                Ok(line) => {
+                    let line = line.expect("reading the client's output").expect("the client ended");
+                    let value: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+                    assert!(value.get("failed").is_none(), "the client failed: {value}");
+                    self.received.push(value);
+                }
+            }
+        }
+        true
+    }
+
     /// The `data` of every event of subscription `id`, in the order received.
     pub fn events(&self, id: &str) -> Vec<Value> {
         self.received.iter().filter(|line| line["id"] == id && !line["data"].is_null()).map(|line| line["data"].clone()).collect()

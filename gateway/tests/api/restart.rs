@@ -28,7 +28,8 @@ struct Run {
     gateway: TestGateway,
     post: RunningService,
     auth: RunningService,
-    kafka: EmbeddedKafka,
+    /// Lives until the services are gone.
+    _kafka: EmbeddedKafka,
 }
 
 impl Installation {
@@ -47,7 +48,7 @@ impl Installation {
         let auth = start_auth_service(&kafka.settings(), 0, self.auth.url(), &self.key, &[], &flags).await.service;
         let post = start_post_service(&kafka.settings(), self.post.url(), auth.port, &flags).await.service;
         let gateway = start_gateway(&kafka.settings(), auth.port, post.port, self.read.url(), &[]).await;
-        Run { gateway, post, auth, kafka }
+        Run { gateway, post, auth, _kafka: kafka }
     }
 }
 

@@ -8,6 +8,8 @@ use agora_platform::db::DatabaseSettings;
 use agora_platform::kafka::KafkaArgs;
 use secrecy::SecretString;
 
+use crate::rate_limit::BudgetSettings;
+
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "auth-service", about = "Agora's auth-service: users, credentials, tokens and the points ledger")]
 pub struct Config {
@@ -38,14 +40,38 @@ pub struct Config {
     /// Lifetime of an access token.
     #[arg(long, env = "AUTH_TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub token_ttl_seconds: u64,
-    /// Login attempts allowed per username per minute.
-    #[arg(long, env = "AUTH_LOGIN_ATTEMPTS_PER_USERNAME", default_value_t = 10)]
-    pub login_attempts_per_username: u32,
-    /// Login attempts allowed per client address per minute.
+    /// Address of the Prometheus `/metrics` listener.
+    #[arg(long, env = "METRICS_HOST", default_value = "127.0.0.1")]
+    pub metrics_host: IpAddr,
+    /// Port of the `/metrics` listener (0 picks a free one).
+    #[arg(long, env = "METRICS_PORT", default_value_t = 9081)]
+    pub metrics_port: u16,
+    /// Login attempts allowed per minute for one username from one client
+    /// address (0: no limit).
+    #[arg(long, env = "AUTH_LOGIN_ATTEMPTS_PER_USERNAME_AND_ADDRESS", default_value_t = 10)]
+    pub login_attempts_per_username_and_address: u32,
+    /// Login attempts allowed per minute from one client address, whatever
+    /// the usernames (0: no limit).
     #[arg(long, env = "AUTH_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 60)]
     pub login_attempts_per_address: u32,
-    /// Peers whose X-Forwarded-For names the real client (the gateway).
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.1,::1")]
+    /// Wrong passwords allowed per hour for one username from anywhere;
+    /// past them wrong passwords are RATE_LIMITED, a right one still logs in
+    /// (0: no limit).
+    #[arg(long, env = "AUTH_LOGIN_FAILURES_PER_USERNAME", default_value_t = 100)]
+    pub login_failures_per_username: u32,
+    /// Registrations allowed per hour from one client address (0: no limit).
+    #[arg(long, env = "AUTH_REGISTRATIONS_PER_ADDRESS", default_value_t = 20)]
+    pub registrations_per_address: u32,
+    /// Password hashes (argon2id) computed at once; 0: one per core.
+    #[arg(long, env = "AUTH_HASHING_CONCURRENCY", default_value_t = 0)]
+    pub hashing_concurrency: usize,
+    /// How long a login or registration waits for a hashing slot before it
+    /// is answered RATE_LIMITED.
+    #[arg(long, env = "AUTH_HASHING_WAIT_MS", default_value_t = 5_000)]
+    pub hashing_wait_ms: u64,
+    /// Peers whose X-Forwarded-For names the real client (the gateway's
+    /// address); none by default, so a client cannot name itself.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
     /// Kafka consumer group of the points ledger.
     #[arg(long, env = "AUTH_LEDGER_GROUP", default_value = "agora-auth-points-ledger")]
@@ -59,5 +85,17 @@ impl Config {
 
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_seconds)
+    }
+
+    pub fn budgets(&self) -> BudgetSettings {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        BudgetSettings {
+            login_attempts_per_username_and_address: self.login_attempts_per_username_and_address,
+            login_attempts_per_address: self.login_attempts_per_address,
+            login_failures_per_username: self.login_failures_per_username,
+            registrations_per_address: self.registrations_per_address,
+            hashing_concurrency: if self.hashing_concurrency == 0 { cores } else { self.hashing_concurrency },
+            hashing_wait: Duration::from_millis(self.hashing_wait_ms),
+        }
     }
 }

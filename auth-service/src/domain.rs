@@ -1,7 +1,9 @@
 //! The rules of auth-service's inputs, as types: a value of one of these
 //! types has been checked, so the rest of the code does not check again.
+//! The rules themselves are the contract's, in `agora_schema::rules`.
 
-use agora_platform::graphql::{check_text, InputError};
+use agora_platform::graphql::InputError;
+use agora_schema::rules;
 
 /// 3-32 characters of a-z, 0-9 and _.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,13 +11,7 @@ pub struct Username(String);
 
 impl Username {
     pub fn parse(value: &str) -> Result<Self, InputError> {
-        let length = value.chars().count();
-        if !(3..=32).contains(&length) {
-            return Err(InputError::new("username", format!("must be 3 to 32 characters long (got {length})")));
-        }
-        if !value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-            return Err(InputError::new("username", "may contain only a-z, 0-9 and _"));
-        }
+        rules::check_username(value)?;
         Ok(Username(value.to_owned()))
     }
 
@@ -24,15 +20,12 @@ impl Username {
     }
 }
 
-/// 8-128 characters, any of them.
+/// 8-128 characters, any of them but U+0000.
 pub struct Password(String);
 
 impl Password {
     pub fn parse(value: &str) -> Result<Self, InputError> {
-        let length = value.chars().count();
-        if !(8..=128).contains(&length) {
-            return Err(InputError::new("password", format!("must be 8 to 128 characters long (got {length})")));
-        }
+        rules::check_password(value)?;
         Ok(Password(value.to_owned()))
     }
 
@@ -47,15 +40,15 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// 1-64 characters, not blank, no control characters; surrounding spaces
-/// are trimmed.
+/// 1-64 characters, not blank or invisible, no control characters or
+/// bidirectional overrides; surrounding spaces are trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(value: &str) -> Result<Self, InputError> {
-        let trimmed = value.trim();
-        check_text("displayName", trimmed, 1, 64, &[])?;
+        let trimmed = rules::normalize_display_name(value);
+        rules::DISPLAY_NAME.check(trimmed)?;
         Ok(DisplayName(trimmed.to_owned()))
     }
 
@@ -120,5 +113,11 @@ mod tests {
     fn rejects_control_characters_in_a_display_name() {
         assert_eq!(DisplayName::parse("Ada\u{0}").unwrap_err().field, "displayName");
         assert!(DisplayName::parse("Ada\nL").is_err());
+    }
+
+    #[test]
+    fn rejects_a_display_name_that_reads_backwards_or_shows_nothing() {
+        assert!(DisplayName::parse("admin\u{202E}nimda").is_err());
+        assert!(DisplayName::parse("\u{200B}\u{200B}").is_err());
     }
 }

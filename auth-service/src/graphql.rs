@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::domain::{DisplayName, Password, Username};
 use crate::error::ApiError;
 use crate::keys::SigningKeys;
-use crate::rate_limit::LoginLimiter;
+use crate::rate_limit::{Budgets, Refusal};
 use crate::users::{self, UserRow};
 
 pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -27,7 +27,7 @@ pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
 pub struct Services {
     pub pool: PgPool,
     pub keys: Arc<SigningKeys>,
-    pub limiter: LoginLimiter,
+    pub budgets: Budgets,
     pub token_ttl: std::time::Duration,
     /// What one query may ask.
     pub query_limiter: QueryLimiter,
@@ -129,6 +129,11 @@ impl Query {
 
     async fn user_by_username(&self, ctx: &Context<'_>, username: String) -> async_graphql::Result<Option<User>> {
         let services = ctx.data::<Services>()?;
+        // A string that breaks the username rules names nobody (and may hold
+        // what PostgreSQL refuses, such as U+0000).
+        if Username::parse(&username).is_err() {
+            return Ok(None);
+        }
         Ok(users::find_by_username(&services.pool, &username).await.map_err(ApiError::from).coded()?.map(User::from))
     }
 
@@ -170,6 +175,11 @@ async fn load_user(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<
     ctx.data::<DataLoader<UserLoader>>()?.load_one(id).await.map_err(loader_error).coded()
 }
 
+/// A spent budget, as RATE_LIMITED with `retryAfter`.
+fn refused(refusal: Refusal) -> async_graphql::Error {
+    agora_platform::budget::rate_limited(refusal.message(), refusal.retry_after())
+}
+
 pub struct Mutation;
 
 #[Object]
@@ -183,9 +193,20 @@ impl Mutation {
             Some(name) => DisplayName::parse(name).coded()?,
             None => DisplayName::from_username(&username),
         };
+        // The cheap checks first (the budget, then whether the name is free),
+        // argon2 only after them and a few at a time. A retry with an
+        // idempotency key is answered from what the first attempt stored
+        // (in `users::register`), so the name is not checked before it.
+        services.budgets.registration(ctx.data::<ClientAddress>()?.0).map_err(refused)?;
         let caller = ctx.data::<Caller>()?.claims().map(|claims| claims.sub);
         let input_parts = [Some(input.username.as_str()), input.display_name.as_deref()];
         let keyed = Keyed::of(ctx, caller, "register", &input_parts).coded()?;
+        if keyed.is_none()
+            && users::find_by_username(&services.pool, username.as_str()).await.map_err(ApiError::from).coded()?.is_some()
+        {
+            return Err(ApiError::UsernameTaken).coded();
+        }
+        let _slot = services.budgets.hashing_slot().await.map_err(refused)?;
         let (user, writes) =
             users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx), keyed.as_ref())
                 .await
@@ -201,12 +222,19 @@ impl Mutation {
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
         let services = ctx.data::<Services>()?;
         let address = ctx.data::<ClientAddress>()?.0;
-        services
-            .limiter
-            .check(&input.username, address)
-            .map_err(|retry| ApiError::RateLimited { retry_after_seconds: retry.0 })
-            .coded()?;
-        let user = users::authenticate(&services.pool, &input.username, &input.password).await.coded()?;
+        let username = Username::parse(&input.username).coded()?;
+        let password = Password::parse(&input.password).coded()?;
+        services.budgets.login_attempt(username.as_str(), address).map_err(refused)?;
+        let slot = services.budgets.hashing_slot().await.map_err(refused)?;
+        let authenticated = users::authenticate(&services.pool, username.as_str(), &input.password).await;
+        drop((slot, password));
+        let user = match authenticated {
+            Err(ApiError::WrongCredentials) => {
+                services.budgets.login_failed(username.as_str()).map_err(refused)?;
+                return Err(ApiError::WrongCredentials).coded();
+            }
+            other => other.coded()?,
+        };
         let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
         Ok(AuthPayload { token, user: user.into() })
     }

@@ -71,6 +71,7 @@ impl SigningKeys {
             iss: tokens::ISSUER.to_owned(),
             aud: tokens::AUDIENCE.to_owned(),
             iat: now,
+            nbf: Some(now),
             exp: now + ttl.as_secs() as i64,
         };
         let mut header = Header::new(Algorithm::EdDSA);

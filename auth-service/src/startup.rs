@@ -2,18 +2,20 @@
 //! listener and prepares everything, `run_until_stopped` serves HTTP and
 //! runs the outbox relay and the points ledger until shutdown.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use agora_platform::client_address::{self, TrustedProxies};
 use agora_platform::graphql::WriteReceipts;
+use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::outbox::{Relay, RelaySettings};
-use agora_platform::{db, health, tokens};
+use agora_platform::{db, health, subgraph, tokens};
 use anyhow::Context;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::{ConnectInfo, State};
+use async_graphql_axum::GraphQLRequest;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use sqlx::PgPool;
@@ -25,7 +27,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::graphql::{self, AuthSchema, ClientAddress, Services};
 use crate::keys::SigningKeys;
-use crate::rate_limit::LoginLimiter;
+use crate::rate_limit::Budgets;
 
 /// The advisory lock key that elects auth-service's one active outbox relay.
 pub const RELAY_LOCK_KEY: i64 = 0x6167_6f72_6175_7468; // "agorauth"
@@ -34,7 +36,6 @@ pub const RELAY_LOCK_KEY: i64 = 0x6167_6f72_6175_7468; // "agorauth"
 struct AppState {
     schema: AuthSchema,
     keys: Arc<SigningKeys>,
-    trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
 pub struct Application {
@@ -44,6 +45,7 @@ pub struct Application {
     kafka: KafkaSettings,
     config: Config,
     router: Router,
+    metrics: MetricsServer,
 }
 
 impl Application {
@@ -54,28 +56,41 @@ impl Application {
         let schema = graphql::schema(Services {
             pool: pool.clone(),
             keys: keys.clone(),
-            limiter: LoginLimiter::new(config.login_attempts_per_username, config.login_attempts_per_address),
+            budgets: Budgets::new(config.budgets()),
             token_ttl: config.token_ttl(),
             query_limiter: config.query_limits.limiter(),
         });
-        let state = AppState { schema, keys, trusted_proxies: Arc::new(config.trusted_proxies.clone()) };
+        let state = AppState { schema, keys };
+        let trusted_proxies = Arc::new(TrustedProxies::new(config.trusted_proxies.iter().copied()));
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "auth-readiness")? };
         let router = Router::new()
-            .route("/graphql", post(graphql_handler))
+            .route(
+                "/graphql",
+                post(graphql_handler)
+                    // The limit inside: its bare 413 is answered as a GraphQL error.
+                    .route_layer(RequestBodyLimitLayer::new(64 * 1024))
+                    .route_layer(axum::middleware::from_fn(subgraph::json_only)),
+            )
             .route("/.well-known/jwks.json", get(jwks))
             .with_state(state)
             .merge(health::router(dependencies))
-            .layer(RequestBodyLimitLayer::new(64 * 1024))
+            .layer(axum::middleware::from_fn_with_state(trusted_proxies, client_address::resolve))
             .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
-        Ok(Application { listener, port, pool, kafka, config, router })
+        let metrics = MetricsServer::bind(config.metrics_host, config.metrics_port).await?;
+        Ok(Application { listener, port, pool, kafka, config, router, metrics })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `/metrics` listener.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics.port()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -95,6 +110,7 @@ impl Application {
             ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
             ("outbox relay", tokio::spawn(relay.run(shutdown.child_token()))),
             ("points ledger", tokio::spawn(ledger)),
+            ("metrics server", tokio::spawn(self.metrics.run(shutdown.child_token()))),
         ];
         let result = agora_platform::shutdown::supervise(shutdown, tasks).await;
         self.pool.close().await;
@@ -105,35 +121,20 @@ impl Application {
 #[tracing::instrument(skip_all)]
 async fn graphql_handler(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<client_address::ClientAddress>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
     let caller = tokens::Caller::from_verification(tokens::bearer(&headers).map(|token| state.keys.verify(token)));
-    let address = client_address(peer.ip(), &headers, &state.trusted_proxies);
-    let request = request.into_inner().data(caller).data(ClientAddress(address));
+    let request = request.into_inner().data(caller).data(ClientAddress(client.0));
     let response = WriteReceipts::execute(&state.schema, request, &headers).await;
     // A database that is away answers 503, so that the caller knows it may retry.
     let status = agora_platform::graphql::unavailable_status(&response);
-    let mut http = GraphQLResponse::from(response).into_response();
+    let mut http = subgraph::respond(response);
     if let Some(status) = status {
         *http.status_mut() = status;
     }
     http
-}
-
-/// The real client's address: the first X-Forwarded-For hop when the peer
-/// is a trusted proxy (the gateway), otherwise the peer itself.
-fn client_address(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpAddr]) -> IpAddr {
-    if !trusted_proxies.contains(&peer) {
-        return peer;
-    }
-    headers
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
-        .and_then(|first| first.trim().parse().ok())
-        .unwrap_or(peer)
 }
 
 async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -85,6 +85,27 @@ pub struct Config {
     /// How long one request may take in all.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
     pub request_timeout_ms: u64,
+    /// Operations one WebSocket connection may run at once.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+    /// The largest WebSocket message (or frame) accepted; a larger one
+    /// closes the connection with 1009.
+    #[arg(long, env = "WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+    /// The key every gateway replica signs consistency tokens with. Unset:
+    /// a fixed, public local-development key (with a warning at startup).
+    #[arg(long, env = "CONSISTENCY_TOKEN_SECRET", value_parser = agora_platform::db::secret)]
+    pub consistency_token_secret: Option<SecretString>,
+    /// Peers (a load balancer) whose X-Forwarded-For names the client;
+    /// none by default: the gateway is the edge.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Address of the Prometheus `/metrics` listener.
+    #[arg(long, env = "METRICS_HOST", default_value = "127.0.0.1")]
+    pub metrics_host: IpAddr,
+    /// Port of the `/metrics` listener (0 picks a free one).
+    #[arg(long, env = "METRICS_PORT", default_value_t = 9080)]
+    pub metrics_port: u16,
 }
 
 impl Config {
@@ -107,6 +128,8 @@ impl Config {
             init_timeout: Duration::from_millis(self.ws_init_timeout_ms),
             keep_alive: Duration::from_millis(self.ws_keep_alive_ms),
             send_timeout: Duration::from_millis(self.ws_send_timeout_ms),
+            max_subscriptions: self.ws_max_subscriptions,
+            max_message_bytes: self.ws_max_message_bytes,
         }
     }
 

@@ -18,7 +18,8 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{Response, ServerError, Value};
 use axum::http::{header, HeaderMap};
 
-use crate::consistency::{Consistency, ConsistencyToken};
+use crate::consistency::{Consistency, ConsistencyToken, TokenKey};
+use crate::consistency_wait::PendingConsistency;
 use crate::graphql::context::CommandLog;
 use crate::graphql::source::{DataSource, Loaders};
 use crate::graphql::{GatewaySchema, RequestContext};
@@ -41,6 +42,8 @@ pub struct Gateway {
     pub cache: Option<ResponseCache>,
     pub consistency: Consistency,
     pub consistency_timeout: Duration,
+    /// Signs and checks consistency tokens (shared by every replica).
+    pub token_key: TokenKey,
     pub limiter: QueryLimiter,
 }
 
@@ -116,21 +119,16 @@ impl Gateway {
                 cacheable = None;
             }
         }
-        let mut lagging = false;
+        // A token is checked now (a forged one is refused at once); its wait
+        // comes after parsing and validation (`consistency_wait`), within a
+        // deadline that starts now.
+        let mut pending = None;
         if let Some(token) = headers.get(CONSISTENCY_HEADER) {
-            let Ok(token) = ConsistencyToken::decode(token.to_str().unwrap_or_default()) else {
+            let Ok(token) = ConsistencyToken::decode(token.to_str().unwrap_or_default(), &self.token_key) else {
                 return refuse(ErrorCode::BadUserInput, format!("{CONSISTENCY_HEADER} is not a token this API issued"));
             };
-            match self.consistency.wait(&token.0, self.consistency_timeout).await {
-                Ok(reached) => lagging = !reached,
-                Err(error) => {
-                    tracing::error!(%error, "cannot check the consistency token");
-                    if agora_platform::db::is_unavailable(&error) {
-                        return refuse(ErrorCode::Unavailable, "the read model cannot be checked for now; retry later");
-                    }
-                    return refuse(ErrorCode::Internal, "internal error");
-                }
-            }
+            let deadline = tokio::time::Instant::now() + self.consistency_timeout;
+            pending = Some(PendingConsistency { receipts: token.0, deadline });
         }
         let verification = match tokens::bearer(headers) {
             Some(token) => Some(self.verifier.verify(token).await),
@@ -145,6 +143,10 @@ impl Gateway {
             calls: calls.clone(),
             commands: commands.clone(),
         };
+        let request = match pending {
+            Some(pending) => request.data(pending),
+            None => request,
+        };
         let mut response = self.schema.execute(request.data(context)).await;
         add_missing_codes(&mut response);
         if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
@@ -158,9 +160,9 @@ impl Gateway {
         }
         response.extensions.extend(extensions(cost, strategy_name, calls.get(), statements.get(), None));
         if let Some(writes) = commands.writes() {
-            response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode()));
+            response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode(&self.token_key)));
         }
-        if lagging || commands.lagging() {
+        if commands.lagging() {
             // The answer may not show the latest writes yet; the client can retry with the token.
             response.extensions.insert("consistent".into(), Value::from(false));
         }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod consistency;
+pub mod consistency_wait;
 pub mod executor;
 pub mod graphql;
 pub mod http;

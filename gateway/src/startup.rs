@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_platform::client_address::{self, TrustedProxies};
+use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::tokens::JwksVerifier;
 use agora_platform::{db, health};
@@ -17,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::consistency::Consistency;
+use crate::consistency::{Consistency, TokenKey};
 use crate::executor::Gateway;
 use crate::graphql::composition;
 use crate::graphql::read_model_source;
@@ -41,6 +43,7 @@ pub struct Application {
     sockets: CancellationToken,
     /// Feeds subscribers; positioned at the topics' end during `build`.
     live_reader: LiveReader,
+    metrics: MetricsServer,
 }
 
 impl Application {
@@ -80,6 +83,7 @@ impl Application {
             cache: ResponseCache::new(config.response_cache_bytes, consistency.clone()),
             consistency,
             consistency_timeout: config.consistency_timeout(),
+            token_key: TokenKey::from_config(config.consistency_token_secret.as_ref()),
             limiter: config.query_limiter(),
         };
         let limits = HttpLimits {
@@ -90,16 +94,26 @@ impl Application {
         let router = http::router(Arc::new(gateway), limits)
             .merge(health::router(dependencies))
             .layer(axum::middleware::from_fn_with_state(live_endpoint, live::upgrade))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(TrustedProxies::new(config.trusted_proxies.iter().copied())),
+                client_address::resolve,
+            ))
             .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
-        Ok(Application { listener, port, pool, kafka, config, router, background, sockets, live_reader })
+        let metrics = MetricsServer::bind(config.metrics_host, config.metrics_port).await?;
+        Ok(Application { listener, port, pool, kafka, config, router, background, sockets, live_reader, metrics })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `/metrics` listener.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics.port()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -124,6 +138,7 @@ impl Application {
             ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
             ("projector", tokio::spawn(projector.run(shutdown.child_token()))),
             ("live feed", tokio::spawn(self.live_reader.run(shutdown.child_token()))),
+            ("metrics server", tokio::spawn(self.metrics.run(shutdown.child_token()))),
             // WebSockets are told to close as soon as shutdown starts.
             (
                 "websocket closer",

@@ -46,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
         &database("agora_auth")?,
         "--signing-key-file",
         &args.signing_key_file,
+        // The gateway calls from loopback and names the client; so could
+        // any local process (a local run only).
+        "--trusted-proxies",
+        "127.0.0.1,::1",
     ])?;
     let auth = agora_auth_service::Application::build(auth, kafka.clone()).await.context("auth-service failed to start")?;
 

@@ -179,6 +179,12 @@ impl InputError {
     }
 }
 
+impl From<agora_schema::rules::RuleError> for InputError {
+    fn from(error: agora_schema::rules::RuleError) -> Self {
+        InputError { field: error.field, reason: error.reason }
+    }
+}
+
 impl ErrorExtensions for InputError {
     fn extend(&self) -> async_graphql::Error {
         let field = self.field;
@@ -196,19 +202,6 @@ impl<T, E: ErrorExtensions> Coded<T> for Result<T, E> {
     fn coded(self) -> async_graphql::Result<T> {
         self.map_err(|error| error.extend())
     }
-}
-
-/// Checks that `value` has between `min` and `max` characters (Unicode
-/// scalar values) and no control characters other than `allowed_controls`.
-pub fn check_text(field: &'static str, value: &str, min: usize, max: usize, allowed_controls: &[char]) -> Result<(), InputError> {
-    let length = value.chars().count();
-    if length < min || length > max {
-        return Err(InputError::new(field, format!("must be {min} to {max} characters long (got {length})")));
-    }
-    if value.chars().any(|c| c.is_control() && !allowed_controls.contains(&c)) {
-        return Err(InputError::new(field, "must not contain control characters"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

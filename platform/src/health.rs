@@ -1,7 +1,12 @@
-//! `/healthz` (the process is up), `/readyz` (its database and Kafka answer)
-//! and `/metrics` (Prometheus text format), the same for every part.
+//! `/healthz` (the process is up) and `/readyz` (its database and Kafka
+//! answer) on the public port, and `/metrics` (Prometheus text format) on a
+//! listener of its own (loopback by default: what a process counts is for
+//! its operators, not for every client), the same for every part.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::kafka::KafkaProbe;
 
@@ -22,13 +29,39 @@ pub struct Dependencies {
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>(dependencies: Dependencies) -> Router<S> {
-    // Installed now, so that what the process records from its start is kept.
-    let metrics = crate::telemetry::metrics();
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
-        .with_state(dependencies)
+    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).with_state(dependencies)
+}
+
+/// `/metrics` on its own listener, bound by [`MetricsServer::bind`].
+pub struct MetricsServer {
+    listener: TcpListener,
+    port: u16,
+}
+
+impl MetricsServer {
+    /// Binds `host:port` (port 0 picks a free one) and installs the recorder,
+    /// so that what the process records from its start is kept.
+    pub async fn bind(host: IpAddr, port: u16) -> anyhow::Result<Self> {
+        crate::telemetry::metrics();
+        let listener =
+            TcpListener::bind((host, port)).await.with_context(|| format!("cannot listen for metrics on {host}:{port}"))?;
+        let port = listener.local_addr()?.port();
+        Ok(MetricsServer { listener, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves `/metrics` until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let metrics = crate::telemetry::metrics();
+        let router = Router::new().route("/metrics", get(move || std::future::ready(metrics.render())));
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("the metrics server failed")
+    }
 }
 
 async fn ready(State(dependencies): State<Dependencies>) -> impl IntoResponse {

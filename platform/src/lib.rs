@@ -2,8 +2,11 @@
 //! copied: the Kafka connection (and the embedded broker for local runs and
 //! tests), the at-least-once consumer, the transactional outbox and its
 //! relay, database setup, token verification, GraphQL error codes,
-//! idempotent commands, health endpoints, telemetry and shutdown.
+//! idempotent commands, client budgets and addresses, health endpoints,
+//! telemetry and shutdown.
 
+pub mod budget;
+pub mod client_address;
 pub mod consumer;
 pub mod db;
 pub mod graphql;
@@ -14,5 +17,6 @@ pub mod outbox;
 pub mod pagination;
 pub mod query_limits;
 pub mod shutdown;
+pub mod subgraph;
 pub mod telemetry;
 pub mod tokens;

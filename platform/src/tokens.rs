@@ -25,6 +25,10 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub iat: i64,
+    /// Not valid before (seconds since the epoch); tokens issued before
+    /// the claim existed carry none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
 }
 
@@ -35,6 +39,8 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid")]
     Invalid,
+    #[error("the token is not valid yet")]
+    NotYetValid,
     #[error("the token was signed by an unknown key")]
     UnknownKey,
     #[error("the signing keys cannot be fetched right now")]
@@ -48,6 +54,7 @@ pub fn validation() -> Validation {
     validation.set_audience(&[AUDIENCE]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = 5;
+    validation.validate_nbf = true;
     validation
 }
 
@@ -55,6 +62,7 @@ pub fn validation() -> Validation {
 pub fn verify_with(token: &str, key: &DecodingKey) -> Result<Claims, TokenError> {
     jsonwebtoken::decode::<Claims>(token, key, &validation()).map(|data| data.claims).map_err(|error| match error.kind() {
         jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+        jsonwebtoken::errors::ErrorKind::ImmatureSignature => TokenError::NotYetValid,
         _ => TokenError::Invalid,
     })
 }

@@ -32,6 +32,15 @@ pub struct Config {
     /// The shortest time between two JWKS fetches caused by unknown key ids.
     #[arg(long, env = "JWKS_MIN_REFETCH_MS", default_value_t = 10_000)]
     pub jwks_min_refetch_ms: u64,
+    /// Posts one author may publish per hour (0: no limit).
+    #[arg(long, env = "POSTS_PER_AUTHOR_PER_HOUR", default_value_t = 60)]
+    pub posts_per_author_per_hour: u32,
+    /// Address of the Prometheus `/metrics` listener.
+    #[arg(long, env = "METRICS_HOST", default_value = "127.0.0.1")]
+    pub metrics_host: IpAddr,
+    /// Port of the `/metrics` listener (0 picks a free one).
+    #[arg(long, env = "METRICS_PORT", default_value_t = 9082)]
+    pub metrics_port: u16,
 }
 
 impl Config {

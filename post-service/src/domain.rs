@@ -1,17 +1,17 @@
-//! The rules of a post's inputs, as types.
+//! The rules of a post's inputs, as types (the contract's rules, from
+//! `agora_schema::rules`).
 
-use agora_platform::graphql::{check_text, InputError};
+use agora_platform::graphql::InputError;
+use agora_schema::rules;
 
-/// 1-200 characters, not blank, no control characters.
+/// 1-200 characters, not blank or invisible, no control characters or
+/// bidirectional overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostTitle(String);
 
 impl PostTitle {
     pub fn parse(value: &str) -> Result<Self, InputError> {
-        check_text("title", value, 1, 200, &[])?;
-        if value.trim().is_empty() {
-            return Err(InputError::new("title", "must not be blank"));
-        }
+        rules::TITLE.check(value)?;
         Ok(PostTitle(value.to_owned()))
     }
 
@@ -27,10 +27,7 @@ pub struct PostBody(String);
 
 impl PostBody {
     pub fn parse(value: &str) -> Result<Self, InputError> {
-        check_text("body", value, 1, 20_000, &['\n', '\r', '\t'])?;
-        if value.trim().is_empty() {
-            return Err(InputError::new("body", "must not be blank"));
-        }
+        rules::BODY.check(value)?;
         Ok(PostBody(value.to_owned()))
     }
 
@@ -55,6 +52,12 @@ mod tests {
     fn rejects_a_blank_title_or_one_with_a_line_break() {
         assert!(PostTitle::parse("   ").is_err());
         assert!(PostTitle::parse("two\nlines").is_err());
+    }
+
+    #[test]
+    fn rejects_a_title_with_bidirectional_overrides_or_only_invisible_characters() {
+        assert_eq!(PostTitle::parse("gnp.\u{202E}exe").unwrap_err().field, "title");
+        assert!(PostTitle::parse("\u{200B}\u{FEFF}").is_err());
     }
 
     #[test]

@@ -22,11 +22,13 @@ use uuid::Uuid;
 use crate::domain::{PostBody, PostTitle};
 use crate::error::ApiError;
 use crate::posts::{self, PostRow};
+use crate::rate_limit::PostBudget;
 
 pub type PostSchema = Schema<Query, Mutation, EmptySubscription>;
 
-pub fn schema(pool: PgPool, limiter: QueryLimiter) -> PostSchema {
+pub fn schema(pool: PgPool, limiter: QueryLimiter, budget: PostBudget) -> PostSchema {
     Schema::build(Query, Mutation, EmptySubscription)
+        .data(budget)
         .enable_federation()
         .extension(QueryLimitsExtension::new(limiter))
         // Loaders batch concurrent lookups; they cache nothing across requests.
@@ -163,6 +165,11 @@ impl Mutation {
         let caller = ctx.data::<Caller>()?.require()?;
         let title = PostTitle::parse(&input.title).coded()?;
         let body = PostBody::parse(&input.body).coded()?;
+        // Counted before the idempotency check: a retry near the budget's end
+        // may be told to wait, and then gets the first answer.
+        ctx.data::<PostBudget>()?
+            .spend(caller.sub)
+            .map_err(|retry| agora_platform::budget::rate_limited("too many posts; try again later", retry))?;
         let keyed = Keyed::of(ctx, Some(caller.sub), "createPost", &[Some(&input.title), Some(&input.body)]).coded()?;
         let (post, writes) =
             posts::create(ctx.data::<PgPool>()?, caller.sub, title, body, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod posts;
+pub mod rate_limit;
 pub mod startup;
 
 pub use config::Config;

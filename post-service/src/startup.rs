@@ -5,15 +5,16 @@
 use std::sync::Arc;
 
 use agora_platform::graphql::WriteReceipts;
+use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::outbox::{Relay, RelaySettings};
 use agora_platform::tokens::{self, Caller, JwksVerifier};
-use agora_platform::{db, health};
+use agora_platform::{db, health, subgraph};
 use anyhow::Context;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLRequest;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use sqlx::PgPool;
@@ -24,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::graphql::{self, PostSchema};
+use crate::rate_limit::PostBudget;
 
 /// The advisory lock key that elects post-service's one active outbox relay.
 pub const RELAY_LOCK_KEY: i64 = 0x6167_6f72_706f_7374; // "agorpost"
@@ -44,6 +46,7 @@ pub struct Application {
     pool: PgPool,
     kafka: KafkaSettings,
     router: Router,
+    metrics: MetricsServer,
 }
 
 impl Application {
@@ -51,23 +54,35 @@ impl Application {
         let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch()));
-        let state = AppState { schema: graphql::schema(pool.clone(), config.query_limits.limiter()), verifier };
+        let budget = PostBudget::per_hour(config.posts_per_author_per_hour);
+        let state = AppState { schema: graphql::schema(pool.clone(), config.query_limits.limiter(), budget), verifier };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "post-readiness")? };
         let router = Router::new()
-            .route("/graphql", post(graphql_handler))
+            .route(
+                "/graphql",
+                post(graphql_handler)
+                    // The limit inside: its bare 413 is answered as a GraphQL error.
+                    .route_layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+                    .route_layer(axum::middleware::from_fn(subgraph::json_only)),
+            )
             .with_state(state)
             .merge(health::router(dependencies))
-            .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
             .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
-        Ok(Application { listener, port, pool, kafka, router })
+        let metrics = MetricsServer::bind(config.metrics_host, config.metrics_port).await?;
+        Ok(Application { listener, port, pool, kafka, router, metrics })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `/metrics` listener.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics.port()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -84,6 +99,7 @@ impl Application {
         let tasks = vec![
             ("http server", tokio::spawn(async move { server.await.context("the HTTP server failed") })),
             ("outbox relay", tokio::spawn(relay.run(shutdown.child_token()))),
+            ("metrics server", tokio::spawn(self.metrics.run(shutdown.child_token()))),
         ];
         let result = agora_platform::shutdown::supervise(shutdown, tasks).await;
         self.pool.close().await;
@@ -101,7 +117,7 @@ async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, requ
     let response = WriteReceipts::execute(&state.schema, request, &headers).await;
     // A database that is away answers 503, so that the caller knows it may retry.
     let status = agora_platform::graphql::unavailable_status(&response);
-    let mut http = GraphQLResponse::from(response).into_response();
+    let mut http = subgraph::respond(response);
     if let Some(status) = status {
         *http.status_mut() = status;
     }

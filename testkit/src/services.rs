@@ -158,6 +158,18 @@ pub async fn start_auth_service(
         format!("--database-url={database_url}"),
         format!("--signing-key-file={}", key.path.display()),
     ];
+    // Tests register and log in many users from one address; a test of the
+    // budgets sets its own.
+    let defaults = [
+        "--metrics-port=0",
+        "--registrations-per-address=0",
+        "--login-attempts-per-address=0",
+        "--login-attempts-per-username-and-address=0",
+        "--login-failures-per-username=0",
+        // A busy test machine is not an attack: hashing waits its turn.
+        "--hashing-wait-ms=60000",
+    ];
+    args.extend(unless_given(&defaults, flags));
     if !previous_keys.is_empty() {
         let files: Vec<String> = previous_keys.iter().map(|key| key.path.display().to_string()).collect();
         args.push(format!("--previous-key-files={}", files.join(",")));
@@ -182,6 +194,8 @@ pub async fn start_post_service(kafka: &KafkaSettings, database_url: &str, auth_
         format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
         "--jwks-min-refetch-ms=0".to_owned(),
     ];
+    // Tests publish many posts as one user; a test of the budget sets its own.
+    args.extend(unless_given(&["--metrics-port=0", "--posts-per-author-per-hour=0"], flags));
     args.extend(flags.iter().map(|flag| flag.to_string()));
     let config = agora_post_service::Config::try_parse_from(args).expect("valid post-service flags");
     let kafka = with_delivery_timeout(kafka, config.kafka.delivery_timeout_ms);
@@ -189,6 +203,13 @@ pub async fn start_post_service(kafka: &KafkaSettings, database_url: &str, auth_
     let pool = application.pool().clone();
     let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
     StartedService { service, pool }
+}
+
+/// The `defaults` (`--name=value`) whose flag is not among `flags`.
+fn unless_given(defaults: &[&str], flags: &[&str]) -> Vec<String> {
+    let name = |flag: &str| flag.split('=').next().unwrap_or_default().to_owned();
+    let given: Vec<String> = flags.iter().map(|flag| name(flag)).collect();
+    defaults.iter().filter(|default| !given.contains(&name(default))).map(|default| default.to_string()).collect()
 }
 
 /// `--kafka-delivery-timeout-ms` applied to the embedded broker's settings,
@@ -224,6 +245,8 @@ pub struct Services {
     pub auth: RunningService,
     /// post-service's database, to check what was (not) written.
     pub post_db: PgPool,
+    /// auth-service's database, likewise.
+    pub auth_db: PgPool,
     /// The key auth-service signs with now.
     pub auth_key: KeyFile,
     /// Keys auth-service signed with before [`Services::rotate_auth_key`].
@@ -235,17 +258,27 @@ pub struct Services {
 
 impl Services {
     pub async fn start() -> Self {
+        Self::start_with(&[], &[]).await
+    }
+
+    /// The same with extra flags for auth-service and for post-service
+    /// (budgets, trusted proxies).
+    pub async fn start_with(auth_flags: &[&str], post_flags: &[&str]) -> Self {
         init_logging();
         let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
         let auth_key = KeyFile::generate();
         let auth_database = TestDatabase::new("agora_auth_test");
-        let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], SERVICE_FLAGS).await;
+        fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+            SERVICE_FLAGS.iter().chain(extra).copied().collect()
+        }
+        let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], &flags(auth_flags)).await;
         let post_database = TestDatabase::new("agora_post_test");
-        let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, SERVICE_FLAGS).await;
+        let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, &flags(post_flags)).await;
         Services {
             post: post.service,
             auth: auth.service,
             post_db: post.pool,
+            auth_db: auth.pool,
             auth_key,
             retired_keys: Vec::new(),
             post_database,
@@ -275,6 +308,7 @@ impl Services {
         )
         .await;
         self.auth = auth.service;
+        self.auth_db = auth.pool;
     }
 
     /// Registers a user with auth-service directly: its token and id.

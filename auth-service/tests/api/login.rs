@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app, spawn_app_with, TestApp, LOGIN, ME};
+use crate::helpers::{error_code, spawn_app, spawn_app_with, TestApp, LOGIN, ME, REGISTER};
 
 async fn login(app: &TestApp, username: &str, password: &str) -> Value {
     app.graphql(LOGIN, json!({ "input": { "username": username, "password": password } }), None).await
@@ -43,26 +43,59 @@ async fn logging_in_returns_a_token_that_me_accepts() {
     assert_eq!(me["data"]["me"]["username"], "ada");
 }
 
+/// Flags that make the test's loopback connection a trusted proxy, so that
+/// `X-Forwarded-For` names the client, with the given budgets.
+fn behind_a_proxy<'a>(budgets: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec!["--trusted-proxies", "127.0.0.1"];
+    flags.extend_from_slice(budgets);
+    flags
+}
+
+async fn login_as(app: &TestApp, client: &str, username: &str, password: &str) -> Value {
+    let variables = json!({ "input": { "username": username, "password": password } });
+    app.graphql_with_headers(LOGIN, variables, None, &[("x-forwarded-for", client)]).await
+}
+
+fn retry_after(response: &Value) -> Option<u64> {
+    response["errors"][0]["extensions"]["retryAfter"].as_u64()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logins_past_the_budget_of_a_username_are_rate_limited() {
-    let app = spawn_app_with(&["--login-attempts-per-username", "2"]).await;
+async fn a_client_guessing_one_password_is_slowed_but_the_owner_elsewhere_is_not() {
+    let app = spawn_app_with(&behind_a_proxy(&["--login-attempts-per-username-and-address", "2"])).await;
     app.register("ada", "correct horse").await;
 
     for _ in 0..2 {
-        assert_eq!(error_code(&login(&app, "ada", "wrong password").await), Some("UNAUTHENTICATED"));
+        assert_eq!(error_code(&login_from(&app, "203.0.113.7", "ada").await), Some("UNAUTHENTICATED"));
     }
-    // Past the budget even the right password is refused.
-    let limited = login(&app, "ada", "correct horse").await;
+    let limited = login_as(&app, "203.0.113.7", "ada", "correct horse").await;
+    let owner = login_as(&app, "198.51.100.1", "ada", "correct horse").await;
 
     assert_eq!(error_code(&limited), Some("RATE_LIMITED"), "{limited}");
-    assert!(limited["errors"][0]["extensions"]["retryAfter"].as_u64().is_some_and(|seconds| seconds >= 1), "{limited}");
-    let other = login(&app, "bob", "wrong password").await;
+    assert!(retry_after(&limited).is_some_and(|seconds| seconds >= 1), "{limited}");
+    assert!(owner["errors"].is_null(), "the owner, from another address, logs in: {owner}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_from_everywhere_cannot_lock_the_owner_out() {
+    let app = spawn_app_with(&behind_a_proxy(&["--login-failures-per-username", "2"])).await;
+    app.register("ada", "correct horse").await;
+
+    assert_eq!(error_code(&login_from(&app, "203.0.113.1", "ada").await), Some("UNAUTHENTICATED"));
+    assert_eq!(error_code(&login_from(&app, "203.0.113.2", "ada").await), Some("UNAUTHENTICATED"));
+    let third = login_from(&app, "203.0.113.3", "ada").await;
+    let owner = login_as(&app, "203.0.113.4", "ada", "correct horse").await;
+
+    assert_eq!(error_code(&third), Some("RATE_LIMITED"), "the username's failures are spent: {third}");
+    assert!(retry_after(&third).is_some(), "{third}");
+    assert!(owner["errors"].is_null(), "a correct password still logs in: {owner}");
+    let other = login_from(&app, "203.0.113.3", "bob").await;
     assert_eq!(error_code(&other), Some("UNAUTHENTICATED"), "another username has a budget of its own: {other}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_past_the_budget_of_a_client_address_are_rate_limited_across_usernames() {
-    let app = spawn_app_with(&["--login-attempts-per-address", "2"]).await;
+    let app = spawn_app_with(&behind_a_proxy(&["--login-attempts-per-address", "2"])).await;
 
     assert_eq!(error_code(&login_from(&app, "203.0.113.7", "user_one").await), Some("UNAUTHENTICATED"));
     assert_eq!(error_code(&login_from(&app, "203.0.113.7", "user_two").await), Some("UNAUTHENTICATED"));
@@ -75,11 +108,51 @@ async fn logins_past_the_budget_of_a_client_address_are_rate_limited_across_user
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_peer_cannot_escape_the_address_budget_with_x_forwarded_for() {
-    let app = spawn_app_with(&["--login-attempts-per-address", "2", "--trusted-proxies", "192.0.2.1"]).await;
+    for flags in
+        [vec!["--login-attempts-per-address", "2", "--trusted-proxies", "192.0.2.1"], vec!["--login-attempts-per-address", "2"]]
+    {
+        let app = spawn_app_with(&flags).await;
 
-    assert_eq!(error_code(&login_from(&app, "203.0.113.1", "user_one").await), Some("UNAUTHENTICATED"));
-    assert_eq!(error_code(&login_from(&app, "203.0.113.2", "user_two").await), Some("UNAUTHENTICATED"));
-    let limited = login_from(&app, "203.0.113.3", "user_three").await;
+        assert_eq!(error_code(&login_from(&app, "203.0.113.1", "user_one").await), Some("UNAUTHENTICATED"));
+        assert_eq!(error_code(&login_from(&app, "203.0.113.2", "user_two").await), Some("UNAUTHENTICATED"));
+        let limited = login_from(&app, "203.0.113.3", "user_three").await;
 
-    assert_eq!(error_code(&limited), Some("RATE_LIMITED"), "the header of an untrusted peer is ignored: {limited}");
+        assert_eq!(
+            error_code(&limited),
+            Some("RATE_LIMITED"),
+            "the header of an untrusted peer is ignored ({flags:?}): {limited}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_answer_carries_retry_after() {
+    let app = spawn_app_with(&["--login-attempts-per-address", "1"]).await;
+    login(&app, "ada", "wrong password").await;
+
+    let response = agora_testkit::http_client()
+        .post(format!("http://127.0.0.1:{}/graphql", app.port()))
+        .json(&json!({ "query": LOGIN, "variables": { "input": { "username": "ada", "password": "wrong password" } } }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let header: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"));
+    assert_eq!(retry_after(&body), Some(header), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_past_the_budget_of_an_address_are_rate_limited_and_write_nothing() {
+    let app = spawn_app_with(&["--registrations-per-address", "1"]).await;
+    app.register("ada", "correct horse").await;
+
+    let variables = json!({ "input": { "username": "bob", "password": "correct horse" } });
+    let limited = app.graphql(REGISTER, variables, None).await;
+
+    assert_eq!(error_code(&limited), Some("RATE_LIMITED"), "{limited}");
+    assert!(retry_after(&limited).is_some_and(|seconds| seconds > 1), "{limited}");
+    assert_eq!(app.count_rows("app_user").await, 1);
 }

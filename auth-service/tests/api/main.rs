@@ -3,6 +3,7 @@
 
 mod accounts;
 mod health;
+mod hostile;
 mod helpers;
 mod hostile_documents;
 mod idempotency;

@@ -27,6 +27,7 @@ pub fn schema(shared: Shared, live: crate::live::LiveFeed, limiter: QueryLimiter
         .data(live)
         .extension(QueryLimitsExtension::new(limiter.clone()))
         .data(limiter)
+        .extension(crate::consistency_wait::WaitForToken(shared.consistency.clone()))
         .data(shared)
         .finish()
 }

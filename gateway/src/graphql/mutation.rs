@@ -9,9 +9,14 @@
 //! has an effect, one key per mutation field (the client's key and the
 //! field's response path), so a retry of the whole request is a retry of
 //! each of its commands.
+//!
+//! Inputs are checked first, by the same rules the services apply
+//! (`agora_schema::rules`): a value the service would refuse (or one too
+//! large for its body limit) is BAD_USER_INPUT here, without a call.
 
-use agora_platform::graphql::Coded;
+use agora_platform::graphql::{Coded, ErrorCode, InputError};
 use agora_platform::idempotency::RequestKey;
+use agora_schema::rules;
 use async_graphql::{Context, InputObject, Object};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -50,6 +55,10 @@ pub struct Mutation;
 impl Mutation {
     /// Creates an account and returns a token for it. CONFLICT if the username is taken.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<AuthPayload> {
+        check_credentials(&input.username, &input.password)?;
+        if let Some(name) = &input.display_name {
+            check(rules::DISPLAY_NAME.check(rules::normalize_display_name(name)))?;
+        }
         let query =
             format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
         let input = json!({ "username": input.username, "password": input.password, "displayName": input.display_name });
@@ -59,6 +68,7 @@ impl Mutation {
 
     /// UNAUTHENTICATED on a wrong username or password (the same error for both).
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
+        check_credentials(&input.username, &input.password)?;
         let query = format!("mutation($input: LoginInput!) {{ login(input: $input) {{ token user {{ {USER_FIELDS} }} }} }}");
         let input = json!({ "username": input.username, "password": input.password });
         // A login has no effect to dedupe: its key, if any, is not forwarded.
@@ -68,6 +78,8 @@ impl Mutation {
 
     /// Changes the display name of the user behind the token.
     async fn rename_user(&self, ctx: &Context<'_>, display_name: String) -> async_graphql::Result<User> {
+        check(rules::DISPLAY_NAME.check(rules::normalize_display_name(&display_name)))?;
+        require_known_caller(ctx).await?;
         let query = format!("mutation($displayName: String!) {{ renameUser(displayName: $displayName) {{ {USER_FIELDS} }} }}");
         let answer = command(ctx, Service::Auth, &query, json!({ "displayName": display_name }), Keyed::Yes).await?;
         user_after_command(ctx, &answer.data["renameUser"]).await
@@ -75,6 +87,9 @@ impl Mutation {
 
     /// Publishes a post by the user behind the token; the author earns points.
     async fn create_post(&self, ctx: &Context<'_>, input: CreatePostInput) -> async_graphql::Result<Post> {
+        check(rules::TITLE.check(&input.title))?;
+        check(rules::BODY.check(&input.body))?;
+        require_known_caller(ctx).await?;
         let query = "mutation($input: CreatePostInput!) { createPost(input: $input) { id title body createdAt author { id } } }";
         let input = json!({ "title": input.title, "body": input.body });
         let answer = command(ctx, Service::Post, query, json!({ "input": input }), Keyed::Yes).await?;
@@ -100,6 +115,41 @@ impl Mutation {
             author,
         }))
     }
+}
+
+fn check(rule: Result<(), rules::RuleError>) -> async_graphql::Result<()> {
+    rule.map_err(InputError::from).coded()
+}
+
+fn check_credentials(username: &str, password: &str) -> async_graphql::Result<()> {
+    check(rules::check_username(username))?;
+    check(rules::check_password(password))
+}
+
+/// A command on behalf of a token's user runs only while that user exists:
+/// a validly signed token for a user that is not there (deleted, or of
+/// another installation with the same key) cannot post or earn points.
+/// Callers without a valid token are left to the service, which refuses
+/// them with the reason.
+async fn require_known_caller(ctx: &Context<'_>) -> async_graphql::Result<()> {
+    let request = ctx.data::<RequestContext>()?;
+    let Some(claims) = request.caller.claims() else { return Ok(()) };
+    if let Ok(Some(_)) = request.loaders.users.load_one(claims.sub).await {
+        return Ok(());
+    }
+    // The read model may not have applied the registration yet, or be away:
+    // auth-service, which owns users, decides.
+    let shared = ctx.data::<Shared>()?;
+    let query = "query($id: ID!) { user(id: $id) { id } }";
+    let answer = shared
+        .upstream
+        .query(Service::Auth, query, json!({ "id": claims.sub }), &request.forwarded, &request.calls)
+        .await
+        .coded()?;
+    if answer.data["user"].is_null() {
+        return Err(ErrorCode::Unauthenticated.error("the token names a user that does not exist"));
+    }
+    Ok(())
 }
 
 /// Whether a command takes the client's idempotency key.

@@ -36,6 +36,11 @@ impl Query {
     }
 
     async fn user_by_username(&self, ctx: &Context<'_>, username: String) -> async_graphql::Result<Option<User>> {
+        // A string that breaks the username rules names nobody (and may hold
+        // what PostgreSQL refuses, such as U+0000).
+        if agora_schema::rules::check_username(&username).is_err() {
+            return Ok(None);
+        }
         let request = ctx.data::<RequestContext>()?;
         Ok(request.loaders.source.user_by_username(&username).await.coded()?.map(User))
     }

@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
+use agora_platform::client_address::ClientAddress;
 use async_graphql::parser::types::OperationType;
 use axum::{
     body::Bytes,
@@ -16,7 +17,7 @@ use super::{
     negotiation::{accepts_html, negotiate, ResponseMediaType},
     operation::selected_operation_type,
     params::{check_content_type, GraphQlParams},
-    playground, response, Executor,
+    playground, response, Answer, Executor,
 };
 
 /// What the handlers share.
@@ -74,11 +75,23 @@ pub async fn post(State(endpoint): State<Endpoint>, parts: Parts, body: Result<B
 }
 
 async fn execute(endpoint: &Endpoint, params: GraphQlParams, parts: &Parts, media_type: ResponseMediaType) -> Response {
-    let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
+    let Some(ConnectInfo(mut peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
         tracing::error!("the router must be served with into_make_service_with_connect_info::<SocketAddr>()");
         return TransportError::Internal.into_response_as(media_type);
     };
+    // The client behind a trusted proxy, when one relayed the request.
+    if let Some(ClientAddress(client)) = parts.extensions.get::<ClientAddress>().copied() {
+        peer.set_ip(client);
+    }
     tracing::Span::current().record("operation", params.operation_name.as_deref());
     let graphql_response = endpoint.executor.execute(params.into_request(), &parts.headers, peer).await;
-    response::render(graphql_response, media_type)
+    let retry_after = match &graphql_response {
+        Answer::Response(response) => agora_platform::budget::retry_after_of(&response.errors),
+        Answer::Serialized { .. } => None,
+    };
+    let mut rendered = response::render(graphql_response, media_type);
+    if let Some(seconds) = retry_after {
+        rendered.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+    }
+    rendered
 }

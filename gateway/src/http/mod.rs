@@ -45,7 +45,8 @@ impl From<async_graphql::Response> for Answer {
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync + 'static {
     /// Executes one request. `headers` are the HTTP request's (bearer token,
-    /// `x-query-strategy`, `x-consistency-token`); `peer` is the client socket.
+    /// `x-query-strategy`, `x-consistency-token`); `peer` is the client: the
+    /// socket's peer, or the client a trusted proxy names for it.
     async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer;
 }
 

@@ -1,9 +1,18 @@
 //! One WebSocket connection: the handshake, its subscriptions and their
 //! results, keep-alive, and every way it can end with a proper close code.
+//!
+//! Bounds: at most `max_subscriptions` operations at once (a further one
+//! gets an `error` with code RATE_LIMITED), messages and frames of at most
+//! `max_message_bytes` (a larger one: close 1009), a `connection_init`
+//! payload that is an object or absent (else 4400), and a token that is
+//! honoured only while it lives (when it expires: close 4403).
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agora_platform::tokens::Caller;
+use async_graphql::ErrorExtensions;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::BoxStream;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -27,12 +36,22 @@ struct Connection {
     outbound: Outbound,
     endpoint: Arc<LiveEndpoint>,
     caller: Option<(Caller, Forwarded)>,
+    /// The client's address, forwarded with its commands.
+    client_address: Option<IpAddr>,
+    /// When the token given at `connection_init` expires.
+    expires_at: Option<tokio::time::Instant>,
     /// Each subscription's results, then `None` when it ends.
     subscriptions: StreamMap<String, BoxStream<'static, Option<Arc<Outcome>>>>,
     slow: SlowSubscriber,
 }
 
-pub async fn serve(socket: WebSocket, protocol: Protocol, endpoint: Arc<LiveEndpoint>, shutdown: CancellationToken) {
+pub async fn serve(
+    socket: WebSocket,
+    protocol: Protocol,
+    endpoint: Arc<LiveEndpoint>,
+    client_address: Option<IpAddr>,
+    shutdown: CancellationToken,
+) {
     metrics::gauge!("agora_live_connections").increment(1.0);
     let settings = endpoint.settings;
     let (mut sink, mut incoming) = socket.split();
@@ -41,6 +60,8 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, endpoint: Arc<LiveEndp
         outbound: Outbound(protocol),
         endpoint,
         caller: None,
+        client_address,
+        expires_at: None,
         subscriptions: StreamMap::new(),
         slow: SlowSubscriber::default(),
     };
@@ -49,7 +70,9 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, endpoint: Arc<LiveEndp
     let slow = connection.slow.clone();
     let fell_behind = slow.fell_behind_by();
     let init_deadline = tokio::time::sleep(settings.init_timeout);
-    tokio::pin!(shutting_down, fell_behind, init_deadline);
+    // Set when a token is accepted; until then it never fires.
+    let token_expiry = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+    tokio::pin!(shutting_down, fell_behind, init_deadline, token_expiry);
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + settings.keep_alive, settings.keep_alive);
     loop {
         let step = tokio::select! {
@@ -60,6 +83,7 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, endpoint: Arc<LiveEndp
                 Step::Close(1008, format!("subscriber too slow: fell {missed} events behind"))
             }
             _ = &mut init_deadline, if connection.caller.is_none() => Step::Close(4408, "Connection initialisation timeout".into()),
+            _ = &mut token_expiry, if connection.expires_at.is_some() => Step::Close(4403, "Forbidden: the token has expired".into()),
             _ = keep_alive.tick(), if connection.caller.is_some() => Step::Send(vec![connection.outbound.keep_alive()]),
             message = incoming.next() => match message {
                 Some(Ok(Message::Text(text))) => connection.receive(text.as_str()).await,
@@ -68,10 +92,16 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, endpoint: Arc<LiveEndp
                     Err(_) => Step::Close(4400, "messages must be UTF-8 JSON".into()),
                 },
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Send(Vec::new()),
+                Some(Err(error)) if too_big(&error) => Step::Close(1009, format!("messages are limited to {} bytes", settings.max_message_bytes)),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Step::Quit,
             },
             Some((id, result)) = connection.subscriptions.next(), if !connection.subscriptions.is_empty() => connection.result(id, result),
         };
+        if let Some(expires_at) = connection.expires_at {
+            if token_expiry.deadline() != expires_at {
+                token_expiry.as_mut().reset(expires_at);
+            }
+        }
         match step {
             Step::Send(messages) => {
                 for text in messages {
@@ -127,6 +157,9 @@ impl Connection {
         if self.caller.is_some() {
             return Step::Close(4429, "Too many initialisation requests".into());
         }
+        if !matches!(payload, None | Some(serde_json::Value::Null | serde_json::Value::Object(_))) {
+            return Step::Close(4400, "the connection_init payload must be an object".into());
+        }
         // {"authorization": "Bearer …"}, whatever the key's case.
         let authorization = payload
             .as_ref()
@@ -145,12 +178,18 @@ impl Connection {
                     return self.refuse("the authorization must be \"Bearer <token>\"");
                 };
                 match self.endpoint.verifier.verify(token).await {
-                    Ok(claims) => Caller::User(claims),
+                    Ok(claims) => {
+                        let lifetime = u64::try_from(claims.exp - chrono::Utc::now().timestamp()).unwrap_or(0);
+                        self.expires_at = Some(tokio::time::Instant::now() + Duration::from_secs(lifetime));
+                        Caller::User(claims)
+                    }
                     Err(error) => return self.refuse(&error.to_string()),
                 }
             }
         };
-        self.caller = Some((caller, Forwarded { authorization, client_address: None, traceparent: None, idempotency_key: None }));
+        let forwarded =
+            Forwarded { authorization, client_address: self.client_address, traceparent: None, idempotency_key: None };
+        self.caller = Some((caller, forwarded));
         let mut messages = vec![self.outbound.ack()];
         if self.protocol == Protocol::Legacy {
             messages.push(self.outbound.keep_alive());
@@ -171,6 +210,14 @@ impl Connection {
         };
         if self.subscriptions.contains_key(&id) {
             return Step::Close(4409, format!("Subscriber for {id} already exists"));
+        }
+        let max = self.endpoint.settings.max_subscriptions;
+        if self.subscriptions.len() >= max {
+            metrics::counter!("agora_live_subscriptions_refused_total").increment(1);
+            let message = format!("at most {max} operations may run at once on one connection; complete one first");
+            let error = agora_platform::budget::rate_limited(message, agora_platform::budget::RetryAfter(1))
+                .extend_with(|_, extensions| extensions.set("limit", max as u64));
+            return Step::Send(vec![self.outbound.error(&id, &[error.into_server_error(Default::default())])]);
         }
         let endpoint = &self.endpoint;
         let results = match OperationKey::of_subscription(&request) {
@@ -230,6 +277,18 @@ impl Connection {
         metrics::gauge!("agora_live_subscriptions").decrement(self.subscriptions.len() as f64);
         metrics::gauge!("agora_live_connections").decrement(1.0);
     }
+}
+
+/// Whether a read failed because a message or frame was over the limit.
+fn too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if matches!(error.downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_))) {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// A close frame's reason may hold at most 123 bytes.

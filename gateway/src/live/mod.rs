@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agora_platform::client_address::ClientAddress;
 use agora_platform::tokens::{Caller, JwksVerifier};
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::header;
@@ -38,6 +39,11 @@ pub struct LiveSettings {
     pub keep_alive: Duration,
     /// How long one message may wait for a client that does not read.
     pub send_timeout: Duration,
+    /// Operations one connection may run at once (a further `subscribe` is
+    /// answered with an `error` whose code is RATE_LIMITED).
+    pub max_subscriptions: usize,
+    /// The largest message or frame read (a larger one: close 1009).
+    pub max_message_bytes: usize,
 }
 
 /// What WebSocket connections share.
@@ -102,6 +108,8 @@ pub async fn upgrade(State(endpoint): State<Arc<LiveEndpoint>>, request: Request
         return next.run(request).await;
     }
     let (mut parts, _) = request.into_parts();
+    // Commands sent over the socket are counted against this client's budgets.
+    let client_address = parts.extensions.get::<ClientAddress>().map(|address| address.0);
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -111,10 +119,11 @@ pub async fn upgrade(State(endpoint): State<Arc<LiveEndpoint>>, request: Request
     // message is flushed as it is sent, so nothing waits in the write buffer.
     let upgrade = upgrade
         .protocols([Protocol::TRANSPORT_WS, Protocol::LEGACY])
-        .max_message_size(64 * 1024)
+        .max_message_size(endpoint.settings.max_message_bytes)
+        .max_frame_size(endpoint.settings.max_message_bytes)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0);
     let protocol = Protocol::from_subprotocol(upgrade.selected_protocol().and_then(|name| name.to_str().ok()));
     let shutdown = endpoint.shutdown.clone();
-    upgrade.on_upgrade(move |socket| connection::serve(socket, protocol, endpoint, shutdown))
+    upgrade.on_upgrade(move |socket| connection::serve(socket, protocol, endpoint, client_address, shutdown))
 }

@@ -15,6 +15,8 @@ use uuid::Uuid;
 pub struct TestGateway {
     pub service: RunningService,
     pub read_db: PgPool,
+    /// The port of its `/metrics` listener.
+    pub metrics_port: u16,
 }
 
 pub struct TestSystem {
@@ -47,13 +49,15 @@ pub async fn start_gateway(
         format!("--post-url=http://127.0.0.1:{post_port}/graphql"),
         format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
         "--jwks-min-refetch-ms=0".to_owned(),
+        "--metrics-port=0".to_owned(),
     ];
     args.extend(flags.iter().map(|flag| flag.to_string()));
     let config = agora_gateway::Config::parse_from(args);
     let application = agora_gateway::Application::build(config, kafka.clone()).await.expect("building the gateway");
     let read_db = application.pool().clone();
+    let metrics_port = application.metrics_port();
     let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
-    TestGateway { service, read_db }
+    TestGateway { service, read_db, metrics_port }
 }
 
 pub async fn spawn_system() -> TestSystem {

@@ -6,6 +6,7 @@ mod consistency;
 mod equivalence;
 mod events;
 mod helpers;
+mod hostile_clients;
 mod hostile_documents;
 mod http;
 mod idempotency;

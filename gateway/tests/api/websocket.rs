@@ -217,7 +217,10 @@ async fn live_metrics_are_exported() {
     send(&mut socket, json!({ "type": "connection_init" })).await;
     receive(&mut socket).await;
     send(&mut socket, subscribe("1")).await;
-    let metrics_url = format!("http://127.0.0.1:{}/metrics", system.gateway.port());
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", system.gateway.metrics_port);
+    let public =
+        agora_testkit::http_client().get(format!("http://127.0.0.1:{}/metrics", system.gateway.port())).send().await.unwrap();
+    assert_eq!(public.status(), 404, "metrics are not served on the public port");
     agora_testkit::wait_until(DEADLINE, "the live gauges are exported", || async {
         let text = agora_testkit::http_client().get(&metrics_url).send().await.unwrap().text().await.unwrap();
         text.contains("agora_live_connections") && text.contains("agora_live_subscriptions")

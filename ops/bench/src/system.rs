@@ -52,6 +52,14 @@ fn common_env(postgres: &str, brokers: &str, port: u16, database: &str) -> anyho
         ("DATABASE_URL".into(), database_url(postgres, database)?),
         ("KAFKA_BROKERS".into(), brokers.to_owned()),
         ("RUST_LOG".into(), std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".into())),
+        ("METRICS_PORT".into(), "0".into()),
+        // The benchmark registers, logs in and posts as a few clients on
+        // one address, far past a public deployment's budgets.
+        ("AUTH_REGISTRATIONS_PER_ADDRESS".into(), "0".into()),
+        ("AUTH_LOGIN_ATTEMPTS_PER_ADDRESS".into(), "0".into()),
+        ("AUTH_LOGIN_ATTEMPTS_PER_USERNAME_AND_ADDRESS".into(), "0".into()),
+        ("AUTH_LOGIN_FAILURES_PER_USERNAME".into(), "0".into()),
+        ("POSTS_PER_AUTHOR_PER_HOUR".into(), "0".into()),
     ])
 }
 

@@ -5,6 +5,7 @@
 
 mod federation;
 mod helpers;
+mod hostile;
 mod hostile_documents;
 mod idempotency;
 mod outage;

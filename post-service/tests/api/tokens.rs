@@ -21,6 +21,7 @@ fn craft_token(pem: &str, kid: &str, user_id: Uuid, expires_in: i64) -> String {
         iss: ISSUER.to_owned(),
         aud: AUDIENCE.to_owned(),
         iat: now.min(now + expires_in) - 60,
+        nbf: None,
         exp: now + expires_in,
     };
     let mut header = Header::new(Algorithm::EdDSA);

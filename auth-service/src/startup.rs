@@ -127,6 +127,7 @@ async fn graphql_handler(
 ) -> Response {
     let caller = tokens::Caller::from_verification(tokens::bearer(&headers).map(|token| state.keys.verify(token)));
     let request = request.into_inner().data(caller).data(ClientAddress(client.0));
+    let request = request.data(agora_platform::idempotency::RequestKey::from_headers(&headers));
     let response = WriteReceipts::execute(&state.schema, request, &headers).await;
     // A database that is away answers 503, so that the caller knows it may retry.
     let status = agora_platform::graphql::unavailable_status(&response);

@@ -35,6 +35,7 @@ impl System {
             format!("--post-url=http://127.0.0.1:{}/graphql", services.post.port),
             format!("--jwks-url={}", Services::jwks_url_of(auth)),
             "--jwks-min-refetch-ms=0".to_owned(),
+            "--metrics-port=0".to_owned(),
         ]);
         let application = agora_gateway::Application::build(config, services.kafka.settings()).await.expect("the gateway");
         let read_db = application.pool().clone();

@@ -108,10 +108,7 @@ impl WriteReceipts {
         headers: &axum::http::HeaderMap,
     ) -> async_graphql::Response {
         let receipts = WriteReceipts::default();
-        let request = request
-            .data(receipts.clone())
-            .data(TraceParent::from_headers(headers))
-            .data(crate::idempotency::RequestKey::from_headers(headers));
+        let request = request.data(receipts.clone()).data(TraceParent::from_headers(headers));
         let mut response = executor.execute(request).await;
         let written = std::mem::take(&mut *receipts.0.lock().expect("receipts lock"));
         if !written.is_empty() {

@@ -114,6 +114,7 @@ async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, requ
         None => None,
     };
     let request = request.into_inner().data(Caller::from_verification(verification));
+    let request = request.data(agora_platform::idempotency::RequestKey::from_headers(&headers));
     let response = WriteReceipts::execute(&state.schema, request, &headers).await;
     // A database that is away answers 503, so that the caller knows it may retry.
     let status = agora_platform::graphql::unavailable_status(&response);

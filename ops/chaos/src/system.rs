@@ -93,6 +93,8 @@ impl System {
             ("PORT".into(), port.to_string()),
             ("DATABASE_URL".into(), self.postgres.database_url(database)),
             ("KAFKA_BROKERS".into(), self.brokers.clone()),
+            // Several processes of one kind run side by side: any free port.
+            ("METRICS_PORT".into(), "0".into()),
             ("RUST_LOG".into(), log_filter()),
         ]
     }
@@ -185,6 +187,7 @@ impl System {
             ("AUTH_SIGNING_KEY_FILE".into(), self.key_file.display().to_string()),
             ("AUTH_TOKEN_TTL_SECONDS".into(), "86400".into()),
             ("LOG_FORMAT".into(), "json".into()),
+            ("METRICS_PORT".into(), "0".into()),
             ("RUST_LOG".into(), format!("{},agora_platform::kafka=info", log_filter())),
         ];
         let port = free_port()?;

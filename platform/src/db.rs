@@ -9,7 +9,8 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-/// The migrations of the outbox table that every publishing part has.
+/// The migrations every publishing part has: the outbox (and where its
+/// events landed) and the idempotency keys of its commands.
 pub fn outbox_migrations() -> Migrator {
     sqlx::migrate!("./migrations")
 }

@@ -1,19 +1,5 @@
 //! `agora-bench-service auth|post|gateway`: one Agora service as its own
-//! process, configured from the environment exactly like its own binary
-//! (`auth-service`, `post-service`, `gateway`), and started the same way
-//! (`Application::build`, then `run_until_stopped` until SIGTERM/Ctrl-C).
-//!
-//! The one difference: Kafka is taken as given from `KAFKA_BROKERS` (the
-//! benchmark's embedded broker, whose topics already exist) instead of
-//! through `agora_platform::kafka::resolve`, whose topic creation does not
-//! return against the embedded (librdkafka mock) broker.
-
-use std::time::Duration;
-
-use agora_platform::kafka::KafkaSettings;
-use agora_platform::{shutdown, telemetry};
-use anyhow::Context;
-use clap::Parser;
+//! process, configured from the environment (see `agora_ops::service`).
 
 /// mimalloc: the request path makes many small, short-lived allocations
 /// across worker threads, where it is markedly cheaper than glibc's malloc.
@@ -22,31 +8,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_logging();
-    let which = std::env::args().nth(1).unwrap_or_default();
-    let brokers = std::env::var("KAFKA_BROKERS").context("KAFKA_BROKERS must name the benchmark's broker")?;
-    let delivery_timeout_ms: u64 = std::env::var("KAFKA_DELIVERY_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000);
-    let kafka = KafkaSettings { brokers, delivery_timeout: Duration::from_millis(delivery_timeout_ms) };
-    let stop = shutdown::on_signal();
-    match which.as_str() {
-        "auth" => {
-            let config = agora_auth_service::Config::try_parse_from(["auth-service"])?;
-            let app = agora_auth_service::Application::build(config, kafka).await.context("auth-service failed to start")?;
-            tracing::info!(port = app.port(), "auth-service listening");
-            app.run_until_stopped(stop).await
-        }
-        "post" => {
-            let config = agora_post_service::Config::try_parse_from(["post-service"])?;
-            let app = agora_post_service::Application::build(config, kafka).await.context("post-service failed to start")?;
-            tracing::info!(port = app.port(), "post-service listening");
-            app.run_until_stopped(stop).await
-        }
-        "gateway" => {
-            let config = agora_gateway::Config::try_parse_from(["gateway"])?;
-            let app = agora_gateway::Application::build(config, kafka).await.context("the gateway failed to start")?;
-            tracing::info!(port = app.port(), "gateway listening");
-            app.run_until_stopped(stop).await
-        }
-        _ => anyhow::bail!("usage: agora-bench-service auth|post|gateway (configured from the environment)"),
-    }
+    let role = std::env::args().nth(1).unwrap_or_default();
+    agora_ops::service::run(&role).await
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
 use agora_platform::idempotency::Keyed;
-use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
+use agora_platform::query_limits::{QueryLimiter, QueryLimitsExtension};
 use agora_platform::tokens::Caller;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};

@@ -45,7 +45,7 @@ pub async fn run(pool: PgPool, kafka: KafkaSettings, group: String, shutdown: Ca
         batch_size: BATCH_SIZE,
         retry_backoff: Duration::from_millis(500),
     };
-    consumer::run(pool, kafka, settings, Ledger, shutdown).await
+    consumer::run(pool, kafka, settings, Ledger, consumer::Positioned::new(Vec::new()), shutdown).await
 }
 
 /// The ledger as a consumer's state.

@@ -10,7 +10,7 @@ use agora_platform::client_address::{self, TrustedProxies};
 use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::tokens::JwksVerifier;
-use agora_platform::{db, health};
+use agora_platform::{consumer, db, health};
 use anyhow::Context;
 use axum::Router;
 use sqlx::PgPool;
@@ -44,6 +44,8 @@ pub struct Application {
     /// Feeds subscribers; positioned at the topics' end during `build`.
     live_reader: LiveReader,
     metrics: MetricsServer,
+    /// The partitions the projector is positioned on and consuming.
+    projecting: consumer::Positioned,
 }
 
 impl Application {
@@ -104,7 +106,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
         let metrics = MetricsServer::bind(config.metrics_host, config.metrics_port).await?;
-        Ok(Application { listener, port, pool, kafka, config, router, background, sockets, live_reader, metrics })
+        let projecting = consumer::Positioned::new(Vec::new());
+        Ok(Application { listener, port, pool, kafka, config, router, background, sockets, live_reader, metrics, projecting })
     }
 
     pub fn port(&self) -> u16 {
@@ -120,6 +123,12 @@ impl Application {
         &self.pool
     }
 
+    /// The partitions this replica's projector consumes: none until its
+    /// group first assigns it some, and while a rebalance moves them.
+    pub fn projecting(&self) -> tokio::sync::watch::Receiver<Vec<consumer::Partition>> {
+        self.projecting.subscribe()
+    }
+
     /// Serves until `shutdown`, then lets in-flight requests finish and the
     /// projector commit its batch.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -128,7 +137,7 @@ impl Application {
             batch_size: self.config.projector_batch_size,
             retry_backoff: Duration::from_millis(500),
         };
-        let projector = Projector::new(self.pool.clone(), self.kafka.clone(), settings);
+        let projector = Projector::new(self.pool.clone(), self.kafka.clone(), settings, self.projecting);
         let server_shutdown = shutdown.clone();
         let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { server_shutdown.cancelled().await });

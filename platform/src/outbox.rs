@@ -358,7 +358,12 @@ impl Relay {
         for (row, delivery) in rows.iter().zip(self.while_leading(&mut tx, join_all(deliveries)).await?) {
             match delivery {
                 Ok(Ok(delivery)) => {
-                    let place = Landed { topic: row.topic.clone(), partition: delivery.partition, offset: delivery.offset, event_id: row.event_id };
+                    let place = Landed {
+                        topic: row.topic.clone(),
+                        partition: delivery.partition,
+                        offset: delivery.offset,
+                        event_id: row.event_id,
+                    };
                     match landed.iter_mut().find(|l| l.topic == place.topic && l.partition == place.partition) {
                         Some(last) if last.offset < place.offset => *last = place,
                         Some(_) => {}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
 use agora_platform::idempotency::Keyed;
 use agora_platform::pagination::PageRequest;
-use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
+use agora_platform::query_limits::{QueryLimiter, QueryLimitsExtension};
 use agora_platform::tokens::Caller;
 use agora_schema::PostCursor;
 use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};

@@ -19,7 +19,8 @@ pub async fn graphql_http_audits(url: &str) -> Result<usize, String> {
     if !output.status.success() {
         return Err(format!("the audits did not all pass:\n{report}"));
     }
-    let summary = stdout.lines().find_map(|line| line.strip_prefix("audits: ")).ok_or_else(|| format!("no summary:\n{report}"))?;
+    let summary =
+        stdout.lines().find_map(|line| line.strip_prefix("audits: ")).ok_or_else(|| format!("no summary:\n{report}"))?;
     let passed: usize = summary.split(' ').next().and_then(|count| count.parse().ok()).ok_or_else(|| report.clone())?;
     let ok_lines = stdout.lines().filter(|line| line.starts_with("ok ")).count();
     if summary != format!("{passed} passed, 0 failed") || ok_lines != passed {

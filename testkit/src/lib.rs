@@ -12,8 +12,8 @@
 mod audit;
 mod client;
 mod database;
-mod proxy;
 pub mod hostile;
+mod proxy;
 mod services;
 mod topic_reader;
 

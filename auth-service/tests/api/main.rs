@@ -3,8 +3,8 @@
 
 mod accounts;
 mod health;
-mod hostile;
 mod helpers;
+mod hostile;
 mod hostile_documents;
 mod idempotency;
 mod ledger;

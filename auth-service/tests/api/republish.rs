@@ -23,7 +23,8 @@ async fn a_relay_on_a_new_cluster_publishes_the_whole_outbox_again() {
     let user = Uuid::now_v7();
     let mut events = Vec::new();
     for version in 1..=5 {
-        let event = Event::UserRenamed(UserRenamed { user_id: user, display_name: format!("name {version}"), renamed_at: Utc::now() });
+        let event =
+            Event::UserRenamed(UserRenamed { user_id: user, display_name: format!("name {version}"), renamed_at: Utc::now() });
         let envelope = event.into_envelope(version, Utc::now());
         let mut tx = pool.begin().await.unwrap();
         outbox::append(&mut tx, topics::USER, &envelope, &TraceParent::default()).await.unwrap();
@@ -61,9 +62,10 @@ async fn a_relay_on_a_new_cluster_publishes_the_whole_outbox_again() {
     let mut tx = pool.begin().await.unwrap();
     outbox::append(&mut tx, topics::USER, &marker, &TraceParent::default()).await.unwrap();
     tx.commit().await.unwrap();
-    let received =
-        read_topic_until(&second.settings(), topics::USER, "the marker", |read| read.iter().any(|m| m.envelope.event_id == marker.event_id))
-            .await;
+    let received = read_topic_until(&second.settings(), topics::USER, "the marker", |read| {
+        read.iter().any(|m| m.envelope.event_id == marker.event_id)
+    })
+    .await;
     assert_eq!(received.len(), 6, "nothing but the marker was published again");
     stop.cancel();
     running.await.unwrap().unwrap();

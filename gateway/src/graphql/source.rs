@@ -34,7 +34,10 @@ impl From<sqlx::Error> for SourceError {
     fn from(error: sqlx::Error) -> Self {
         if agora_platform::db::is_unavailable(&error) {
             tracing::warn!(%error, "the read model's database is unavailable");
-            return SourceError { code: ErrorCode::Unavailable, message: "the database is unavailable for now; retry later".into() };
+            return SourceError {
+                code: ErrorCode::Unavailable,
+                message: "the database is unavailable for now; retry later".into(),
+            };
         }
         SourceError::internal(error)
     }

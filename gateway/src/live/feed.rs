@@ -191,7 +191,9 @@ impl Pusher {
                     tracing::error!(event_id = %delivery.envelope.event_id, "the read model has not applied an event in time; pushing what it shows");
                     break;
                 }
-                Ok(false) => tracing::warn!(event_id = %delivery.envelope.event_id, "still waiting for the read model to apply an event"),
+                Ok(false) => {
+                    tracing::warn!(event_id = %delivery.envelope.event_id, "still waiting for the read model to apply an event")
+                }
                 Err(error) => {
                     tracing::warn!(%error, "the live feed cannot check the read model yet; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;

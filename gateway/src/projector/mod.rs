@@ -43,11 +43,12 @@ pub struct Projector {
     pool: PgPool,
     kafka: KafkaSettings,
     settings: ProjectorSettings,
+    positioned: consumer::Positioned,
 }
 
 impl Projector {
-    pub fn new(pool: PgPool, kafka: KafkaSettings, settings: ProjectorSettings) -> Self {
-        Projector { pool, kafka, settings }
+    pub fn new(pool: PgPool, kafka: KafkaSettings, settings: ProjectorSettings, positioned: consumer::Positioned) -> Self {
+        Projector { pool, kafka, settings, positioned }
     }
 
     /// Consumes and applies events until `shutdown`.
@@ -59,7 +60,7 @@ impl Projector {
             batch_size: self.settings.batch_size,
             retry_backoff: self.settings.retry_backoff,
         };
-        consumer::run(self.pool, self.kafka, settings, ReadModel, shutdown).await
+        consumer::run(self.pool, self.kafka, settings, ReadModel, self.positioned, shutdown).await
     }
 }
 

@@ -4,7 +4,7 @@
 use agora_testkit::error_code;
 use serde_json::{json, Value};
 
-use crate::helpers::{bearer, spawn_gateway, spawn_system};
+use crate::helpers::{bearer, spawn_gateway, spawn_system, wait_until_sharing};
 
 fn token_of(response: &Value) -> String {
     response["extensions"]["consistencyToken"].as_str().unwrap_or_else(|| panic!("no consistency token in {response}")).to_owned()
@@ -29,6 +29,7 @@ async fn a_new_post_is_readable_as_soon_as_the_mutation_answers() {
 async fn a_write_through_one_gateway_is_read_through_another_with_its_token() {
     let system = spawn_system().await;
     let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
+    wait_until_sharing(&[&system.gateway, &second]).await;
     let ada = system.gateway.register("ada").await;
     let created = system.gateway.create_post(&ada, "written on one").await;
     let id = created["data"]["createPost"]["id"].as_str().unwrap().to_owned();

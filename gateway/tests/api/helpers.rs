@@ -5,11 +5,15 @@
 //! its databases (unless the test failed), then the broker: tests run with
 //! `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
 
+use std::collections::HashSet;
+
+use agora_platform::consumer::Partition;
 use agora_platform::kafka::{EmbeddedKafka, KafkaSettings};
-use agora_testkit::{graphql_with_headers, RunningService, Services, TestDatabase, PASSWORD};
+use agora_testkit::{graphql_with_headers, wait_until, RunningService, Services, TestDatabase, DEADLINE, PASSWORD};
 use clap::Parser;
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 pub struct TestGateway {
@@ -17,6 +21,8 @@ pub struct TestGateway {
     pub read_db: PgPool,
     /// The port of its `/metrics` listener.
     pub metrics_port: u16,
+    /// The partitions its projector consumes.
+    pub projecting: watch::Receiver<Vec<Partition>>,
 }
 
 pub struct TestSystem {
@@ -56,8 +62,9 @@ pub async fn start_gateway(
     let application = agora_gateway::Application::build(config, kafka.clone()).await.expect("building the gateway");
     let read_db = application.pool().clone();
     let metrics_port = application.metrics_port();
+    let projecting = application.projecting();
     let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
-    TestGateway { service, read_db, metrics_port }
+    TestGateway { service, read_db, metrics_port, projecting }
 }
 
 pub async fn spawn_system() -> TestSystem {
@@ -145,6 +152,22 @@ impl TestGateway {
         )
         .await
     }
+}
+
+/// Waits until the projectors of `replicas`, one consumer group, share
+/// every partition of the read model's topics between them: the group has
+/// settled after a replica joined (while it rebalances, no replica
+/// projects, and writes wait for their read-your-writes meanwhile).
+pub async fn wait_until_sharing(replicas: &[&TestGateway]) {
+    let every_partition = agora_gateway::projector::TOPICS.len() * agora_schema::topics::DEFAULT_PARTITIONS as usize;
+    wait_until(DEADLINE, "the replicas share the partitions", || async {
+        let held: Vec<Partition> = replicas.iter().flat_map(|replica| replica.projecting.borrow().clone()).collect();
+        let distinct: HashSet<&Partition> = held.iter().collect();
+        replicas.iter().all(|replica| !replica.projecting.borrow().is_empty())
+            && held.len() == every_partition
+            && distinct.len() == every_partition
+    })
+    .await;
 }
 
 pub fn bearer(token: &str) -> (&'static str, String) {

@@ -5,7 +5,7 @@
 use agora_testkit::{error_code, wait_until, DEADLINE};
 use serde_json::{json, Value};
 
-use crate::helpers::{bearer, spawn_gateway, spawn_system, Account, TestGateway};
+use crate::helpers::{bearer, spawn_gateway, spawn_system, wait_until_sharing, Account, TestGateway};
 
 const CREATE_POST: &str =
     "mutation($input: CreatePostInput!) { createPost(input: $input) { id title createdAt author { id displayName } } }";
@@ -23,6 +23,7 @@ async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
 async fn a_retry_through_another_replica_gets_the_first_answer_and_has_one_effect() {
     let system = spawn_system().await;
     let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
+    wait_until_sharing(&[&system.gateway, &second]).await;
     let ada = system.gateway.register("ada").await;
 
     let first = create_post_with_key(&system.gateway, &ada, "post-1", "Once").await;

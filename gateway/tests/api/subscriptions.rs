@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{bearer, spawn_gateway, spawn_system};
+use crate::helpers::{bearer, spawn_gateway, spawn_system, wait_until_sharing};
 use crate::node::Subscriber;
 
 fn field(events: &[Value], root: &str, path: &str) -> Vec<Value> {
@@ -67,6 +67,7 @@ async fn subscribers_receive_exactly_the_matching_events_in_order() {
 async fn every_gateway_process_delivers_every_event() {
     let system = spawn_system().await;
     let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
+    wait_until_sharing(&[&system.gateway, &second]).await;
     let ada = system.gateway.register("ada").await;
     let query =
         json!({ "subscriptions": [{ "id": "posts", "query": "subscription { postCreated { title author { username } } }" }] });

@@ -73,15 +73,14 @@ pub async fn run(system: &System) -> anyhow::Result<RebuildReport> {
     let pool = system::pool(&system.postgres, system::REBUILD_DB, 1).await?;
     let topics: Vec<String> = PROJECTED.iter().map(|t| t.to_string()).collect();
     let done = loop {
-        let position: i64 =
-            sqlx::query_scalar(
-                "select coalesce(sum(next_offset), 0)::bigint from consumer_position where consumer = $1 and topic = any($2)",
-            )
-            .bind(agora_gateway::projector::CONSUMER_NAME)
-            .bind(&topics)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(0);
+        let position: i64 = sqlx::query_scalar(
+            "select coalesce(sum(next_offset), 0)::bigint from consumer_position where consumer = $1 and topic = any($2)",
+        )
+        .bind(agora_gateway::projector::CONSUMER_NAME)
+        .bind(&topics)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(0);
         // Done when every partition's stored position is its end offset.
         if position as u64 >= offsets.produced {
             break Instant::now();

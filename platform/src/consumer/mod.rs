@@ -43,6 +43,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use dead_letter::DeadLetters;
@@ -148,12 +149,19 @@ pub struct ConsumerSettings {
     pub retry_backoff: Duration,
 }
 
+/// Where a consumer tells which partitions it is positioned on and
+/// consuming: none before the group's first assignment and while a
+/// rebalance moves partitions (the state also exported as the gauge
+/// `agora_consumer_assigned_partitions`).
+pub type Positioned = watch::Sender<Vec<Partition>>;
+
 /// Consumes and applies events until `shutdown`.
 pub async fn run(
     pool: PgPool,
     kafka: KafkaSettings,
     settings: ConsumerSettings,
     handler: impl Handler,
+    positioned: Positioned,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (context, mut membership) = DeferredAssignment::new();
@@ -172,6 +180,7 @@ pub async fn run(
         handler,
         generation: 0,
         assigned: Vec::new(),
+        positioned,
     };
     worker.consume(&consumer, &mut membership, &shutdown).await?;
     // Kafka's offsets are a hint; a failure to leave them is no loss.
@@ -188,6 +197,7 @@ struct Worker<H> {
     /// The generation the assigned partitions were positioned in.
     generation: i64,
     assigned: Vec<Partition>,
+    positioned: Positioned,
 }
 
 enum BatchError {
@@ -223,7 +233,10 @@ impl<H: Handler> Worker<H> {
                             return Ok(());
                         }
                     }
-                    Some(Membership::Revoked) => self.assigned.clear(),
+                    Some(Membership::Revoked) => {
+                        self.assigned.clear();
+                        self.report_positioned();
+                    }
                     None => return Ok(()),
                 },
                 batch = batches.next() => {
@@ -259,7 +272,11 @@ impl<H: Handler> Worker<H> {
 
     /// Assigns the partitions the group gave us at their stored positions,
     /// after checking those against the log. False on shutdown.
-    async fn position(&mut self, consumer: &StreamConsumer<DeferredAssignment>, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+    async fn position(
+        &mut self,
+        consumer: &StreamConsumer<DeferredAssignment>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<bool> {
         loop {
             match self.stored_positions().await {
                 Ok(positions) => {
@@ -270,6 +287,7 @@ impl<H: Handler> Worker<H> {
                     }
                     consumer.assign(&assignment).context("cannot assign the partitions")?;
                     tracing::info!(consumer = %self.settings.name, generation = self.generation, partitions = self.assigned.len(), "positioned");
+                    self.report_positioned();
                     return Ok(true);
                 }
                 Err(error) => {
@@ -281,6 +299,12 @@ impl<H: Handler> Worker<H> {
                 }
             }
         }
+    }
+
+    fn report_positioned(&self) {
+        metrics::gauge!("agora_consumer_assigned_partitions", "consumer" => self.settings.name.clone())
+            .set(self.assigned.len() as f64);
+        self.positioned.send_replace(self.assigned.clone());
     }
 
     /// The positions to start the assigned partitions from; when any of
@@ -374,7 +398,11 @@ impl<H: Handler> Worker<H> {
                             savepoint.rollback().await?;
                             let message = messages
                                 .iter()
-                                .find(|m| m.offset() == delivery.offset && m.partition() == delivery.partition && m.topic() == delivery.topic)
+                                .find(|m| {
+                                    m.offset() == delivery.offset
+                                        && m.partition() == delivery.partition
+                                        && m.topic() == delivery.topic
+                                })
                                 .expect("every delivery comes from a message of the batch");
                             self.dead_letters.publish(message, &reason).await?;
                         }
@@ -397,10 +425,7 @@ impl<H: Handler> Worker<H> {
 
 /// The group's latest decision: a rebalance that followed another while
 /// the consumer was positioning itself makes the earlier one moot.
-fn latest(
-    decision: Option<Membership>,
-    membership: &mut tokio::sync::mpsc::UnboundedReceiver<Membership>,
-) -> Option<Membership> {
+fn latest(decision: Option<Membership>, membership: &mut tokio::sync::mpsc::UnboundedReceiver<Membership>) -> Option<Membership> {
     let mut latest = decision?;
     while let Ok(next) = membership.try_recv() {
         latest = next;

@@ -10,10 +10,10 @@
 //!   taken as given from `KAFKA_BROKERS` (the broker above, whose topics
 //!   exist).
 
-use std::io::Write;
 use agora_platform::shutdown;
 use anyhow::Context;
 use rdkafka::mocking::MockCluster;
+use std::io::Write;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -57,7 +57,7 @@ impl Application {
             pool: pool.clone(),
             keys: keys.clone(),
             budgets: Budgets::new(config.budgets()),
-            token_ttl: config.token_ttl(),
+            token_ttl: config.token_ttl,
             query_limiter: config.query_limits.limiter(),
         });
         let state = AppState { schema, keys };

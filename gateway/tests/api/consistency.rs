@@ -28,7 +28,7 @@ async fn a_new_post_is_readable_as_soon_as_the_mutation_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_one_gateway_is_read_through_another_with_its_token() {
     let system = spawn_system().await;
-    let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
+    let second = spawn_gateway(&system.services, system.read_model.url(), |_| {}).await;
     let ada = system.gateway.register("ada").await;
     let created = system.gateway.create_post(&ada, "written on one").await;
     let id = created["data"]["createPost"]["id"].as_str().unwrap().to_owned();

@@ -1,11 +1,11 @@
 //! GraphQL conventions shared by every subgraph: the error codes of the
-//! public contract and the write receipts that make read-your-writes work.
+//! public contract and the collection of the write receipts that make
+//! read-your-writes work.
 
 use std::sync::{Arc, Mutex};
 
+use agora_schema::receipts::{WriteReceipt, WritesExtension};
 use async_graphql::{ErrorExtensions, Value};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// The codes a client finds in `errors[].extensions.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,18 +80,8 @@ pub fn unavailable_status(response: &async_graphql::Response) -> Option<axum::ht
         .then_some(axum::http::StatusCode::SERVICE_UNAVAILABLE)
 }
 
-/// What a command wrote: the event's aggregate and its new version. Returned
-/// to the caller in `extensions.writes`, so that the gateway can wait until
-/// its read model has applied it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WriteReceipt {
-    pub topic: String,
-    pub aggregate_id: Uuid,
-    pub aggregate_version: i64,
-}
-
-/// The receipts of one request, filled by mutations as they commit.
+/// The receipts of one request, filled by mutations as they commit and
+/// reported in the answer's `extensions` (`agora_schema::receipts`).
 #[derive(Debug, Clone, Default)]
 pub struct WriteReceipts(Arc<Mutex<Vec<WriteReceipt>>>);
 
@@ -110,10 +100,12 @@ impl WriteReceipts {
         let receipts = WriteReceipts::default();
         let request = request.data(receipts.clone()).data(TraceParent::from_headers(headers));
         let mut response = executor.execute(request).await;
-        let written = std::mem::take(&mut *receipts.0.lock().expect("receipts lock"));
-        if !written.is_empty() {
-            let value = Value::from_json(serde_json::to_value(written).expect("receipts serialize")).expect("valid JSON");
-            response.extensions.insert("writes".to_owned(), value);
+        let written = WritesExtension { writes: std::mem::take(&mut *receipts.0.lock().expect("receipts lock")) };
+        let serde_json::Value::Object(members) = serde_json::to_value(written).expect("receipts serialize") else {
+            unreachable!("a struct serializes to an object")
+        };
+        for (name, value) in members {
+            response.extensions.insert(name, Value::from_json(value).expect("valid JSON"));
         }
         response
     }

@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::Envelope;
 use anyhow::Context;
 use futures::future::join_all;
@@ -30,7 +31,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-use crate::graphql::{TraceParent, WriteReceipt};
+use crate::graphql::TraceParent;
 use crate::kafka::{KafkaSettings, LogProbe, LogVerdict};
 
 /// The Postgres channel the outbox trigger notifies on commit.

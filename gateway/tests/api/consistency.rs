@@ -61,7 +61,7 @@ async fn a_consistency_token_the_gateway_did_not_issue_is_bad_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_counts_as_applied_only_once_queries_can_show_it_with_its_author() {
-    use agora_platform::graphql::WriteReceipt;
+    use agora_schema::receipts::WriteReceipt;
     use agora_schema::topics;
     use agora_testkit::{publish_event, DEADLINE};
     use std::time::Duration;

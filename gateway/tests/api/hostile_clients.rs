@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use agora_gateway::consistency::{ConsistencyToken, TokenKey};
-use agora_platform::graphql::WriteReceipt;
 use agora_platform::tokens::{Claims, AUDIENCE, ISSUER};
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::topics;
 use agora_testkit::{http_client, AuthConfig, PostConfig, Services, TestDatabase, PASSWORD};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::errors::Coded;
 use agora_platform::idempotency::Keyed;
 use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
+use agora_platform::receipts::WriteReceipts;
 use agora_platform::tokens::Caller;
+use agora_platform::trace_context::TraceParent;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
 use chrono::{DateTime, Utc};

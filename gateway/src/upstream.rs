@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use agora_platform::graphql::{ErrorCode, TraceParent};
+use agora_platform::errors::ErrorCode;
+use agora_platform::trace_context::TraceParent;
 use agora_schema::receipts::{WriteReceipt, WritesExtension};
 use async_graphql::ErrorExtensions;
 use serde::Deserialize;

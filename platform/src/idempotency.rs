@@ -17,7 +17,7 @@ use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::graphql::InputError;
+use crate::input::InputError;
 
 /// The HTTP header a client sends its key in.
 pub const HEADER: &str = "idempotency-key";

@@ -31,8 +31,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-use crate::graphql::TraceParent;
 use crate::kafka::{KafkaSettings, LogProbe, LogVerdict};
+use crate::trace_context::TraceParent;
 
 /// The Postgres channel the outbox trigger notifies on commit.
 const NOTIFY_CHANNEL: &str = "agora_outbox";

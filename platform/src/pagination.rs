@@ -10,7 +10,8 @@ use async_graphql::connection::{
 };
 use async_graphql::OutputType;
 
-use crate::graphql::{Coded, InputError};
+use crate::errors::Coded;
+use crate::input::InputError;
 
 /// The page sizes the query limits count a posts list with.
 pub use agora_schema::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};

@@ -8,11 +8,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::errors::Coded;
 use agora_platform::idempotency::Keyed;
 use agora_platform::pagination::{self, page_request};
 use agora_platform::query_limits::{QueryLimitsExtension, QueryLimiter};
+use agora_platform::receipts::WriteReceipts;
 use agora_platform::tokens::Caller;
+use agora_platform::trace_context::TraceParent;
 use agora_schema::paging::{AuthorPage, PostPage};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, ID};

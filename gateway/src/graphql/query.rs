@@ -1,6 +1,7 @@
 //! The public queries, answered by the request's data source.
 
-use agora_platform::graphql::{Coded, InputError};
+use agora_platform::errors::Coded;
+use agora_platform::input::InputError;
 use agora_platform::pagination::page_request;
 use async_graphql::{Context, Object, ID};
 use uuid::Uuid;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_platform::graphql::ErrorCode;
+use agora_platform::errors::ErrorCode;
 use agora_schema::paging::{AuthorPage, PageRequest};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::ErrorExtensions;

@@ -1,6 +1,7 @@
 //! The public API's object types, resolved from records of either source.
 
-use agora_platform::graphql::{Coded, ErrorCode};
+use agora_platform::errors::Coded;
+use agora_platform::errors::ErrorCode;
 use agora_platform::pagination::{self, page_request};
 use agora_schema::paging::AuthorPage;
 use async_graphql::{Context, Object, SimpleObject, ID};

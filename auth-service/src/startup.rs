@@ -25,7 +25,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::graphql::{self, AuthSchema, ClientAddress, Services};
+use crate::graphql::{self, AuthSchema, ClientAddress, ResolverDependencies};
 use crate::keys::SigningKeys;
 use crate::rate_limit::Budgets;
 
@@ -53,7 +53,7 @@ impl Application {
         let migrations = vec![db::outbox_migrations(), agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let keys = Arc::new(SigningKeys::load(&config.signing_key_file, &config.previous_key_files)?);
-        let schema = graphql::schema(Services {
+        let schema = graphql::schema(ResolverDependencies {
             pool: pool.clone(),
             keys: keys.clone(),
             budgets: Budgets::new(config.budgets()),

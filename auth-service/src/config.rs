@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agora_platform::config::{milliseconds, seconds};
 use agora_platform::db::DatabaseSettings;
 use agora_platform::kafka::KafkaArgs;
 use secrecy::SecretString;
@@ -38,8 +39,8 @@ pub struct Config {
     #[arg(long, env = "AUTH_PREVIOUS_KEY_FILES", value_delimiter = ',')]
     pub previous_key_files: Vec<PathBuf>,
     /// Lifetime of an access token.
-    #[arg(long, env = "AUTH_TOKEN_TTL_SECONDS", default_value_t = 900)]
-    pub token_ttl_seconds: u64,
+    #[arg(long = "token-ttl-seconds", env = "AUTH_TOKEN_TTL_SECONDS", value_name = "SECONDS", default_value = "900", value_parser = seconds)]
+    pub token_ttl: Duration,
     /// Address of the Prometheus `/metrics` listener.
     #[arg(long, env = "METRICS_HOST", default_value = "127.0.0.1")]
     pub metrics_host: IpAddr,
@@ -67,8 +68,8 @@ pub struct Config {
     pub hashing_concurrency: usize,
     /// How long a login or registration waits for a hashing slot before it
     /// is answered RATE_LIMITED.
-    #[arg(long, env = "AUTH_HASHING_WAIT_MS", default_value_t = 5_000)]
-    pub hashing_wait_ms: u64,
+    #[arg(long = "hashing-wait-ms", env = "AUTH_HASHING_WAIT_MS", value_name = "MILLISECONDS", default_value = "5000", value_parser = milliseconds)]
+    pub hashing_wait: Duration,
     /// Peers whose X-Forwarded-For names the real client (the gateway's
     /// address); none by default, so a client cannot name itself.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
@@ -78,13 +79,23 @@ pub struct Config {
     pub ledger_group: String,
 }
 
+impl Default for Config {
+    /// The defaults `--help` shows, the environment unread: for a service
+    /// run in code (tests), which sets what it needs field by field.
+    fn default() -> Self {
+        agora_platform::config::defaults()
+    }
+}
+
 impl Config {
-    pub fn database(&self) -> DatabaseSettings {
-        DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
+    /// The configuration from the environment alone, as the binary reads it
+    /// when given no flags.
+    pub fn from_environment() -> Result<Self, clap::Error> {
+        agora_platform::config::from_environment()
     }
 
-    pub fn token_ttl(&self) -> Duration {
-        Duration::from_secs(self.token_ttl_seconds)
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
     }
 
     pub fn budgets(&self) -> BudgetSettings {
@@ -95,7 +106,7 @@ impl Config {
             login_failures_per_username: self.login_failures_per_username,
             registrations_per_address: self.registrations_per_address,
             hashing_concurrency: if self.hashing_concurrency == 0 { cores } else { self.hashing_concurrency },
-            hashing_wait: Duration::from_millis(self.hashing_wait_ms),
+            hashing_wait: self.hashing_wait,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! types has been checked, so the rest of the code does not check again.
 //! The rules themselves are the contract's, in `agora_schema::rules`.
 
-use agora_platform::graphql::InputError;
+use agora_platform::input::InputError;
 use agora_schema::rules;
 
 /// 3-32 characters of a-z, 0-9 and _.

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::errors::Coded;
 use agora_platform::idempotency::Keyed;
 use agora_platform::query_limits::{QueryLimiter, QueryLimitsExtension};
+use agora_platform::receipts::WriteReceipts;
 use agora_platform::tokens::Caller;
+use agora_platform::trace_context::TraceParent;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, SimpleObject, ID};
 use chrono::{DateTime, Utc};
@@ -23,8 +25,8 @@ use crate::users::{self, UserRow};
 
 pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// What resolvers share.
-pub struct Services {
+/// What the resolvers depend on, shared by every request.
+pub struct ResolverDependencies {
     pub pool: PgPool,
     pub keys: Arc<SigningKeys>,
     pub budgets: Budgets,
@@ -37,12 +39,12 @@ pub struct Services {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub IpAddr);
 
-pub fn schema(services: Services) -> AuthSchema {
-    let users = DataLoader::new(UserLoader(services.pool.clone()), tokio::spawn);
+pub fn schema(dependencies: ResolverDependencies) -> AuthSchema {
+    let users = DataLoader::new(UserLoader(dependencies.pool.clone()), tokio::spawn);
     Schema::build(Query, Mutation, EmptySubscription)
         .enable_federation()
-        .extension(QueryLimitsExtension::new(services.query_limiter.clone()))
-        .data(services)
+        .extension(QueryLimitsExtension::new(dependencies.query_limiter.clone()))
+        .data(dependencies)
         .data(users)
         .finish()
 }
@@ -128,13 +130,13 @@ impl Query {
     }
 
     async fn user_by_username(&self, ctx: &Context<'_>, username: String) -> async_graphql::Result<Option<User>> {
-        let services = ctx.data::<Services>()?;
+        let dependencies = ctx.data::<ResolverDependencies>()?;
         // A string that breaks the username rules names nobody (and may hold
         // what PostgreSQL refuses, such as U+0000).
         if Username::parse(&username).is_err() {
             return Ok(None);
         }
-        Ok(users::find_by_username(&services.pool, &username).await.map_err(ApiError::from).coded()?.map(User::from))
+        Ok(users::find_by_username(&dependencies.pool, &username).await.map_err(ApiError::from).coded()?.map(User::from))
     }
 
     /// Users by id, in the order asked, null where there is none (for
@@ -160,8 +162,8 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(default = 10, validator(minimum = 0, maximum = 100))] first: Option<i32>,
     ) -> async_graphql::Result<Vec<User>> {
-        let services = ctx.data::<Services>()?;
-        let rows = users::leaderboard(&services.pool, first.unwrap_or(10).into()).await.map_err(ApiError::from).coded()?;
+        let dependencies = ctx.data::<ResolverDependencies>()?;
+        let rows = users::leaderboard(&dependencies.pool, first.unwrap_or(10).into()).await.map_err(ApiError::from).coded()?;
         Ok(rows.into_iter().map(User::from).collect())
     }
 
@@ -186,7 +188,7 @@ pub struct Mutation;
 impl Mutation {
     /// Creates an account and returns a token for it. CONFLICT if the username is taken.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> async_graphql::Result<AuthPayload> {
-        let services = ctx.data::<Services>()?;
+        let dependencies = ctx.data::<ResolverDependencies>()?;
         let username = Username::parse(&input.username).coded()?;
         let password = Password::parse(&input.password).coded()?;
         let display_name = match &input.display_name {
@@ -197,56 +199,56 @@ impl Mutation {
         // argon2 only after them and a few at a time. A retry with an
         // idempotency key is answered from what the first attempt stored
         // (in `users::register`), so the name is not checked before it.
-        services.budgets.registration(ctx.data::<ClientAddress>()?.0).map_err(refused)?;
+        dependencies.budgets.registration(ctx.data::<ClientAddress>()?.0).map_err(refused)?;
         let caller = ctx.data::<Caller>()?.claims().map(|claims| claims.sub);
         let input_parts = [Some(input.username.as_str()), input.display_name.as_deref()];
         let keyed = Keyed::of(ctx, caller, "register", &input_parts).coded()?;
         if keyed.is_none()
-            && users::find_by_username(&services.pool, username.as_str()).await.map_err(ApiError::from).coded()?.is_some()
+            && users::find_by_username(&dependencies.pool, username.as_str()).await.map_err(ApiError::from).coded()?.is_some()
         {
             return Err(ApiError::UsernameTaken).coded();
         }
-        let _slot = services.budgets.hashing_slot().await.map_err(refused)?;
+        let _slot = dependencies.budgets.hashing_slot().await.map_err(refused)?;
         let (user, writes) =
-            users::register(&services.pool, username, password, display_name, &TraceParent::of(ctx), keyed.as_ref())
+            users::register(&dependencies.pool, username, password, display_name, &TraceParent::of(ctx), keyed.as_ref())
                 .await
                 .coded()?;
         let receipts = ctx.data::<WriteReceipts>()?;
         writes.into_iter().for_each(|receipt| receipts.push(receipt));
-        let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
+        let token = dependencies.keys.issue(user.id, &user.username, dependencies.token_ttl).map_err(ApiError::from).coded()?;
         Ok(AuthPayload { token, user: user.into() })
     }
 
     /// UNAUTHENTICATED on a wrong username or password (the same error for both).
     /// An Idempotency-Key is ignored: a login changes nothing to dedupe.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> async_graphql::Result<AuthPayload> {
-        let services = ctx.data::<Services>()?;
+        let dependencies = ctx.data::<ResolverDependencies>()?;
         let address = ctx.data::<ClientAddress>()?.0;
         let username = Username::parse(&input.username).coded()?;
         let password = Password::parse(&input.password).coded()?;
-        services.budgets.login_attempt(username.as_str(), address).map_err(refused)?;
-        let slot = services.budgets.hashing_slot().await.map_err(refused)?;
-        let authenticated = users::authenticate(&services.pool, username.as_str(), &input.password).await;
+        dependencies.budgets.login_attempt(username.as_str(), address).map_err(refused)?;
+        let slot = dependencies.budgets.hashing_slot().await.map_err(refused)?;
+        let authenticated = users::authenticate(&dependencies.pool, username.as_str(), &input.password).await;
         drop((slot, password));
         let user = match authenticated {
             Err(ApiError::WrongCredentials) => {
-                services.budgets.login_failed(username.as_str()).map_err(refused)?;
+                dependencies.budgets.login_failed(username.as_str()).map_err(refused)?;
                 return Err(ApiError::WrongCredentials).coded();
             }
             other => other.coded()?,
         };
-        let token = services.keys.issue(user.id, &user.username, services.token_ttl).map_err(ApiError::from).coded()?;
+        let token = dependencies.keys.issue(user.id, &user.username, dependencies.token_ttl).map_err(ApiError::from).coded()?;
         Ok(AuthPayload { token, user: user.into() })
     }
 
     /// Changes the display name of the user behind the token.
     async fn rename_user(&self, ctx: &Context<'_>, display_name: String) -> async_graphql::Result<User> {
-        let services = ctx.data::<Services>()?;
+        let dependencies = ctx.data::<ResolverDependencies>()?;
         let caller = ctx.data::<Caller>()?.require()?;
         let display_name = DisplayName::parse(&display_name).coded()?;
         let keyed = Keyed::of(ctx, Some(caller.sub), "renameUser", &[Some(display_name.as_str())]).coded()?;
         let (user, writes) =
-            users::rename(&services.pool, caller.sub, display_name, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
+            users::rename(&dependencies.pool, caller.sub, display_name, &TraceParent::of(ctx), keyed.as_ref()).await.coded()?;
         let receipts = ctx.data::<WriteReceipts>()?;
         writes.into_iter().for_each(|receipt| receipts.push(receipt));
         Ok(user.into())

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use agora_platform::consumer::{self, ApplyError as ConsumerError, ConsumerSettings, Delivery, Handler};
-use agora_platform::graphql::TraceParent;
 use agora_platform::kafka::KafkaSettings;
 use agora_platform::outbox;
+use agora_platform::trace_context::TraceParent;
 use agora_schema::{topics, Envelope, Event, PointsAwarded, PostCreated};
 use chrono::Utc;
 use sqlx::{PgPool, Postgres, Transaction};

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agora_platform::client_address::{self, TrustedProxies};
-use agora_platform::graphql::WriteReceipts;
 use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::outbox::{Relay, RelaySettings};
+use agora_platform::receipts::WriteReceipts;
 use agora_platform::{db, health, subgraph, tokens};
 use anyhow::Context;
 use async_graphql_axum::GraphQLRequest;
@@ -25,7 +25,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::graphql::{self, AuthSchema, ClientAddress, Services};
+use crate::graphql::{self, AuthSchema, ClientAddress, ResolverDependencies};
 use crate::keys::SigningKeys;
 use crate::rate_limit::Budgets;
 
@@ -53,11 +53,11 @@ impl Application {
         let migrations = vec![db::outbox_migrations(), agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let keys = Arc::new(SigningKeys::load(&config.signing_key_file, &config.previous_key_files)?);
-        let schema = graphql::schema(Services {
+        let schema = graphql::schema(ResolverDependencies {
             pool: pool.clone(),
             keys: keys.clone(),
             budgets: Budgets::new(config.budgets()),
-            token_ttl: config.token_ttl(),
+            token_ttl: config.token_ttl,
             query_limiter: config.query_limits.limiter(),
         });
         let state = AppState { schema, keys };
@@ -130,7 +130,7 @@ async fn graphql_handler(
     let request = request.data(agora_platform::idempotency::RequestKey::from_headers(&headers));
     let response = WriteReceipts::execute(&state.schema, request, &headers).await;
     // A database that is away answers 503, so that the caller knows it may retry.
-    let status = agora_platform::graphql::unavailable_status(&response);
+    let status = agora_platform::errors::unavailable_status(&response);
     let mut http = subgraph::respond(response);
     if let Some(status) = status {
         *http.status_mut() = status;

@@ -1,9 +1,10 @@
 //! Users: the commands that change them (each writes its event to the
 //! outbox in the same transaction) and the queries that read them.
 
-use agora_platform::graphql::{TraceParent, WriteReceipt};
 use agora_platform::idempotency::{self, IdempotencyError, Keyed};
 use agora_platform::outbox;
+use agora_platform::trace_context::TraceParent;
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::{topics, Event, UserRegistered, UserRenamed};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;

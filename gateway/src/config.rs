@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use agora_platform::config::milliseconds;
 use agora_platform::db::DatabaseSettings;
 use agora_platform::kafka::KafkaArgs;
 use agora_platform::query_limits::{CostModel, Limits, QueryLimiter};
@@ -36,14 +37,14 @@ pub struct Config {
     #[arg(long, env = "AUTH_JWKS_URL", default_value = "http://127.0.0.1:8081/.well-known/jwks.json")]
     pub jwks_url: String,
     /// The shortest time between two JWKS fetches caused by unknown key ids.
-    #[arg(long, env = "JWKS_MIN_REFETCH_MS", default_value_t = 10_000)]
-    pub jwks_min_refetch_ms: u64,
+    #[arg(long = "jwks-min-refetch-ms", env = "JWKS_MIN_REFETCH_MS", value_name = "MILLISECONDS", default_value = "10000", value_parser = milliseconds)]
+    pub jwks_min_refetch: Duration,
     /// How long a call to a service may take.
-    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 5_000)]
-    pub upstream_timeout_ms: u64,
+    #[arg(long = "upstream-timeout-ms", env = "UPSTREAM_TIMEOUT_MS", value_name = "MILLISECONDS", default_value = "5000", value_parser = milliseconds)]
+    pub upstream_timeout: Duration,
     /// How long a mutation, or a query with a consistency token, waits for the read model.
-    #[arg(long, env = "CONSISTENCY_TIMEOUT_MS", default_value_t = 5_000)]
-    pub consistency_timeout_ms: u64,
+    #[arg(long = "consistency-timeout-ms", env = "CONSISTENCY_TIMEOUT_MS", value_name = "MILLISECONDS", default_value = "5000", value_parser = milliseconds)]
+    pub consistency_timeout: Duration,
     /// Kafka consumer group of the projector (replicas sharing a read model share it).
     #[arg(long, env = "PROJECTOR_GROUP", default_value = "agora-gateway-projector")]
     pub projector_group: String,
@@ -74,17 +75,17 @@ pub struct Config {
     #[arg(long, env = "LIVE_BUFFER_EVENTS", default_value_t = 1024)]
     pub live_buffer_events: usize,
     /// How long a WebSocket client may take to send connection_init.
-    #[arg(long, env = "WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
-    pub ws_init_timeout_ms: u64,
+    #[arg(long = "ws-init-timeout-ms", env = "WS_INIT_TIMEOUT_MS", value_name = "MILLISECONDS", default_value = "10000", value_parser = milliseconds)]
+    pub ws_init_timeout: Duration,
     /// How often the server sends a keep-alive on a WebSocket.
-    #[arg(long, env = "WS_KEEP_ALIVE_MS", default_value_t = 15_000)]
-    pub ws_keep_alive_ms: u64,
+    #[arg(long = "ws-keep-alive-ms", env = "WS_KEEP_ALIVE_MS", value_name = "MILLISECONDS", default_value = "15000", value_parser = milliseconds)]
+    pub ws_keep_alive: Duration,
     /// How long a message may wait for a WebSocket client that does not read.
-    #[arg(long, env = "WS_SEND_TIMEOUT_MS", default_value_t = 5_000)]
-    pub ws_send_timeout_ms: u64,
+    #[arg(long = "ws-send-timeout-ms", env = "WS_SEND_TIMEOUT_MS", value_name = "MILLISECONDS", default_value = "5000", value_parser = milliseconds)]
+    pub ws_send_timeout: Duration,
     /// How long one request may take in all.
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
-    pub request_timeout_ms: u64,
+    #[arg(long = "request-timeout-ms", env = "REQUEST_TIMEOUT_MS", value_name = "MILLISECONDS", default_value = "15000", value_parser = milliseconds)]
+    pub request_timeout: Duration,
     /// Operations one WebSocket connection may run at once.
     #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,
@@ -108,7 +109,21 @@ pub struct Config {
     pub metrics_port: u16,
 }
 
+impl Default for Config {
+    /// The defaults `--help` shows, the environment unread: for a gateway
+    /// run in code (tests), which sets what it needs field by field.
+    fn default() -> Self {
+        agora_platform::config::defaults()
+    }
+}
+
 impl Config {
+    /// The configuration from the environment alone, as the binary reads it
+    /// when given no flags.
+    pub fn from_environment() -> Result<Self, clap::Error> {
+        agora_platform::config::from_environment()
+    }
+
     pub fn database(&self) -> DatabaseSettings {
         DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
     }
@@ -125,19 +140,11 @@ impl Config {
 
     pub fn live(&self) -> LiveSettings {
         LiveSettings {
-            init_timeout: Duration::from_millis(self.ws_init_timeout_ms),
-            keep_alive: Duration::from_millis(self.ws_keep_alive_ms),
-            send_timeout: Duration::from_millis(self.ws_send_timeout_ms),
+            init_timeout: self.ws_init_timeout,
+            keep_alive: self.ws_keep_alive,
+            send_timeout: self.ws_send_timeout,
             max_subscriptions: self.ws_max_subscriptions,
             max_message_bytes: self.ws_max_message_bytes,
         }
-    }
-
-    pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_millis(self.upstream_timeout_ms)
-    }
-
-    pub fn consistency_timeout(&self) -> Duration {
-        Duration::from_millis(self.consistency_timeout_ms)
     }
 }

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_platform::graphql::WriteReceipt;
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::topics;
 use anyhow::Context;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

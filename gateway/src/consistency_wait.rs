@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use agora_platform::graphql::{ErrorCode, WriteReceipt};
+use agora_platform::errors::ErrorCode;
+use agora_schema::receipts::WriteReceipt;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::{Response, ServerError, Value};
 use tokio::time::Instant;

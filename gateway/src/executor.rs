@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agora_platform::graphql::{ErrorCode, TraceParent};
+use agora_platform::errors::ErrorCode;
 use agora_platform::query_limits::{Checked, QueryLimiter};
 use agora_platform::tokens::{self, Caller, JwksVerifier};
+use agora_platform::trace_context::TraceParent;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Response, ServerError, Value};
 use axum::http::{header, HeaderMap};

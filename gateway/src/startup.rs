@@ -54,17 +54,13 @@ impl Application {
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
         let background = CancellationToken::new();
         let consistency = Consistency::start(pool.clone(), background.clone()).await?;
-        let upstream = Arc::new(Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout())?);
+        let upstream = Arc::new(Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout)?);
         let shared = Shared {
             upstream: upstream.clone(),
             consistency: consistency.clone(),
-            consistency_timeout: config.consistency_timeout(),
+            consistency_timeout: config.consistency_timeout,
         };
-        let verifier = Arc::new(JwksVerifier::new(
-            config.jwks_url.clone(),
-            reqwest::Client::new(),
-            Duration::from_millis(config.jwks_min_refetch_ms),
-        ));
+        let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch));
         let live = LiveFeed::new(config.live_buffer_events);
         let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
         let schema = graphql::schema(shared, live, config.query_limiter());
@@ -84,14 +80,11 @@ impl Application {
             verifier,
             cache: ResponseCache::new(config.response_cache_bytes, consistency.clone()),
             consistency,
-            consistency_timeout: config.consistency_timeout(),
+            consistency_timeout: config.consistency_timeout,
             token_key: TokenKey::from_config(config.consistency_token_secret.as_ref()),
             limiter: config.query_limiter(),
         };
-        let limits = HttpLimits {
-            body_limit_bytes: config.body_limit_bytes,
-            request_timeout: Duration::from_millis(config.request_timeout_ms),
-        };
+        let limits = HttpLimits { body_limit_bytes: config.body_limit_bytes, request_timeout: config.request_timeout };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "gateway-readiness")? };
         let router = http::router(Arc::new(gateway), limits)
             .merge(health::router(dependencies))

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
-use agora_platform::graphql::{ErrorCode, TraceParent, WriteReceipt};
+use agora_platform::errors::ErrorCode;
+use agora_platform::trace_context::TraceParent;
+use agora_schema::receipts::{WriteReceipt, WritesExtension};
 use async_graphql::ErrorExtensions;
 use serde::Deserialize;
 use serde_json::Value;
@@ -128,13 +130,7 @@ struct Envelope {
     #[serde(default)]
     errors: Vec<UpstreamGraphqlError>,
     #[serde(default)]
-    extensions: Option<Extensions>,
-}
-
-#[derive(Deserialize)]
-struct Extensions {
-    #[serde(default)]
-    writes: Vec<WriteReceipt>,
+    extensions: Option<WritesExtension>,
 }
 
 /// One query in flight, awaited by every request that asked for it.

@@ -3,9 +3,13 @@
 //! creates the databases on the local PostgreSQL, and runs auth-service,
 //! post-service and the gateway on their default ports until Ctrl-C.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
 use agora_platform::{kafka, shutdown, telemetry};
 use anyhow::Context;
 use clap::Parser;
+use secrecy::SecretString;
 
 #[derive(Debug, Parser)]
 #[command(name = "agora-local", about = "Run all of Agora locally in one process")]
@@ -21,7 +25,7 @@ struct Args {
     gateway_port: u16,
     /// Where auth-service keeps its token signing key (created if missing).
     #[arg(long, env = "AUTH_SIGNING_KEY_FILE", default_value = ".agora/auth-signing-key.pem")]
-    signing_key_file: String,
+    signing_key_file: PathBuf,
     #[command(flatten)]
     kafka: kafka::KafkaArgs,
 }
@@ -36,48 +40,38 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
     let args = Args::parse();
     let (kafka, _embedded_broker) = kafka::resolve(&args.kafka).await?;
-    let database = |name: &str| agora_platform::db::with_database(&args.postgres_url, name);
+    let database = |name: &str| agora_platform::db::with_database(&args.postgres_url, name).map(SecretString::from);
 
-    let auth = agora_auth_service::Config::try_parse_from([
-        "auth-service",
-        "--port",
-        &args.auth_port.to_string(),
-        "--database-url",
-        &database("agora_auth")?,
-        "--signing-key-file",
-        &args.signing_key_file,
+    // Each service reads the environment as its own binary would; the
+    // ports, databases and addresses of its neighbours are this run's.
+    let auth = agora_auth_service::Config {
+        port: args.auth_port,
+        database_url: database("agora_auth")?,
+        signing_key_file: args.signing_key_file.clone(),
         // The gateway calls from loopback and names the client; so could
         // any local process (a local run only).
-        "--trusted-proxies",
-        "127.0.0.1,::1",
-    ])?;
+        trusted_proxies: vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()],
+        ..agora_auth_service::Config::from_environment()?
+    };
     let auth = agora_auth_service::Application::build(auth, kafka.clone()).await.context("auth-service failed to start")?;
 
     let jwks_url = format!("http://127.0.0.1:{}/.well-known/jwks.json", auth.port());
-    let post = agora_post_service::Config::try_parse_from([
-        "post-service",
-        "--port",
-        &args.post_port.to_string(),
-        "--database-url",
-        &database("agora_post")?,
-        "--jwks-url",
-        &jwks_url,
-    ])?;
+    let post = agora_post_service::Config {
+        port: args.post_port,
+        database_url: database("agora_post")?,
+        jwks_url: jwks_url.clone(),
+        ..agora_post_service::Config::from_environment()?
+    };
     let post = agora_post_service::Application::build(post, kafka.clone()).await.context("post-service failed to start")?;
 
-    let gateway = agora_gateway::Config::try_parse_from([
-        "gateway",
-        "--port",
-        &args.gateway_port.to_string(),
-        "--database-url",
-        &database("agora_read")?,
-        "--auth-url",
-        &format!("http://127.0.0.1:{}/graphql", auth.port()),
-        "--post-url",
-        &format!("http://127.0.0.1:{}/graphql", post.port()),
-        "--jwks-url",
-        &jwks_url,
-    ])?;
+    let gateway = agora_gateway::Config {
+        port: args.gateway_port,
+        database_url: database("agora_read")?,
+        auth_url: format!("http://127.0.0.1:{}/graphql", auth.port()),
+        post_url: format!("http://127.0.0.1:{}/graphql", post.port()),
+        jwks_url,
+        ..agora_gateway::Config::from_environment()?
+    };
     let gateway = agora_gateway::Application::build(gateway, kafka.clone()).await.context("the gateway failed to start")?;
 
     tracing::info!(

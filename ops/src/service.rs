@@ -9,12 +9,9 @@
 //! `agora_platform::kafka::resolve`, whose topic creation does not return
 //! against the embedded (librdkafka mock) broker.
 
-use std::time::Duration;
-
-use agora_platform::kafka::KafkaSettings;
+use agora_platform::kafka::{KafkaArgs, KafkaSettings};
 use agora_platform::{shutdown, telemetry};
 use anyhow::Context;
-use clap::Parser;
 
 /// The services [`run`] can start.
 pub const ROLES: [&str; 3] = ["auth", "post", "gateway"];
@@ -23,24 +20,28 @@ pub const ROLES: [&str; 3] = ["auth", "post", "gateway"];
 pub async fn run(role: &str) -> anyhow::Result<()> {
     telemetry::init_logging();
     let brokers = std::env::var("KAFKA_BROKERS").context("KAFKA_BROKERS must name the broker to use")?;
-    let delivery_timeout_ms: u64 = std::env::var("KAFKA_DELIVERY_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000);
-    let kafka = KafkaSettings { brokers, delivery_timeout: Duration::from_millis(delivery_timeout_ms) };
+    // The broker as given, with the delivery timeout the service's own
+    // configuration read (`KAFKA_DELIVERY_TIMEOUT_MS`).
+    let kafka = |args: &KafkaArgs| KafkaSettings { brokers: brokers.clone(), delivery_timeout: args.delivery_timeout };
     let stop = shutdown::on_signal();
     match role {
         "auth" => {
-            let config = agora_auth_service::Config::try_parse_from(["auth-service"])?;
+            let config = agora_auth_service::Config::from_environment()?;
+            let kafka = kafka(&config.kafka);
             let app = agora_auth_service::Application::build(config, kafka).await.context("auth-service failed to start")?;
             tracing::info!(port = app.port(), "auth-service listening");
             app.run_until_stopped(stop).await
         }
         "post" => {
-            let config = agora_post_service::Config::try_parse_from(["post-service"])?;
+            let config = agora_post_service::Config::from_environment()?;
+            let kafka = kafka(&config.kafka);
             let app = agora_post_service::Application::build(config, kafka).await.context("post-service failed to start")?;
             tracing::info!(port = app.port(), "post-service listening");
             app.run_until_stopped(stop).await
         }
         "gateway" => {
-            let config = agora_gateway::Config::try_parse_from(["gateway"])?;
+            let config = agora_gateway::Config::from_environment()?;
+            let kafka = kafka(&config.kafka);
             let app = agora_gateway::Application::build(config, kafka).await.context("the gateway failed to start")?;
             tracing::info!(port = app.port(), "gateway listening");
             app.run_until_stopped(stop).await

@@ -599,8 +599,10 @@ fn variables_read(deployable: &Deployable) -> BTreeSet<String> {
 }
 
 /// The command line that says what `environment` says, so that clap checks
-/// every value (flags, unlike the process environment, are not shared
-/// between tests running at once).
+/// every value with the parser the binary uses for its variable (flags,
+/// unlike the process environment, are not shared between tests running at
+/// once). This checks the text interface itself; code that runs a service
+/// sets its `Config`'s typed fields instead.
 fn flags_from_environment(deployable: &Deployable, environment: &BTreeMap<String, String>) -> Vec<String> {
     let command = (deployable.command)();
     let mut arguments = vec![command.get_name().to_owned()];

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use agora_ops::reconcile::{reconcile, Report, Sources};
 use agora_testkit::{graphql, RunningService, Services, TestDatabase, DEADLINE};
-use clap::Parser;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -26,17 +26,17 @@ impl System {
         let services = Services::start().await;
         let read_model = TestDatabase::new("agora_read_test");
         let auth = services.auth.port;
-        let config = agora_gateway::Config::parse_from([
-            "gateway".to_owned(),
-            "--port=0".to_owned(),
-            "--database-max-connections=4".to_owned(),
-            format!("--database-url={}", read_model.url()),
-            format!("--auth-url=http://127.0.0.1:{auth}/graphql"),
-            format!("--post-url=http://127.0.0.1:{}/graphql", services.post.port),
-            format!("--jwks-url={}", Services::jwks_url_of(auth)),
-            "--jwks-min-refetch-ms=0".to_owned(),
-            "--metrics-port=0".to_owned(),
-        ]);
+        let config = agora_gateway::Config {
+            port: 0,
+            database_max_connections: 4,
+            database_url: SecretString::from(read_model.url().to_owned()),
+            auth_url: format!("http://127.0.0.1:{auth}/graphql"),
+            post_url: format!("http://127.0.0.1:{}/graphql", services.post.port),
+            jwks_url: Services::jwks_url_of(auth),
+            jwks_min_refetch: Duration::ZERO,
+            metrics_port: 0,
+            ..agora_gateway::Config::default()
+        };
         let application = agora_gateway::Application::build(config, services.kafka.settings()).await.expect("the gateway");
         let read_db = application.pool().clone();
         let gateway = RunningService::spawn(application.port(), |stop| application.run_until_stopped(stop));

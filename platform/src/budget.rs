@@ -11,7 +11,7 @@ use async_graphql::ErrorExtensions;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::graphql::ErrorCode;
+use crate::errors::ErrorCode;
 
 /// How long a client must wait before the budget allows it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

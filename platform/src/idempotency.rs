@@ -12,11 +12,12 @@
 
 use std::time::Duration;
 
+use agora_schema::receipts::WriteReceipt;
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::graphql::{InputError, WriteReceipt};
+use crate::input::InputError;
 
 /// The HTTP header a client sends its key in.
 pub const HEADER: &str = "idempotency-key";

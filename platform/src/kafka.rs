@@ -28,8 +28,14 @@ pub struct KafkaArgs {
     pub brokers: Option<String>,
     /// How long a produced event may wait for the broker's acknowledgement
     /// before the relay starts the batch over.
-    #[arg(long = "kafka-delivery-timeout-ms", env = "KAFKA_DELIVERY_TIMEOUT_MS", default_value_t = 30_000)]
-    pub delivery_timeout_ms: u64,
+    #[arg(
+        long = "kafka-delivery-timeout-ms",
+        env = "KAFKA_DELIVERY_TIMEOUT_MS",
+        value_name = "MILLISECONDS",
+        default_value = "30000",
+        value_parser = crate::config::milliseconds
+    )]
+    pub delivery_timeout: Duration,
 }
 
 /// A reachable set of brokers, resolved from [`KafkaArgs`].
@@ -344,7 +350,7 @@ impl Drop for EmbeddedKafka {
 /// missing), otherwise a freshly started embedded broker, returned so the
 /// caller keeps it alive.
 pub async fn resolve(args: &KafkaArgs) -> anyhow::Result<(KafkaSettings, Option<EmbeddedKafka>)> {
-    let delivery_timeout = Duration::from_millis(args.delivery_timeout_ms);
+    let delivery_timeout = args.delivery_timeout;
     match &args.brokers {
         Some(brokers) => {
             let settings = KafkaSettings { brokers: brokers.clone(), delivery_timeout };

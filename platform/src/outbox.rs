@@ -21,6 +21,7 @@
 
 use std::time::Duration;
 
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::Envelope;
 use anyhow::Context;
 use futures::future::join_all;
@@ -30,8 +31,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-use crate::graphql::{TraceParent, WriteReceipt};
 use crate::kafka::{KafkaSettings, LogProbe, LogVerdict};
+use crate::trace_context::TraceParent;
 
 /// The Postgres channel the outbox trigger notifies on commit.
 const NOTIFY_CHANNEL: &str = "agora_outbox";

@@ -1,35 +1,63 @@
-//! The paging rules of the public contract, the same wherever posts are
-//! paged: `first` from 0 to 100 (20 when not given), `after` a cursor this
-//! API issued.
+//! Paging posts over GraphQL, the same in every subgraph and the gateway:
+//! the page a client asks for (the rules of `agora_schema::paging`, refused
+//! as BAD_USER_INPUT naming the argument) and the Relay cursor connection
+//! (`PostConnection`, `PostEdge`, `PageInfo`) a page is answered with.
 
-use agora_schema::PostCursor;
+use agora_schema::paging::{PageRequest, PostPage};
+use agora_schema::{InvalidCursor, PostCursor};
+use async_graphql::connection::{
+    Connection, CursorType, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField,
+};
+use async_graphql::OutputType;
 
-use crate::graphql::InputError;
+use crate::errors::Coded;
+use crate::input::InputError;
 
-/// How many posts a page holds when the client does not say.
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
+/// The page sizes the query limits count a posts list with.
+pub use agora_schema::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
-/// How many posts a page may hold.
-pub const MAX_PAGE_SIZE: i32 = 100;
-
-/// What page a client asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    pub limit: i64,
-    pub after: Option<PostCursor>,
+/// The page that the `first` and `after` arguments ask for.
+pub fn page_request(first: Option<i32>, after: Option<&str>) -> async_graphql::Result<PageRequest> {
+    PageRequest::parse(first, after).map_err(InputError::from).coded()
 }
 
-impl PageRequest {
-    pub fn parse(first: Option<i32>, after: Option<&str>) -> Result<Self, InputError> {
-        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(0..=MAX_PAGE_SIZE).contains(&first) {
-            return Err(InputError::new("first", format!("must be between 0 and {MAX_PAGE_SIZE}")));
-        }
-        let after = after
-            .map(|cursor| PostCursor::decode(cursor).map_err(|_| InputError::new("after", "is not a cursor this API issued")))
-            .transpose()?;
-        Ok(PageRequest { limit: first.into(), after })
+/// A page of posts, newest first, whose nodes are `Node` (a part's `Post`
+/// object).
+pub type PostConnection<Node> =
+    Connection<Cursor, Node, EmptyFields, EmptyFields, DefaultConnectionName, DefaultEdgeName, EnableNodesField>;
+
+/// A post's place in its page, encoded only when a client selects it.
+pub struct Cursor(pub PostCursor);
+
+impl CursorType for Cursor {
+    type Error = InvalidCursor;
+
+    fn decode_cursor(cursor: &str) -> Result<Self, InvalidCursor> {
+        PostCursor::decode(cursor).map(Cursor)
     }
+
+    fn encode_cursor(&self) -> String {
+        self.0.encode()
+    }
+}
+
+/// The connection over `page`, each post made into its cursor and node by
+/// `edge`; `after_given` says whether the page follows a cursor.
+pub fn post_connection<T, Node: OutputType>(
+    page: PostPage<T>,
+    after_given: bool,
+    mut edge: impl FnMut(T) -> (PostCursor, Node),
+) -> PostConnection<Node> {
+    let mut connection = PostConnection::new(after_given, page.has_next_page);
+    connection.edges = page
+        .posts
+        .into_iter()
+        .map(|post| {
+            let (cursor, node) = edge(post);
+            Edge::new(Cursor(cursor), node)
+        })
+        .collect();
+    connection
 }
 
 #[cfg(test)]
@@ -37,19 +65,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_page_holds_zero_to_a_hundred_posts_and_twenty_by_default() {
-        assert_eq!(PageRequest::parse(None, None).unwrap().limit, 20);
-        assert_eq!(PageRequest::parse(Some(0), None).unwrap().limit, 0);
-        assert_eq!(PageRequest::parse(Some(100), None).unwrap().limit, 100);
-        assert_eq!(PageRequest::parse(Some(-1), None).unwrap_err().field, "first");
-        assert_eq!(PageRequest::parse(Some(101), None).unwrap_err().field, "first");
-    }
-
-    #[test]
-    fn a_page_continues_after_a_cursor_this_api_issued() {
-        let cursor = PostCursor { created_at: chrono::Utc::now(), id: uuid::Uuid::now_v7() };
-        let cursor = PostCursor::decode(&cursor.encode()).unwrap();
-        assert_eq!(PageRequest::parse(None, Some(&cursor.encode())).unwrap().after, Some(cursor));
-        assert_eq!(PageRequest::parse(None, Some("garbage")).unwrap_err().field, "after");
+    fn a_page_that_breaks_the_rules_is_bad_user_input_naming_the_argument() {
+        let error = page_request(Some(101), None).unwrap_err();
+        let extensions = error.extensions.expect("extensions");
+        assert_eq!(extensions.get("code"), Some(&async_graphql::Value::from("BAD_USER_INPUT")));
+        assert_eq!(extensions.get("field"), Some(&async_graphql::Value::from("first")));
+        assert_eq!(page_request(None, None).unwrap(), PageRequest { limit: 20, after: None });
     }
 }

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::graphql::ErrorCode;
+use crate::errors::ErrorCode;
 
 /// The media types a request body may have.
 const ACCEPTED: [&str; 2] = ["application/json", "application/graphql-response+json"];

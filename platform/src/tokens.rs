@@ -184,7 +184,7 @@ impl Caller {
 
     /// The caller's claims, or UNAUTHENTICATED saying why there are none.
     pub fn require(&self) -> Result<&Claims, async_graphql::Error> {
-        use crate::graphql::ErrorCode::{Internal, Unauthenticated};
+        use crate::errors::ErrorCode::{Internal, Unauthenticated};
         match self {
             Caller::User(claims) => Ok(claims),
             Caller::Anonymous => Err(Unauthenticated.error("a bearer token is required")),

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use agora_platform::config::milliseconds;
 use agora_platform::db::DatabaseSettings;
 use agora_platform::kafka::KafkaArgs;
 use secrecy::SecretString;
@@ -30,8 +31,8 @@ pub struct Config {
     #[arg(long, env = "AUTH_JWKS_URL", default_value = "http://127.0.0.1:8081/.well-known/jwks.json")]
     pub jwks_url: String,
     /// The shortest time between two JWKS fetches caused by unknown key ids.
-    #[arg(long, env = "JWKS_MIN_REFETCH_MS", default_value_t = 10_000)]
-    pub jwks_min_refetch_ms: u64,
+    #[arg(long = "jwks-min-refetch-ms", env = "JWKS_MIN_REFETCH_MS", value_name = "MILLISECONDS", default_value = "10000", value_parser = milliseconds)]
+    pub jwks_min_refetch: Duration,
     /// Posts one author may publish per hour (0: no limit).
     #[arg(long, env = "POSTS_PER_AUTHOR_PER_HOUR", default_value_t = 60)]
     pub posts_per_author_per_hour: u32,
@@ -43,12 +44,22 @@ pub struct Config {
     pub metrics_port: u16,
 }
 
+impl Default for Config {
+    /// The defaults `--help` shows, the environment unread: for a service
+    /// run in code (tests), which sets what it needs field by field.
+    fn default() -> Self {
+        agora_platform::config::defaults()
+    }
+}
+
 impl Config {
-    pub fn database(&self) -> DatabaseSettings {
-        DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
+    /// The configuration from the environment alone, as the binary reads it
+    /// when given no flags.
+    pub fn from_environment() -> Result<Self, clap::Error> {
+        agora_platform::config::from_environment()
     }
 
-    pub fn jwks_min_refetch(&self) -> Duration {
-        Duration::from_millis(self.jwks_min_refetch_ms)
+    pub fn database(&self) -> DatabaseSettings {
+        DatabaseSettings { url: self.database_url.clone(), max_connections: self.database_max_connections }
     }
 }

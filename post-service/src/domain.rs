@@ -1,7 +1,7 @@
 //! The rules of a post's inputs, as types (the contract's rules, from
 //! `agora_schema::rules`).
 
-use agora_platform::graphql::InputError;
+use agora_platform::input::InputError;
 use agora_schema::rules;
 
 /// 1-200 characters, not blank or invisible, no control characters or

@@ -1,7 +1,8 @@
 //! post-service's API errors and the codes clients see for them.
 
-use agora_platform::graphql::{ErrorCode, InputError};
+use agora_platform::errors::ErrorCode;
 use agora_platform::idempotency::IdempotencyError;
+use agora_platform::input::InputError;
 use async_graphql::ErrorExtensions;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,9 +36,9 @@ impl ErrorExtensions for ApiError {
             ApiError::Input(error) => error.extend(),
             ApiError::IdempotencyConflict(message) => ErrorCode::Conflict.error(message.clone()),
             // UNAVAILABLE (retryable) when the database is away, else INTERNAL.
-            ApiError::Database(error) => agora_platform::graphql::database_error(error),
-            ApiError::Loading(error) => agora_platform::graphql::database_error(error),
-            ApiError::Unexpected(error) => agora_platform::graphql::internal(anyhow::anyhow!("{error:#}")),
+            ApiError::Database(error) => agora_platform::errors::database_error(error),
+            ApiError::Loading(error) => agora_platform::errors::database_error(error),
+            ApiError::Unexpected(error) => agora_platform::errors::internal(anyhow::anyhow!("{error:#}")),
         }
     }
 }

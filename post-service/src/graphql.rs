@@ -1,18 +1,21 @@
 //! post-service's Federation v2 subgraph: it owns `Post`, contributes
 //! `posts` and `postCount` to the `User` entity, and takes `createPost`.
-//! Lookups go through per-request DataLoaders, so a federation gateway's
-//! `_entities` call costs one query per kind of lookup, not one per row.
+//! Lookups go through DataLoaders (built once with the schema; they batch
+//! the lookups made together and cache nothing across requests), so a
+//! federation gateway's `_entities` call costs one query per kind of
+//! lookup, not one per row.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_platform::graphql::{Coded, TraceParent, WriteReceipts};
+use agora_platform::errors::Coded;
 use agora_platform::idempotency::Keyed;
-use agora_platform::pagination::PageRequest;
+use agora_platform::pagination::{self, page_request};
 use agora_platform::query_limits::{QueryLimiter, QueryLimitsExtension};
+use agora_platform::receipts::WriteReceipts;
 use agora_platform::tokens::Caller;
-use agora_schema::PostCursor;
-use async_graphql::connection::{Connection, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField};
+use agora_platform::trace_context::TraceParent;
+use agora_schema::paging::{AuthorPage, PostPage};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, EmptySubscription, InputObject, Object, Schema, ID};
 use chrono::{DateTime, Utc};
@@ -78,10 +81,10 @@ impl User {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PostConnection> {
-        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
-        let key = AuthorPage { author_id: self.id, limit: limit + 1, after };
-        let rows = ctx.data::<DataLoader<AuthorPostsLoader>>()?.load_one(key).await.map_err(loader_error).coded()?;
-        Ok(post_connection(rows.unwrap_or_default(), limit, after.is_some()))
+        let page = page_request(first, after.as_deref())?;
+        let key = AuthorPage { author_id: self.id, page };
+        let posts = ctx.data::<DataLoader<AuthorPostsLoader>>()?.load_one(key).await.map_err(loader_error).coded()?;
+        Ok(post_connection(posts.unwrap_or_default(), page.after.is_some()))
     }
 
     async fn post_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
@@ -91,17 +94,11 @@ impl User {
 }
 
 /// A page of posts, newest first: a Relay cursor connection.
-pub type PostConnection =
-    Connection<String, Post, EmptyFields, EmptyFields, DefaultConnectionName, DefaultEdgeName, EnableNodesField>;
+pub type PostConnection = pagination::PostConnection<Post>;
 
-/// A page from up to `limit + 1` rows (the extra one only tells that there
-/// is a next page); `after_given` says whether it follows a cursor.
-fn post_connection(mut rows: Vec<PostRow>, limit: i64, after_given: bool) -> PostConnection {
-    let has_next_page = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let mut connection = PostConnection::new(after_given, has_next_page);
-    connection.edges = rows.into_iter().map(|row| Edge::new(row.cursor().encode(), Post(row))).collect();
-    connection
+/// The connection over a page; `after_given` says whether it follows a cursor.
+fn post_connection(page: PostPage<PostRow>, after_given: bool) -> PostConnection {
+    pagination::post_connection(page, after_given, |row| (row.cursor(), Post(row)))
 }
 
 #[derive(InputObject)]
@@ -126,17 +123,20 @@ impl Query {
         after: Option<String>,
         author_id: Option<ID>,
     ) -> async_graphql::Result<PostConnection> {
-        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
+        let page = page_request(first, after.as_deref())?;
         let author_id = match author_id {
             None => None,
             // An id that is not a UUID names no author: an empty page.
             Some(id) => match id.parse::<Uuid>() {
                 Ok(id) => Some(id),
-                Err(_) => return Ok(post_connection(Vec::new(), limit, after.is_some())),
+                Err(_) => return Ok(post_connection(PostPage::default(), page.after.is_some())),
             },
         };
-        let rows = posts::page(ctx.data::<PgPool>()?, author_id, after, limit + 1).await.map_err(ApiError::from).coded()?;
-        Ok(post_connection(rows, limit, after.is_some()))
+        let rows = posts::page(ctx.data::<PgPool>()?, author_id, page.after, page.rows_to_fetch())
+            .await
+            .map_err(ApiError::from)
+            .coded()?;
+        Ok(post_connection(page.page_of(rows), page.after.is_some()))
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Post>> {
@@ -202,36 +202,18 @@ impl Loader<Uuid> for PostCountLoader {
     }
 }
 
-/// One author's page of posts: `limit` rows after `after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuthorPage {
-    author_id: Uuid,
-    limit: i64,
-    after: Option<PostCursor>,
-}
-
 pub struct AuthorPostsLoader(PgPool);
 
 impl Loader<AuthorPage> for AuthorPostsLoader {
-    type Value = Vec<PostRow>;
+    type Value = PostPage<PostRow>;
     type Error = Arc<sqlx::Error>;
 
-    async fn load(&self, keys: &[AuthorPage]) -> Result<HashMap<AuthorPage, Vec<PostRow>>, Self::Error> {
-        // One query per distinct (limit, after): in practice one per request.
-        let mut groups: HashMap<(i64, Option<PostCursor>), Vec<Uuid>> = HashMap::new();
-        for key in keys {
-            groups.entry((key.limit, key.after)).or_default().push(key.author_id);
-        }
+    async fn load(&self, keys: &[AuthorPage]) -> Result<HashMap<AuthorPage, PostPage<PostRow>>, Self::Error> {
+        // One query per distinct page asked for: in practice one per request.
         let mut pages = HashMap::new();
-        for ((limit, after), authors) in groups {
-            for author_id in &authors {
-                pages.insert(AuthorPage { author_id: *author_id, limit, after }, Vec::new());
-            }
-            for row in posts::pages_by_authors(&self.0, &authors, after, limit).await.map_err(Arc::new)? {
-                if let Some(page) = pages.get_mut(&AuthorPage { author_id: row.author_id, limit, after }) {
-                    page.push(row);
-                }
-            }
+        for (page, authors) in AuthorPage::group(keys) {
+            let rows = posts::pages_by_authors(&self.0, &authors, page.after, page.rows_to_fetch()).await.map_err(Arc::new)?;
+            pages.extend(AuthorPage::answer(page, &authors, page.pages_by_author(rows, |row| row.author_id)));
         }
         Ok(pages)
     }

@@ -1,9 +1,10 @@
 //! Posts: the command that publishes one (with its event, in one
 //! transaction) and the keyset-paginated queries that read them.
 
-use agora_platform::graphql::{TraceParent, WriteReceipt};
 use agora_platform::idempotency::{self, Keyed};
 use agora_platform::outbox;
+use agora_platform::trace_context::TraceParent;
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::{topics, Event, PostCreated, PostCursor};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

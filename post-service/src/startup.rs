@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use agora_platform::graphql::WriteReceipts;
 use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::outbox::{Relay, RelaySettings};
+use agora_platform::receipts::WriteReceipts;
 use agora_platform::tokens::{self, Caller, JwksVerifier};
 use agora_platform::{db, health, subgraph};
 use anyhow::Context;
@@ -53,7 +53,7 @@ impl Application {
     pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
         let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
-        let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch()));
+        let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch));
         let budget = PostBudget::per_hour(config.posts_per_author_per_hour);
         let state = AppState { schema: graphql::schema(pool.clone(), config.query_limits.limiter(), budget), verifier };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "post-readiness")? };
@@ -117,7 +117,7 @@ async fn graphql_handler(State(state): State<AppState>, headers: HeaderMap, requ
     let request = request.data(agora_platform::idempotency::RequestKey::from_headers(&headers));
     let response = WriteReceipts::execute(&state.schema, request, &headers).await;
     // A database that is away answers 503, so that the caller knows it may retry.
-    let status = agora_platform::graphql::unavailable_status(&response);
+    let status = agora_platform::errors::unavailable_status(&response);
     let mut http = subgraph::respond(response);
     if let Some(status) = status {
         *http.status_mut() = status;

@@ -17,6 +17,11 @@ mod proxy;
 mod services;
 mod topic_reader;
 
+/// The services' configurations, which a test adjusts through the closure
+/// it gives [`start_auth_service`], [`start_post_service`] or
+/// [`Services::start_with`].
+pub use agora_auth_service::Config as AuthConfig;
+pub use agora_post_service::Config as PostConfig;
 pub use audit::graphql_http_audits;
 pub use client::{error_code, get, graphql, graphql_with_headers, graphql_with_status, http_client, wait_until};
 pub use database::{base_database_url, TestDatabase};

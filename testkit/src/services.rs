@@ -12,8 +12,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use agora_platform::kafka::{EmbeddedKafka, KafkaSettings};
-use clap::Parser;
+use agora_platform::kafka::{EmbeddedKafka, KafkaArgs, KafkaSettings};
+use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::client::graphql;
 use crate::database::TestDatabase;
 use crate::DEADLINE;
+use crate::{AuthConfig, PostConfig};
 
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -143,40 +144,34 @@ pub struct StartedService {
 
 /// Starts auth-service on `port` (0: any free one) on the broker of `kafka`,
 /// with its database at `database_url`, signing with `key` and still
-/// publishing `previous_keys`, and any other `flags` (`"--token-ttl-seconds=5"`).
+/// publishing `previous_keys`, and whatever else `configure` sets
+/// (`|config| config.token_ttl = Duration::from_secs(5)`).
 pub async fn start_auth_service(
     kafka: &KafkaSettings,
     port: u16,
     database_url: &str,
     key: &KeyFile,
     previous_keys: &[&KeyFile],
-    flags: &[&str],
+    configure: impl FnOnce(&mut AuthConfig),
 ) -> StartedService {
-    let mut args = vec![
-        "auth-service".to_owned(),
-        format!("--port={port}"),
-        format!("--database-url={database_url}"),
-        format!("--signing-key-file={}", key.path.display()),
-    ];
-    // Tests register and log in many users from one address; a test of the
-    // budgets sets its own.
-    let defaults = [
-        "--metrics-port=0",
-        "--registrations-per-address=0",
-        "--login-attempts-per-address=0",
-        "--login-attempts-per-username-and-address=0",
-        "--login-failures-per-username=0",
+    let mut config = AuthConfig {
+        port,
+        database_url: SecretString::from(database_url.to_owned()),
+        signing_key_file: key.path.clone(),
+        previous_key_files: previous_keys.iter().map(|key| key.path.clone()).collect(),
+        metrics_port: 0,
+        // Tests register and log in many users from one address; a test of
+        // the budgets sets its own.
+        registrations_per_address: 0,
+        login_attempts_per_address: 0,
+        login_attempts_per_username_and_address: 0,
+        login_failures_per_username: 0,
         // A busy test machine is not an attack: hashing waits its turn.
-        "--hashing-wait-ms=60000",
-    ];
-    args.extend(unless_given(&defaults, flags));
-    if !previous_keys.is_empty() {
-        let files: Vec<String> = previous_keys.iter().map(|key| key.path.display().to_string()).collect();
-        args.push(format!("--previous-key-files={}", files.join(",")));
-    }
-    args.extend(flags.iter().map(|flag| flag.to_string()));
-    let config = agora_auth_service::Config::try_parse_from(args).expect("valid auth-service flags");
-    let kafka = with_delivery_timeout(kafka, config.kafka.delivery_timeout_ms);
+        hashing_wait: Duration::from_secs(60),
+        ..AuthConfig::default()
+    };
+    configure(&mut config);
+    let kafka = with_delivery_timeout(kafka, &config.kafka);
     let application = agora_auth_service::Application::build(config, kafka).await.expect("building auth-service");
     let pool = application.pool().clone();
     let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
@@ -185,41 +180,39 @@ pub async fn start_auth_service(
 
 /// Starts post-service on any free port on the broker of `kafka`, with its
 /// database at `database_url`, trusting the keys of the auth-service on
-/// `auth_port`, and any other `flags`.
-pub async fn start_post_service(kafka: &KafkaSettings, database_url: &str, auth_port: u16, flags: &[&str]) -> StartedService {
-    let mut args = vec![
-        "post-service".to_owned(),
-        "--port=0".to_owned(),
-        format!("--database-url={database_url}"),
-        format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
-        "--jwks-min-refetch-ms=0".to_owned(),
-    ];
-    // Tests publish many posts as one user; a test of the budget sets its own.
-    args.extend(unless_given(&["--metrics-port=0", "--posts-per-author-per-hour=0"], flags));
-    args.extend(flags.iter().map(|flag| flag.to_string()));
-    let config = agora_post_service::Config::try_parse_from(args).expect("valid post-service flags");
-    let kafka = with_delivery_timeout(kafka, config.kafka.delivery_timeout_ms);
+/// `auth_port`, and whatever else `configure` sets.
+pub async fn start_post_service(
+    kafka: &KafkaSettings,
+    database_url: &str,
+    auth_port: u16,
+    configure: impl FnOnce(&mut PostConfig),
+) -> StartedService {
+    let mut config = PostConfig {
+        port: 0,
+        database_url: SecretString::from(database_url.to_owned()),
+        jwks_url: Services::jwks_url_of(auth_port),
+        jwks_min_refetch: Duration::ZERO,
+        metrics_port: 0,
+        // Tests publish many posts as one user; a test of the budget sets its own.
+        posts_per_author_per_hour: 0,
+        ..PostConfig::default()
+    };
+    configure(&mut config);
+    let kafka = with_delivery_timeout(kafka, &config.kafka);
     let application = agora_post_service::Application::build(config, kafka).await.expect("building post-service");
     let pool = application.pool().clone();
     let service = RunningService::spawn(application.port(), |shutdown| application.run_until_stopped(shutdown));
     StartedService { service, pool }
 }
 
-/// The `defaults` (`--name=value`) whose flag is not among `flags`.
-fn unless_given(defaults: &[&str], flags: &[&str]) -> Vec<String> {
-    let name = |flag: &str| flag.split('=').next().unwrap_or_default().to_owned();
-    let given: Vec<String> = flags.iter().map(|flag| name(flag)).collect();
-    defaults.iter().filter(|default| !given.contains(&name(default))).map(|default| default.to_string()).collect()
-}
-
-/// `--kafka-delivery-timeout-ms` applied to the embedded broker's settings,
-/// as `kafka::resolve` applies it in production.
-fn with_delivery_timeout(kafka: &KafkaSettings, delivery_timeout_ms: u64) -> KafkaSettings {
-    KafkaSettings { delivery_timeout: Duration::from_millis(delivery_timeout_ms), ..kafka.clone() }
+/// The service's `--kafka-delivery-timeout-ms` applied to the embedded
+/// broker's settings, as `kafka::resolve` applies it in production.
+fn with_delivery_timeout(kafka: &KafkaSettings, args: &KafkaArgs) -> KafkaSettings {
+    KafkaSettings { delivery_timeout: args.delivery_timeout, ..kafka.clone() }
 }
 
 /// Keeps many tests' services within PostgreSQL's connection limit.
-const SERVICE_FLAGS: &[&str] = &["--database-max-connections=4"];
+const SERVICE_CONNECTIONS: u32 = 4;
 
 /// Registers a user with the auth-service on `port`: its token and id.
 pub async fn register_user(port: u16, username: &str, password: &str) -> (String, Uuid) {
@@ -258,22 +251,27 @@ pub struct Services {
 
 impl Services {
     pub async fn start() -> Self {
-        Self::start_with(&[], &[]).await
+        Self::start_with(|_| {}, |_| {}).await
     }
 
-    /// The same with extra flags for auth-service and for post-service
+    /// The same with more settings for auth-service and for post-service
     /// (budgets, trusted proxies).
-    pub async fn start_with(auth_flags: &[&str], post_flags: &[&str]) -> Self {
+    pub async fn start_with(configure_auth: impl FnOnce(&mut AuthConfig), configure_post: impl FnOnce(&mut PostConfig)) -> Self {
         init_logging();
         let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
         let auth_key = KeyFile::generate();
         let auth_database = TestDatabase::new("agora_auth_test");
-        fn flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-            SERVICE_FLAGS.iter().chain(extra).copied().collect()
-        }
-        let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], &flags(auth_flags)).await;
+        let auth = start_auth_service(&kafka.settings(), 0, auth_database.url(), &auth_key, &[], |config| {
+            config.database_max_connections = SERVICE_CONNECTIONS;
+            configure_auth(config);
+        })
+        .await;
         let post_database = TestDatabase::new("agora_post_test");
-        let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, &flags(post_flags)).await;
+        let post = start_post_service(&kafka.settings(), post_database.url(), auth.service.port, |config| {
+            config.database_max_connections = SERVICE_CONNECTIONS;
+            configure_post(config);
+        })
+        .await;
         Services {
             post: post.service,
             auth: auth.service,
@@ -304,7 +302,7 @@ impl Services {
             self.auth_database.url(),
             &self.auth_key,
             &previous,
-            SERVICE_FLAGS,
+            |config| config.database_max_connections = SERVICE_CONNECTIONS,
         )
         .await;
         self.auth = auth.service;

@@ -29,17 +29,18 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+    spawn_app_with(|_| {}).await
 }
 
-/// Starts the app with extra command-line flags (`["--token-ttl-seconds", "5"]`).
-pub async fn spawn_app_with(flags: &[&str]) -> TestApp {
+/// Starts the app with more settings than the tests' defaults
+/// (`|config| config.token_ttl = Duration::from_secs(5)`).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut agora_auth_service::Config)) -> TestApp {
     init_logging();
     let kafka = EmbeddedKafka::start().expect("the embedded Kafka broker starts");
     let database = TestDatabase::new("agora_auth_test");
     let signing_key = KeyFile::generate();
     let kafka_settings = kafka.settings();
-    let app = start_auth_service(&kafka_settings, 0, database.url(), &signing_key, &[], flags).await;
+    let app = start_auth_service(&kafka_settings, 0, database.url(), &signing_key, &[], configure).await;
     TestApp { service: app.service, pool: app.pool, signing_key, _database: database, kafka_settings, kafka }
 }
 

@@ -130,7 +130,7 @@ fn tampered(token: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_on_their_own_listener_not_the_public_port() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let app = spawn_app_with(&["--metrics-port", &free.to_string()]).await;
+    let app = spawn_app_with(|config| config.metrics_port = free).await;
     app.register("ada", "correct horse").await;
 
     assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);

@@ -1,5 +1,8 @@
 //! Logging in, and the throttling that makes guessing passwords slow.
 
+use std::net::{IpAddr, Ipv4Addr};
+
+use agora_auth_service::Config;
 use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app, spawn_app_with, TestApp, LOGIN, ME, REGISTER};
@@ -43,12 +46,13 @@ async fn logging_in_returns_a_token_that_me_accepts() {
     assert_eq!(me["data"]["me"]["username"], "ada");
 }
 
-/// Flags that make the test's loopback connection a trusted proxy, so that
-/// `X-Forwarded-For` names the client, with the given budgets.
-fn behind_a_proxy<'a>(budgets: &[&'a str]) -> Vec<&'a str> {
-    let mut flags = vec!["--trusted-proxies", "127.0.0.1"];
-    flags.extend_from_slice(budgets);
-    flags
+/// Settings that make the test's loopback connection a trusted proxy, so
+/// that `X-Forwarded-For` names the client, with the given budgets.
+fn behind_a_proxy(budgets: impl FnOnce(&mut Config)) -> impl FnOnce(&mut Config) {
+    |config| {
+        config.trusted_proxies = vec![Ipv4Addr::LOCALHOST.into()];
+        budgets(config);
+    }
 }
 
 async fn login_as(app: &TestApp, client: &str, username: &str, password: &str) -> Value {
@@ -62,7 +66,7 @@ fn retry_after(response: &Value) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_guessing_one_password_is_slowed_but_the_owner_elsewhere_is_not() {
-    let app = spawn_app_with(&behind_a_proxy(&["--login-attempts-per-username-and-address", "2"])).await;
+    let app = spawn_app_with(behind_a_proxy(|config| config.login_attempts_per_username_and_address = 2)).await;
     app.register("ada", "correct horse").await;
 
     for _ in 0..2 {
@@ -78,7 +82,7 @@ async fn a_client_guessing_one_password_is_slowed_but_the_owner_elsewhere_is_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_passwords_from_everywhere_cannot_lock_the_owner_out() {
-    let app = spawn_app_with(&behind_a_proxy(&["--login-failures-per-username", "2"])).await;
+    let app = spawn_app_with(behind_a_proxy(|config| config.login_failures_per_username = 2)).await;
     app.register("ada", "correct horse").await;
 
     assert_eq!(error_code(&login_from(&app, "203.0.113.1", "ada").await), Some("UNAUTHENTICATED"));
@@ -95,7 +99,7 @@ async fn wrong_passwords_from_everywhere_cannot_lock_the_owner_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_past_the_budget_of_a_client_address_are_rate_limited_across_usernames() {
-    let app = spawn_app_with(&behind_a_proxy(&["--login-attempts-per-address", "2"])).await;
+    let app = spawn_app_with(behind_a_proxy(|config| config.login_attempts_per_address = 2)).await;
 
     assert_eq!(error_code(&login_from(&app, "203.0.113.7", "user_one").await), Some("UNAUTHENTICATED"));
     assert_eq!(error_code(&login_from(&app, "203.0.113.7", "user_two").await), Some("UNAUTHENTICATED"));
@@ -108,10 +112,13 @@ async fn logins_past_the_budget_of_a_client_address_are_rate_limited_across_user
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_peer_cannot_escape_the_address_budget_with_x_forwarded_for() {
-    for flags in
-        [vec!["--login-attempts-per-address", "2", "--trusted-proxies", "192.0.2.1"], vec!["--login-attempts-per-address", "2"]]
-    {
-        let app = spawn_app_with(&flags).await;
+    let elsewhere: IpAddr = Ipv4Addr::new(192, 0, 2, 1).into();
+    for trusted_proxies in [vec![elsewhere], vec![]] {
+        let app = spawn_app_with(|config| {
+            config.login_attempts_per_address = 2;
+            config.trusted_proxies = trusted_proxies.clone();
+        })
+        .await;
 
         assert_eq!(error_code(&login_from(&app, "203.0.113.1", "user_one").await), Some("UNAUTHENTICATED"));
         assert_eq!(error_code(&login_from(&app, "203.0.113.2", "user_two").await), Some("UNAUTHENTICATED"));
@@ -120,14 +127,14 @@ async fn an_untrusted_peer_cannot_escape_the_address_budget_with_x_forwarded_for
         assert_eq!(
             error_code(&limited),
             Some("RATE_LIMITED"),
-            "the header of an untrusted peer is ignored ({flags:?}): {limited}"
+            "the header of an untrusted peer is ignored (trusted proxies: {trusted_proxies:?}): {limited}"
         );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_answer_carries_retry_after() {
-    let app = spawn_app_with(&["--login-attempts-per-address", "1"]).await;
+    let app = spawn_app_with(|config| config.login_attempts_per_address = 1).await;
     login(&app, "ada", "wrong password").await;
 
     let response = agora_testkit::http_client()
@@ -146,7 +153,7 @@ async fn a_rate_limited_answer_carries_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_past_the_budget_of_an_address_are_rate_limited_and_write_nothing() {
-    let app = spawn_app_with(&["--registrations-per-address", "1"]).await;
+    let app = spawn_app_with(|config| config.registrations_per_address = 1).await;
     app.register("ada", "correct horse").await;
 
     let variables = json!({ "input": { "username": "bob", "password": "correct horse" } });

@@ -1,6 +1,8 @@
 //! The outbox through the running service: a command succeeds while Kafka
 //! is down, and its event is published once Kafka is back.
 
+use std::time::Duration;
+
 use agora_platform::outbox::pending;
 use agora_schema::topics;
 
@@ -9,7 +11,7 @@ use crate::helpers::{about, read_topic_until, spawn_app_with, wait_until, DEADLI
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_while_kafka_is_down_succeeds_and_its_event_is_published_when_kafka_is_back() {
     // A short delivery timeout, so that the relay starts over soon after the broker returns.
-    let app = spawn_app_with(&["--kafka-delivery-timeout-ms", "3000"]).await;
+    let app = spawn_app_with(|config| config.kafka.delivery_timeout = Duration::from_millis(3000)).await;
     let (_, before) = app.register("ada", "correct horse").await;
     read_topic_until(&app.kafka_settings, topics::USER, "ada's registration", |read| !about(read, before).is_empty()).await;
     app.kafka.broker_down().await.unwrap();

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agora_platform::db::{connect_and_migrate, outbox_migrations, DatabaseSettings};
-use agora_platform::graphql::TraceParent;
 use agora_platform::kafka::EmbeddedKafka;
 use agora_platform::outbox::{self, pending, Relay, RelaySettings};
+use agora_platform::trace_context::TraceParent;
 use agora_schema::{topics, Event, UserRenamed};
 use agora_testkit::{read_topic, wait_until, ReceivedEvent, TcpProxy, TestDatabase, DEADLINE};
 use chrono::Utc;

@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 
 use agora_platform::db::{connect_and_migrate, outbox_migrations, DatabaseSettings};
-use agora_platform::graphql::TraceParent;
 use agora_platform::kafka::EmbeddedKafka;
 use agora_platform::outbox::{self, pending, Relay, RelaySettings};
+use agora_platform::trace_context::TraceParent;
 use agora_schema::{topics, Event, UserRenamed};
 use agora_testkit::{read_topic_until, wait_until, TestDatabase, DEADLINE};
 use chrono::Utc;

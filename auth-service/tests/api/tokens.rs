@@ -118,7 +118,7 @@ async fn the_jwks_publishes_the_key_that_signs_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_of_a_previous_key_is_still_accepted_after_a_rotation() {
     let previous_key = KeyFile::generate();
-    let app = spawn_app_with(&["--previous-key-files", &previous_key.path.display().to_string()]).await;
+    let app = spawn_app_with(|config| config.previous_key_files = vec![previous_key.path.clone()]).await;
     let (token, id) = app.register("ada", "correct horse").await;
 
     let kids = kids(&jwks(&app).await);

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agora_platform::graphql::WriteReceipt;
 use agora_platform::tokens::Caller;
+use agora_schema::receipts::WriteReceipt;
 
 use super::source::Loaders;
 use crate::consistency::Consistency;

@@ -14,8 +14,10 @@
 //! (`agora_schema::rules`): a value the service would refuse (or one too
 //! large for its body limit) is BAD_USER_INPUT here, without a call.
 
-use agora_platform::graphql::{Coded, ErrorCode, InputError};
+use agora_platform::errors::Coded;
+use agora_platform::errors::ErrorCode;
 use agora_platform::idempotency::RequestKey;
+use agora_platform::input::InputError;
 use agora_schema::rules;
 use async_graphql::{Context, InputObject, Object};
 use chrono::{DateTime, Utc};
@@ -250,5 +252,5 @@ async fn author_from_service(ctx: &Context<'_>, id: Uuid) -> Option<UserRecord> 
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> async_graphql::Result<T> {
     serde_json::from_value(value.clone())
-        .map_err(|error| agora_platform::graphql::internal(anyhow::anyhow!("a service answered an unexpected shape: {error}")))
+        .map_err(|error| agora_platform::errors::internal(anyhow::anyhow!("a service answered an unexpected shape: {error}")))
 }

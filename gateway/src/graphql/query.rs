@@ -1,7 +1,8 @@
 //! The public queries, answered by the request's data source.
 
-use agora_platform::graphql::{Coded, InputError};
-use agora_platform::pagination::PageRequest;
+use agora_platform::errors::Coded;
+use agora_platform::input::InputError;
+use agora_platform::pagination::page_request;
 use async_graphql::{Context, Object, ID};
 use uuid::Uuid;
 
@@ -53,17 +54,17 @@ impl Query {
         after: Option<String>,
         author_id: Option<ID>,
     ) -> async_graphql::Result<PostConnection> {
-        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
+        let page = page_request(first, after.as_deref())?;
         let author_id = match author_id {
             None => None,
             Some(id) => match parse_id(&id) {
                 Some(id) => Some(id),
-                None => return Ok(post_connection(PostPage::default(), after.is_some())),
+                None => return Ok(post_connection(PostPage::default(), page.after.is_some())),
             },
         };
         let request = ctx.data::<RequestContext>()?;
-        let page = request.loaders.source.posts(author_id, after, limit).await.coded()?;
-        Ok(post_connection(page, after.is_some()))
+        let posts = request.loaders.source.posts(author_id, page).await.coded()?;
+        Ok(post_connection(posts, page.after.is_some()))
     }
 
     async fn post(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Post>> {

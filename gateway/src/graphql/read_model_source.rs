@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use agora_schema::PostCursor;
+use agora_schema::paging::PageRequest;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -51,26 +51,18 @@ impl DataSource for ReadModelSource {
         Ok(queries::user_by_username(self.pool(), username).await?)
     }
 
-    async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<PostPage> {
-        let posts = queries::posts(self.pool(), author_id, after, limit + 1).await?;
-        Ok(PostPage::from_one_more(posts, limit))
+    async fn posts(&self, author_id: Option<Uuid>, page: PageRequest) -> SourceResult<PostPage> {
+        let posts = queries::posts(self.pool(), author_id, page.after, page.rows_to_fetch()).await?;
+        Ok(page.page_of(posts))
     }
 
     async fn posts_by_ids(&self, ids: &[Uuid]) -> SourceResult<Vec<PostRecord>> {
         Ok(queries::posts_by_ids(self.pool(), ids).await?)
     }
 
-    async fn posts_by_authors(
-        &self,
-        authors: &[Uuid],
-        after: Option<PostCursor>,
-        limit: i64,
-    ) -> SourceResult<HashMap<Uuid, PostPage>> {
-        let mut by_author: HashMap<Uuid, Vec<PostRecord>> = HashMap::new();
-        for post in queries::posts_by_authors(self.pool(), authors, after, limit + 1).await? {
-            by_author.entry(post.author_id).or_default().push(post);
-        }
-        Ok(by_author.into_iter().map(|(author, posts)| (author, PostPage::from_one_more(posts, limit))).collect())
+    async fn posts_by_authors(&self, authors: &[Uuid], page: PageRequest) -> SourceResult<HashMap<Uuid, PostPage>> {
+        let posts = queries::posts_by_authors(self.pool(), authors, page.after, page.rows_to_fetch()).await?;
+        Ok(page.pages_by_author(posts, |post| post.author_id))
     }
 
     async fn post_counts(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>> {

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_platform::graphql::ErrorCode;
-use agora_schema::PostCursor;
+use agora_platform::errors::ErrorCode;
+use agora_schema::paging::{AuthorPage, PageRequest};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::ErrorExtensions;
 use uuid::Uuid;
@@ -58,47 +58,19 @@ pub trait DataSource: Send + Sync + 'static {
     fn strategy(&self) -> &'static str;
     async fn users(&self, ids: &[Uuid]) -> SourceResult<Vec<UserRecord>>;
     async fn user_by_username(&self, username: &str) -> SourceResult<Option<UserRecord>>;
-    /// The page of up to `limit` posts after `after`, newest first.
-    async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<PostPage>;
+    /// The page of posts asked for, newest first.
+    async fn posts(&self, author_id: Option<Uuid>, page: PageRequest) -> SourceResult<PostPage>;
     async fn posts_by_ids(&self, ids: &[Uuid]) -> SourceResult<Vec<PostRecord>>;
-    /// Each author's page of up to `limit` posts after `after`, newest
-    /// first; an author without posts there may be left out.
-    async fn posts_by_authors(
-        &self,
-        authors: &[Uuid],
-        after: Option<PostCursor>,
-        limit: i64,
-    ) -> SourceResult<HashMap<Uuid, PostPage>>;
+    /// Each author's page of posts asked for, newest first; an author
+    /// without posts there may be left out.
+    async fn posts_by_authors(&self, authors: &[Uuid], page: PageRequest) -> SourceResult<HashMap<Uuid, PostPage>>;
     async fn post_counts(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>>;
     async fn leaderboard(&self, first: i64) -> SourceResult<Vec<UserRecord>>;
 }
 
-/// A page of posts, newest first, and whether more follow it. The source
-/// says so itself: a service that caps its page size cannot be asked for
-/// one row more than the largest page.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PostPage {
-    pub posts: Vec<PostRecord>,
-    pub has_next_page: bool,
-}
-
-impl PostPage {
-    /// A page from up to `limit + 1` posts: the extra one only tells that
-    /// more follow.
-    pub fn from_one_more(mut posts: Vec<PostRecord>, limit: i64) -> Self {
-        let has_next_page = posts.len() as i64 > limit;
-        posts.truncate(limit as usize);
-        PostPage { posts, has_next_page }
-    }
-}
-
-/// One author's page of posts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuthorPage {
-    pub author_id: Uuid,
-    pub limit: i64,
-    pub after: Option<PostCursor>,
-}
+/// A page of posts, newest first, and whether more follow it (the paging
+/// rules are the contract's, in `agora_schema::paging`).
+pub type PostPage = agora_schema::paging::PostPage<PostRecord>;
 
 /// The per-request loaders over a source.
 pub struct Loaders {
@@ -161,18 +133,10 @@ impl Loader<AuthorPage> for AuthorPostsLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[AuthorPage]) -> SourceResult<HashMap<AuthorPage, PostPage>> {
-        // One call per distinct (limit, after): in practice one per level.
-        let mut groups: HashMap<(i64, Option<PostCursor>), Vec<Uuid>> = HashMap::new();
-        for key in keys {
-            groups.entry((key.limit, key.after)).or_default().push(key.author_id);
-        }
-        let calls = groups.into_iter().map(|((limit, after), authors)| async move {
-            let mut pages = self.0.posts_by_authors(&authors, after, limit).await?;
-            let pages: Vec<(AuthorPage, PostPage)> = authors
-                .iter()
-                .map(|&author_id| (AuthorPage { author_id, limit, after }, pages.remove(&author_id).unwrap_or_default()))
-                .collect();
-            SourceResult::Ok(pages)
+        // One call per distinct page asked for: in practice one per level.
+        let calls = AuthorPage::group(keys).into_iter().map(|(page, authors)| async move {
+            let pages = self.0.posts_by_authors(&authors, page).await?;
+            SourceResult::Ok(AuthorPage::answer(page, &authors, pages))
         });
         Ok(futures::future::try_join_all(calls).await?.into_iter().flatten().collect())
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use agora_platform::graphql::InputError;
+use agora_platform::input::InputError;
 use async_graphql::{Context, ErrorExtensions, SimpleObject, Subscription as SubscriptionObject, ID};
 use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;

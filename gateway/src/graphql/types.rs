@@ -1,16 +1,14 @@
 //! The public API's object types, resolved from records of either source.
 
-use agora_platform::graphql::{Coded, ErrorCode};
-use agora_platform::pagination::PageRequest;
-use agora_schema::{InvalidCursor, PostCursor};
-use async_graphql::connection::{
-    Connection, CursorType, DefaultConnectionName, DefaultEdgeName, Edge, EmptyFields, EnableNodesField,
-};
+use agora_platform::errors::Coded;
+use agora_platform::errors::ErrorCode;
+use agora_platform::pagination::{self, page_request};
+use agora_schema::paging::AuthorPage;
 use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::context::RequestContext;
-use super::source::{AuthorPage, PostPage};
+use super::source::PostPage;
 use crate::read_model::{PostRecord, UserRecord};
 
 pub struct User(pub UserRecord);
@@ -42,11 +40,11 @@ impl User {
         #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PostConnection> {
-        let PageRequest { limit, after } = PageRequest::parse(first, after.as_deref()).coded()?;
+        let page = page_request(first, after.as_deref())?;
         let loaders = &ctx.data::<RequestContext>()?.loaders;
-        let key = AuthorPage { author_id: self.0.id, limit, after };
-        let page = loaders.author_posts.load_one(key).await.coded()?.unwrap_or_default();
-        Ok(post_connection(page, after.is_some()))
+        let key = AuthorPage { author_id: self.0.id, page };
+        let posts = loaders.author_posts.load_one(key).await.coded()?.unwrap_or_default();
+        Ok(post_connection(posts, page.after.is_some()))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -83,29 +81,11 @@ impl Post {
 
 /// A page of posts, newest first: a Relay cursor connection
 /// (`PostConnection`, `PostEdge`, `PageInfo`).
-pub type PostConnection =
-    Connection<Cursor, Post, EmptyFields, EmptyFields, DefaultConnectionName, DefaultEdgeName, EnableNodesField>;
-
-/// A post's place in its page, encoded only when a client selects it.
-pub struct Cursor(PostCursor);
-
-impl CursorType for Cursor {
-    type Error = InvalidCursor;
-
-    fn decode_cursor(cursor: &str) -> Result<Self, InvalidCursor> {
-        PostCursor::decode(cursor).map(Cursor)
-    }
-
-    fn encode_cursor(&self) -> String {
-        self.0.encode()
-    }
-}
+pub type PostConnection = pagination::PostConnection<Post>;
 
 /// The connection over a page; `after_given` says whether it follows a cursor.
 pub fn post_connection(page: PostPage, after_given: bool) -> PostConnection {
-    let mut connection = PostConnection::new(after_given, page.has_next_page);
-    connection.edges = page.posts.into_iter().map(|post| Edge::new(Cursor(post.cursor()), Post(post))).collect();
-    connection
+    pagination::post_connection(page, after_given, |post| (post.cursor(), Post(post)))
 }
 
 #[derive(SimpleObject)]

@@ -80,9 +80,7 @@ fn render_response(mut response: async_graphql::Response, media_type: ResponseMe
     let status = match media_type {
         ResponseMediaType::GraphQlResponseJson if request_error => request_error_status(&response.errors),
         // No data because a database is away: 503, so the client knows to retry.
-        ResponseMediaType::GraphQlResponseJson => {
-            agora_platform::graphql::unavailable_status(&response).unwrap_or(StatusCode::OK)
-        }
+        ResponseMediaType::GraphQlResponseJson => agora_platform::errors::unavailable_status(&response).unwrap_or(StatusCode::OK),
         _ => StatusCode::OK,
     };
 

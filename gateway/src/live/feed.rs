@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_platform::consumer::{self, Delivery};
-use agora_platform::graphql::WriteReceipt;
 use agora_platform::kafka::{self, KafkaSettings, Start};
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::Event;
 use anyhow::Context;
 use rdkafka::consumer::StreamConsumer;

@@ -143,7 +143,8 @@ async fn a_service_that_does_not_answer_in_time_is_a_timeout_on_its_fields() {
             held.push(connection);
         }
     });
-    let slow = spawn_gateway_with_auth_at(&system, silent_port, &["--upstream-timeout-ms=300"]).await;
+    let slow =
+        spawn_gateway_with_auth_at(&system, silent_port, |config| config.upstream_timeout = Duration::from_millis(300)).await;
     let response =
         composed(&slow, "{ posts(first: 2) { nodes { title } } user(id: \"0190a000-0000-7000-8000-000000000000\") { id } }")
             .await;
@@ -180,7 +181,7 @@ async fn identical_queries_in_flight_together_share_one_call() {
         }),
     );
     tokio::spawn(async move { axum::serve(proxy, app).await });
-    let gateway = spawn_gateway_with_auth_at(&system, proxy_port, &[]).await;
+    let gateway = spawn_gateway_with_auth_at(&system, proxy_port, |_| {}).await;
 
     let query = "{ posts(first: 3) { nodes { title author { username } } } }";
     let answers = futures::future::join_all((0..10).map(|_| composed(&gateway, query))).await;

@@ -28,7 +28,7 @@ async fn a_new_post_is_readable_as_soon_as_the_mutation_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_one_gateway_is_read_through_another_with_its_token() {
     let system = spawn_system().await;
-    let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
+    let second = spawn_gateway(&system.services, system.read_model.url(), |_| {}).await;
     wait_until_sharing(&[&system.gateway, &second]).await;
     let ada = system.gateway.register("ada").await;
     let created = system.gateway.create_post(&ada, "written on one").await;
@@ -62,7 +62,7 @@ async fn a_consistency_token_the_gateway_did_not_issue_is_bad_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_counts_as_applied_only_once_queries_can_show_it_with_its_author() {
-    use agora_platform::graphql::WriteReceipt;
+    use agora_schema::receipts::WriteReceipt;
     use agora_schema::topics;
     use agora_testkit::{publish_event, DEADLINE};
     use std::time::Duration;

@@ -24,7 +24,7 @@ const NAMES: [&str; 4] = ["ada", "bob", "cyd", "dee"];
 async fn forum() -> Forum {
     // Generated queries may cost more than a public client is allowed: the
     // strategies are compared here, not the limits (see limits.rs).
-    let system = spawn_system_with(&["--max-query-complexity=1000000"]).await;
+    let system = spawn_system_with(|config| config.max_query_complexity = 1_000_000).await;
     let gateway = &system.gateway;
     let mut accounts = Vec::new();
     for name in NAMES {

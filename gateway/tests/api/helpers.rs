@@ -6,11 +6,14 @@
 //! `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use agora_platform::consumer::Partition;
 use agora_platform::kafka::{EmbeddedKafka, KafkaSettings};
+
+use agora_gateway::Config;
 use agora_testkit::{graphql_with_headers, wait_until, RunningService, Services, TestDatabase, DEADLINE, PASSWORD};
-use clap::Parser;
+use secrecy::SecretString;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -32,11 +35,11 @@ pub struct TestSystem {
     pub services: Services,
 }
 
-/// Extra gateway flags a test may need.
-pub type Flags<'a> = &'a [&'a str];
+// Each `configure` sets what a test needs on a gateway's configuration
+// beyond the tests' defaults (`|config| config.ws_init_timeout = …`).
 
-pub async fn spawn_gateway(services: &Services, read_model_url: &str, flags: Flags<'_>) -> TestGateway {
-    start_gateway(&services.kafka.settings(), services.auth.port, services.post.port, read_model_url, flags).await
+pub async fn spawn_gateway(services: &Services, read_model_url: &str, configure: impl FnOnce(&mut Config)) -> TestGateway {
+    start_gateway(&services.kafka.settings(), services.auth.port, services.post.port, read_model_url, configure).await
 }
 
 pub async fn start_gateway(
@@ -44,21 +47,20 @@ pub async fn start_gateway(
     auth_port: u16,
     post_port: u16,
     read_model_url: &str,
-    flags: Flags<'_>,
+    configure: impl FnOnce(&mut Config),
 ) -> TestGateway {
-    let mut args = vec![
-        "gateway".to_owned(),
-        "--port=0".to_owned(),
-        "--database-max-connections=5".to_owned(),
-        format!("--database-url={read_model_url}"),
-        format!("--auth-url=http://127.0.0.1:{auth_port}/graphql"),
-        format!("--post-url=http://127.0.0.1:{post_port}/graphql"),
-        format!("--jwks-url={}", Services::jwks_url_of(auth_port)),
-        "--jwks-min-refetch-ms=0".to_owned(),
-        "--metrics-port=0".to_owned(),
-    ];
-    args.extend(flags.iter().map(|flag| flag.to_string()));
-    let config = agora_gateway::Config::parse_from(args);
+    let mut config = Config {
+        port: 0,
+        database_max_connections: 5,
+        database_url: SecretString::from(read_model_url.to_owned()),
+        auth_url: format!("http://127.0.0.1:{auth_port}/graphql"),
+        post_url: format!("http://127.0.0.1:{post_port}/graphql"),
+        jwks_url: Services::jwks_url_of(auth_port),
+        jwks_min_refetch: Duration::ZERO,
+        metrics_port: 0,
+        ..Config::default()
+    };
+    configure(&mut config);
     let application = agora_gateway::Application::build(config, kafka.clone()).await.expect("building the gateway");
     let read_db = application.pool().clone();
     let metrics_port = application.metrics_port();
@@ -68,13 +70,13 @@ pub async fn start_gateway(
 }
 
 pub async fn spawn_system() -> TestSystem {
-    spawn_system_with(&[]).await
+    spawn_system_with(|_| {}).await
 }
 
-pub async fn spawn_system_with(flags: Flags<'_>) -> TestSystem {
+pub async fn spawn_system_with(configure: impl FnOnce(&mut Config)) -> TestSystem {
     let services = Services::start().await;
     let read_model = TestDatabase::new("agora_read_test");
-    let gateway = spawn_gateway(&services, read_model.url(), flags).await;
+    let gateway = spawn_gateway(&services, read_model.url(), configure).await;
     TestSystem { gateway, read_model, services }
 }
 
@@ -88,23 +90,23 @@ pub struct LoneGateway {
 }
 
 pub async fn spawn_lone_gateway() -> LoneGateway {
-    spawn_lone_gateway_with(&[]).await
+    spawn_lone_gateway_with(|_| {}).await
 }
 
-pub async fn spawn_lone_gateway_with(flags: Flags<'_>) -> LoneGateway {
+pub async fn spawn_lone_gateway_with(configure: impl FnOnce(&mut Config)) -> LoneGateway {
     agora_testkit::init_logging();
     let kafka = EmbeddedKafka::start().expect("starting the embedded Kafka broker");
     let read_model = TestDatabase::new("agora_read_test");
     let closed = closed_port();
-    let gateway = start_gateway(&kafka.settings(), closed, closed, read_model.url(), flags).await;
+    let gateway = start_gateway(&kafka.settings(), closed, closed, read_model.url(), configure).await;
     LoneGateway { gateway, read_model, kafka }
 }
 
 impl LoneGateway {
     /// Another gateway on the same broker and read model.
-    pub async fn another(&self, flags: Flags<'_>) -> TestGateway {
+    pub async fn another(&self, configure: impl FnOnce(&mut Config)) -> TestGateway {
         let closed = closed_port();
-        start_gateway(&self.kafka.settings(), closed, closed, self.read_model.url(), flags).await
+        start_gateway(&self.kafka.settings(), closed, closed, self.read_model.url(), configure).await
     }
 }
 
@@ -180,17 +182,22 @@ pub fn strategy(name: &str) -> (&'static str, String) {
 
 /// Another gateway on the system's broker and read model whose calls to
 /// auth-service go to `auth_port` instead (a port that never answers, say).
-pub async fn spawn_gateway_with_auth_at(system: &TestSystem, auth_port: u16, flags: Flags<'_>) -> TestGateway {
+pub async fn spawn_gateway_with_auth_at(system: &TestSystem, auth_port: u16, configure: impl FnOnce(&mut Config)) -> TestGateway {
     let services = &system.services;
-    start_gateway(&services.kafka.settings(), auth_port, services.post.port, system.read_model.url(), flags).await
+    start_gateway(&services.kafka.settings(), auth_port, services.post.port, system.read_model.url(), configure).await
 }
 
 /// Another gateway on the system's broker whose calls to post-service go
 /// to `post_port` and whose read model is at `read_model_url` (a service or
 /// a database behind a proxy the test cuts, say).
-pub async fn spawn_gateway_at(system: &TestSystem, post_port: u16, read_model_url: &str, flags: Flags<'_>) -> TestGateway {
+pub async fn spawn_gateway_at(
+    system: &TestSystem,
+    post_port: u16,
+    read_model_url: &str,
+    configure: impl FnOnce(&mut Config),
+) -> TestGateway {
     let services = &system.services;
-    start_gateway(&services.kafka.settings(), services.auth.port, post_port, read_model_url, flags).await
+    start_gateway(&services.kafka.settings(), services.auth.port, post_port, read_model_url, configure).await
 }
 
 /// The request headers that pick the composition strategy.

@@ -3,13 +3,14 @@
 //! the exact HTTP status and error code it must get, quickly (within a
 //! second), and that it wrote nothing; no case may get a 5xx.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use agora_gateway::consistency::{ConsistencyToken, TokenKey};
-use agora_platform::graphql::WriteReceipt;
 use agora_platform::tokens::{Claims, AUDIENCE, ISSUER};
+use agora_schema::receipts::WriteReceipt;
 use agora_schema::topics;
-use agora_testkit::{http_client, Services, TestDatabase, PASSWORD};
+use agora_testkit::{http_client, AuthConfig, PostConfig, Services, TestDatabase, PASSWORD};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -157,8 +158,15 @@ async fn current_kid(services: &Services) -> String {
     jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
 }
 
-/// A system whose services and gateway take extra flags.
-async fn system_with(gateway: &[&str], auth: &[&str], post: &[&str]) -> TestSystem {
+/// The gateway's address as auth-service sees it, and the client's as the gateway sees it.
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A system whose gateway and services are configured beyond the tests' defaults.
+async fn system_with(
+    gateway: impl FnOnce(&mut agora_gateway::Config),
+    auth: impl FnOnce(&mut AuthConfig),
+    post: impl FnOnce(&mut PostConfig),
+) -> TestSystem {
     let services = Services::start_with(auth, post).await;
     let read_model = TestDatabase::new("agora_read_test");
     let gateway = spawn_gateway(&services, read_model.url(), gateway).await;
@@ -179,7 +187,7 @@ fn account(body: &Value) -> Account {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_refused_with_their_status_and_code_and_write_nothing() {
-    let system = system_with(&[], &[], &[]).await;
+    let system = system_with(|_| {}, |_| {}, |_| {}).await;
     let register = |username: &str, password: &str, display_name: Option<&str>| json!({ "input": { "username": username, "password": password, "displayName": display_name } });
     let big = "x".repeat(70 * 1024);
     let post = |title: &str, body: &str| json!({ "input": { "title": title, "body": body } });
@@ -310,7 +318,7 @@ async fn malformed_requests_are_refused_with_their_status_and_code_and_write_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_with_text_postgresql_cannot_hold_find_nothing_and_cursors_agree_in_both_strategies() {
-    let system = system_with(&[], &[], &[]).await;
+    let system = system_with(|_| {}, |_| {}, |_| {}).await;
     let far = URL_SAFE_NO_PAD.encode(format!("post:253402300800000000:{}", Uuid::nil()));
     for strategy in ["read-model", "composition"] {
         let cases = vec![
@@ -359,7 +367,7 @@ async fn lookups_with_text_postgresql_cannot_hold_find_nothing_and_cursors_agree
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_that_looks_like_sql_is_stored_as_written() {
-    let system = system_with(&[], &[], &[]).await;
+    let system = system_with(|_| {}, |_| {}, |_| {}).await;
     let ada = system.gateway.register("ada").await;
     let title = "Robert'); DROP TABLE post; --";
     let created = system.gateway.create_post(&ada, title).await;
@@ -374,7 +382,7 @@ async fn text_that_looks_like_sql_is_stored_as_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_that_are_expired_tampered_foreign_unsigned_or_of_nobody_cannot_write() {
-    let system = system_with(&[], &[], &[]).await;
+    let system = system_with(|_| {}, |_| {}, |_| {}).await;
     let ada = system.gateway.register("ada").await;
     let kid = current_kid(&system.services).await;
     let pem = &system.services.auth_key.pem;
@@ -416,7 +424,7 @@ async fn tokens_that_are_expired_tampered_foreign_unsigned_or_of_nobody_cannot_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consistency_token_is_checked_at_once_and_waits_only_after_validation_within_its_deadline() {
-    let system = system_with(&["--consistency-timeout-ms=400"], &[], &[]).await;
+    let system = system_with(|config| config.consistency_timeout = Duration::from_millis(400), |_| {}, |_| {}).await;
     let key = TokenKey::new(&SecretString::from(TokenKey::LOCAL_DEVELOPMENT_SECRET));
     let never = |topic: &str| {
         ConsistencyToken(vec![WriteReceipt { topic: topic.into(), aggregate_id: Uuid::now_v7(), aggregate_version: 7 }])
@@ -470,9 +478,15 @@ async fn a_consistency_token_is_checked_at_once_and_waits_only_after_validation_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_are_budgeted_per_client_behind_the_gateway_on_both_transports() {
-    let system =
-        system_with(&["--trusted-proxies=127.0.0.1"], &["--trusted-proxies=127.0.0.1", "--registrations-per-address=1"], &[])
-            .await;
+    let system = system_with(
+        |config| config.trusted_proxies = vec![LOOPBACK],
+        |config| {
+            config.trusted_proxies = vec![LOOPBACK];
+            config.registrations_per_address = 1;
+        },
+        |_| {},
+    )
+    .await;
 
     let (status, _, first) = register(&system, "ada", "203.0.113.1").await;
     assert_eq!(status, StatusCode::OK);
@@ -499,7 +513,7 @@ async fn registrations_are_budgeted_per_client_behind_the_gateway_on_both_transp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_are_budgeted_per_author() {
-    let system = system_with(&[], &[], &["--posts-per-author-per-hour=2"]).await;
+    let system = system_with(|_| {}, |_| {}, |config| config.posts_per_author_per_hour = 2).await;
     let (_, _, body) = register(&system, "ada", "203.0.113.1").await;
     let ada = account(&body);
     for n in 0..2 {
@@ -517,7 +531,15 @@ async fn posts_are_budgeted_per_author() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_connection_is_bounded() {
-    let system = system_with(&["--ws-max-subscriptions=2", "--ws-max-message-bytes=2048"], &[], &[]).await;
+    let system = system_with(
+        |config| {
+            config.ws_max_subscriptions = 2;
+            config.ws_max_message_bytes = 2048;
+        },
+        |_| {},
+        |_| {},
+    )
+    .await;
     let port = system.gateway.port();
     let subscription =
         |id: &str| json!({ "type": "subscribe", "id": id, "payload": { "query": "subscription { postCreated { title } }" } });

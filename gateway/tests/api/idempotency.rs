@@ -22,7 +22,7 @@ async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_through_another_replica_gets_the_first_answer_and_has_one_effect() {
     let system = spawn_system().await;
-    let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
+    let second = spawn_gateway(&system.services, system.read_model.url(), |_| {}).await;
     wait_until_sharing(&[&system.gateway, &second]).await;
     let ada = system.gateway.register("ada").await;
 

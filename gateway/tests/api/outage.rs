@@ -33,8 +33,10 @@ async fn a_command_whose_read_model_is_away_answers_with_its_data_and_says_it_is
     let system = spawn_system().await;
     let proxy = TcpProxy::to_database(system.read_model.url()).await;
     // A second replica, projecting on its own (group), whose read model is behind the proxy.
-    let flags = ["--projector-group=agora-outage-test"];
-    let cut_off = spawn_gateway_at(&system, system.services.post.port, &proxy.url(system.read_model.url()), &flags).await;
+    let cut_off = spawn_gateway_at(&system, system.services.post.port, &proxy.url(system.read_model.url()), |config| {
+        config.projector_group = "agora-outage-test".into();
+    })
+    .await;
     let ada = system.gateway.register("ada").await;
 
     proxy.cut();
@@ -71,14 +73,12 @@ async fn a_command_whose_service_database_is_away_answers_unavailable_with_503_a
     let system = spawn_system().await;
     let database = TestDatabase::new("agora_post_test");
     let proxy = TcpProxy::to_database(database.url()).await;
-    let post = start_post_service(
-        &system.services.kafka.settings(),
-        &proxy.url(database.url()),
-        system.services.auth.port,
-        &["--database-max-connections=4"],
-    )
-    .await;
-    let gateway = spawn_gateway_at(&system, post.service.port, system.read_model.url(), &[]).await;
+    let post =
+        start_post_service(&system.services.kafka.settings(), &proxy.url(database.url()), system.services.auth.port, |config| {
+            config.database_max_connections = 4
+        })
+        .await;
+    let gateway = spawn_gateway_at(&system, post.service.port, system.read_model.url(), |_| {}).await;
     let ada = system.gateway.register("ada").await;
 
     proxy.cut();

@@ -121,7 +121,7 @@ async fn a_projector_that_replays_everything_applies_nothing_twice() {
     // it every event again. Meanwhile more events arrive.
     system.gateway.service.kill().await;
     publish_event(&kafka, &post(ada, "while down")).await;
-    let successor = system.another(&["--projector-group=after-the-crash"]).await;
+    let successor = system.another(|config| config.projector_group = "after-the-crash".into()).await;
     wait_for_user(&successor, ada, json!({ "username": "ada", "displayName": "ada", "points": 0, "postCount": 4 })).await;
 
     let stored: i64 = sqlx::query_scalar("select count(*) from read_post").fetch_one(&successor.read_db).await.unwrap();

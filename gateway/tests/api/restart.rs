@@ -44,10 +44,16 @@ impl Installation {
 
     async fn run(&self) -> Run {
         let kafka = EmbeddedKafka::start().expect("a new embedded broker");
-        let flags = ["--database-max-connections=4"];
-        let auth = start_auth_service(&kafka.settings(), 0, self.auth.url(), &self.key, &[], &flags).await.service;
-        let post = start_post_service(&kafka.settings(), self.post.url(), auth.port, &flags).await.service;
-        let gateway = start_gateway(&kafka.settings(), auth.port, post.port, self.read.url(), &[]).await;
+        let auth = start_auth_service(&kafka.settings(), 0, self.auth.url(), &self.key, &[], |config| {
+            config.database_max_connections = 4;
+        })
+        .await
+        .service;
+        let post =
+            start_post_service(&kafka.settings(), self.post.url(), auth.port, |config| config.database_max_connections = 4)
+                .await
+                .service;
+        let gateway = start_gateway(&kafka.settings(), auth.port, post.port, self.read.url(), |_| {}).await;
         Run { gateway, post, auth, _kafka: kafka }
     }
 }
@@ -155,7 +161,7 @@ async fn positions_from_another_log_are_never_used_to_skip() {
         expected.push(name);
     }
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let gateway = start_gateway(&kafka.settings(), closed, closed, read_model.url(), &[]).await;
+    let gateway = start_gateway(&kafka.settings(), closed, closed, read_model.url(), |_| {}).await;
     // The read model is rebuilt from what this log holds: all of it, and only it.
     wait_until(DEADLINE, "the read model shows exactly the new log", || async { usernames(&gateway).await == expected }).await;
     drop(gateway);
@@ -191,7 +197,7 @@ async fn a_read_model_that_lost_its_state_is_rebuilt_from_its_own_positions_not_
     .await
     .unwrap();
     read_db.close().await;
-    let successor = system.another(&[]).await;
+    let successor = system.another(|_| {}).await;
     wait_until(DEADLINE, "the five posts are back", || async { posts(&successor).await == 5 }).await;
 }
 
@@ -224,7 +230,7 @@ async fn a_replica_joining_and_leaving_the_group_loses_no_event() {
     };
     publish_some(10).await;
     // A second replica joins the projector's group: the partitions are shared out anew.
-    let mut second = system.another(&[]).await;
+    let mut second = system.another(|_| {}).await;
     publish_some(10).await;
     wait_until(DEADLINE, "twenty posts with two replicas", || async { post_count(&system.gateway).await == 20 }).await;
     // It leaves again: the first replica takes every partition back.

@@ -66,7 +66,7 @@ async fn subscribers_receive_exactly_the_matching_events_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_gateway_process_delivers_every_event() {
     let system = spawn_system().await;
-    let second = spawn_gateway(&system.services, system.read_model.url(), &[]).await;
+    let second = spawn_gateway(&system.services, system.read_model.url(), |_| {}).await;
     wait_until_sharing(&[&system.gateway, &second]).await;
     let ada = system.gateway.register("ada").await;
     let query =

@@ -3,6 +3,8 @@
 //! sharing of one operation by its subscribers, and the dropping of a
 //! subscriber that does not keep up.
 
+use std::time::Duration;
+
 use agora_testkit::DEADLINE;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -10,7 +12,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{spawn_lone_gateway_with, spawn_system_with};
+use crate::helpers::{spawn_lone_gateway_with, spawn_system, spawn_system_with};
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -54,7 +56,7 @@ fn subscribe(id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handshake_rules_of_graphql_transport_ws_are_kept() {
-    let system = spawn_system_with(&["--ws-init-timeout-ms=300"]).await;
+    let system = spawn_system_with(|config| config.ws_init_timeout = Duration::from_millis(300)).await;
     let port = system.gateway.port();
 
     let mut silent = connect(port, "graphql-transport-ws").await;
@@ -86,7 +88,7 @@ async fn the_handshake_rules_of_graphql_transport_ws_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completed_subscription_ends_and_the_server_keeps_the_connection_alive() {
-    let system = spawn_system_with(&["--ws-keep-alive-ms=100"]).await;
+    let system = spawn_system_with(|config| config.ws_keep_alive = Duration::from_millis(100)).await;
     let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;
     send(&mut socket, json!({ "type": "connection_init" })).await;
     assert_eq!(receive(&mut socket).await["type"], "connection_ack");
@@ -106,7 +108,11 @@ async fn a_completed_subscription_ends_and_the_server_keeps_the_connection_alive
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_does_not_read_is_dropped_and_the_others_keep_up() {
-    let system = spawn_lone_gateway_with(&["--live-buffer-events=64", "--ws-send-timeout-ms=300"]).await;
+    let system = spawn_lone_gateway_with(|config| {
+        config.live_buffer_events = 64;
+        config.ws_send_timeout = Duration::from_millis(300);
+    })
+    .await;
     let port = system.gateway.port();
     let mut stalled = connect(port, "graphql-transport-ws").await;
     send(&mut stalled, json!({ "type": "connection_init" })).await;
@@ -163,7 +169,7 @@ async fn next_title(socket: &mut Socket, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_of_one_operation_share_it_and_come_and_go_on_their_own() {
-    let system = spawn_system_with(&[]).await;
+    let system = spawn_system().await;
     let ada = system.gateway.register("ada").await;
     let port = system.gateway.port();
     let mut first = initialised(port).await;
@@ -201,7 +207,7 @@ async fn subscribers_of_one_operation_share_it_and_come_and_go_on_their_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_that_shuts_down_closes_its_sockets_with_going_away() {
-    let mut system = spawn_system_with(&[]).await;
+    let mut system = spawn_system().await;
     let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;
     send(&mut socket, json!({ "type": "connection_init" })).await;
     assert_eq!(receive(&mut socket).await["type"], "connection_ack");
@@ -212,7 +218,7 @@ async fn a_gateway_that_shuts_down_closes_its_sockets_with_going_away() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_metrics_are_exported() {
-    let system = spawn_system_with(&[]).await;
+    let system = spawn_system().await;
     let mut socket = connect(system.gateway.port(), "graphql-transport-ws").await;
     send(&mut socket, json!({ "type": "connection_init" })).await;
     receive(&mut socket).await;

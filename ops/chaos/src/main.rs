@@ -27,8 +27,8 @@ struct Args {
     #[arg(long)]
     rate: Option<f64>,
     /// How long the broker stays frozen, in seconds.
-    #[arg(long)]
-    broker_frozen_seconds: Option<u64>,
+    #[arg(long = "broker-frozen-seconds", value_name = "SECONDS", value_parser = agora_platform::config::seconds)]
+    broker_frozen: Option<std::time::Duration>,
     /// Where to write the table (default with --full: ops/chaos/results/latest.md).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -61,8 +61,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if let Some(rate) = args.rate {
         options.load.rate = rate;
     }
-    if let Some(seconds) = args.broker_frozen_seconds {
-        options.timings.broker_frozen = std::time::Duration::from_secs(seconds);
+    if let Some(frozen) = args.broker_frozen {
+        options.timings.broker_frozen = frozen;
     }
     let rows = runner::run(&options).await?;
     let title = if args.full { "Chaos suite: full run" } else { "Chaos suite: short run" };

@@ -28,8 +28,8 @@ struct Args {
     #[arg(long = "kafka-brokers", env = "KAFKA_BROKERS")]
     kafka_brokers: Option<String>,
     /// How long reading one topic may take.
-    #[arg(long, default_value_t = 60)]
-    topic_timeout_seconds: u64,
+    #[arg(long = "topic-timeout-seconds", value_name = "SECONDS", default_value = "60", value_parser = agora_platform::config::seconds)]
+    topic_timeout: Duration,
     /// Differences listed per check in the human-readable report.
     #[arg(long, default_value_t = 20)]
     limit: usize,
@@ -51,7 +51,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         post_database_url: database(&args.post_database_url, &args.postgres_url, "agora_post")?,
         read_database_url: database(&args.read_database_url, &args.postgres_url, "agora_read")?,
         kafka_brokers: args.kafka_brokers.clone(),
-        topic_timeout: Duration::from_secs(args.topic_timeout_seconds),
+        topic_timeout: args.topic_timeout,
     };
     let report = reconcile(&sources).await?;
     if args.json {

@@ -49,8 +49,8 @@ use tokio_util::sync::CancellationToken;
 pub use dead_letter::DeadLetters;
 pub use positions::{Partition, Position};
 
-use crate::graphql::TraceParent;
 use crate::kafka::{KafkaSettings, LogProbe, LogVerdict};
+use crate::trace_context::TraceParent;
 use rebalance::{DeferredAssignment, Membership};
 
 /// The migrations of the tables the consumer keeps its positions in; every

@@ -25,7 +25,7 @@ use async_graphql::{ServerError, Variables};
 
 pub use extension::{Checked, QueryLimitsExtension};
 
-use crate::graphql::ErrorCode;
+use crate::errors::ErrorCode;
 use crate::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// How deep selections may nest, fields, fragment spreads and inline

@@ -90,7 +90,7 @@ async fn hostile_requests_get_their_status_and_code_and_write_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_author_past_the_posting_budget_is_rate_limited() {
-    let system = Services::start_with(&[], &["--posts-per-author-per-hour=1"]).await;
+    let system = Services::start_with(|_| {}, |config| config.posts_per_author_per_hour = 1).await;
     let (ada, _) = system.register("ada").await;
     let (bob, _) = system.register("bob").await;
     system.create_post(&ada, "the one").await;

@@ -11,12 +11,9 @@ async fn create_post_answers_unavailable_with_503_while_the_database_is_away_and
     let system = spawn_system().await;
     let database = TestDatabase::new("agora_post_test");
     let proxy = TcpProxy::to_database(database.url()).await;
-    let post = start_post_service(
-        &system.kafka.settings(),
-        &proxy.url(database.url()),
-        system.auth.port,
-        &["--database-max-connections=4"],
-    )
+    let post = start_post_service(&system.kafka.settings(), &proxy.url(database.url()), system.auth.port, |config| {
+        config.database_max_connections = 4
+    })
     .await;
     let (token, _) = system.register("ada").await;
     let create = || async {

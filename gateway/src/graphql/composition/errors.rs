@@ -1,6 +1,6 @@
 //! A failed call to a service, as the client sees it on the affected fields.
 
-use agora_platform::graphql::ErrorCode;
+use agora_platform::errors::ErrorCode;
 
 use crate::graphql::source::SourceError;
 use crate::upstream::UpstreamError;

@@ -12,7 +12,7 @@ mod posts;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agora_schema::PostCursor;
+use agora_schema::paging::PageRequest;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
@@ -67,21 +67,16 @@ impl DataSource for CompositionSource {
         self.auth_user_by_username(username).await
     }
 
-    async fn posts(&self, author_id: Option<Uuid>, after: Option<PostCursor>, limit: i64) -> SourceResult<PostPage> {
-        self.post_page(author_id, after, limit).await
+    async fn posts(&self, author_id: Option<Uuid>, page: PageRequest) -> SourceResult<PostPage> {
+        self.post_page(author_id, page).await
     }
 
     async fn posts_by_ids(&self, ids: &[Uuid]) -> SourceResult<Vec<PostRecord>> {
         self.post_entities(ids).await
     }
 
-    async fn posts_by_authors(
-        &self,
-        authors: &[Uuid],
-        after: Option<PostCursor>,
-        limit: i64,
-    ) -> SourceResult<HashMap<Uuid, PostPage>> {
-        self.author_pages(authors, after, limit).await
+    async fn posts_by_authors(&self, authors: &[Uuid], page: PageRequest) -> SourceResult<HashMap<Uuid, PostPage>> {
+        self.author_pages(authors, page).await
     }
 
     async fn post_counts(&self, authors: &[Uuid]) -> SourceResult<HashMap<Uuid, i32>> {

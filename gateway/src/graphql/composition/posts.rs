@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use agora_schema::PostCursor;
+use agora_schema::paging::{PageRequest, MAX_PAGE_SIZE};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,7 +14,6 @@ use super::CompositionSource;
 use crate::graphql::source::{PostPage, SourceError, SourceResult};
 use crate::read_model::PostRecord;
 use crate::upstream::Service;
-use agora_platform::pagination::MAX_PAGE_SIZE;
 
 const POST_FIELDS: &str = "fragment PostFields on Post { id title body createdAt author { id } }";
 
@@ -98,19 +97,14 @@ fn check_page_size(limit: i64) -> SourceResult<()> {
 }
 
 impl CompositionSource {
-    pub(super) async fn post_page(
-        &self,
-        author_id: Option<Uuid>,
-        after: Option<PostCursor>,
-        limit: i64,
-    ) -> SourceResult<PostPage> {
-        check_page_size(limit)?;
+    pub(super) async fn post_page(&self, author_id: Option<Uuid>, page: PageRequest) -> SourceResult<PostPage> {
+        check_page_size(page.limit)?;
         let query = format!(
             "query($first: Int!, $after: String, $authorId: ID) {{
                 posts(first: $first, after: $after, authorId: $authorId) {{ nodes {{ ...PostFields }} pageInfo {{ hasNextPage }} }}
             }} {POST_FIELDS}"
         );
-        let variables = json!({ "first": limit, "after": after.map(|cursor| cursor.encode()), "authorId": author_id });
+        let variables = json!({ "first": page.limit, "after": page.after.map(|cursor| cursor.encode()), "authorId": author_id });
         let connection: Connection = self.fetch(Service::Post, &query, variables, "posts").await?;
         Ok(connection.into())
     }
@@ -124,13 +118,8 @@ impl CompositionSource {
         Ok(posts.into_iter().flatten().map(PostRecord::from).collect())
     }
 
-    pub(super) async fn author_pages(
-        &self,
-        authors: &[Uuid],
-        after: Option<PostCursor>,
-        limit: i64,
-    ) -> SourceResult<HashMap<Uuid, PostPage>> {
-        check_page_size(limit)?;
+    pub(super) async fn author_pages(&self, authors: &[Uuid], page: PageRequest) -> SourceResult<HashMap<Uuid, PostPage>> {
+        check_page_size(page.limit)?;
         let query = format!(
             "query($representations: [_Any!]!, $first: Int!, $after: String) {{
                 _entities(representations: $representations) {{
@@ -138,7 +127,7 @@ impl CompositionSource {
                 }}
             }} {POST_FIELDS}"
         );
-        let variables = json!({ "representations": representations("User", authors), "first": limit, "after": after.map(|cursor| cursor.encode()) });
+        let variables = json!({ "representations": representations("User", authors), "first": page.limit, "after": page.after.map(|cursor| cursor.encode()) });
         let pages: Vec<Option<AuthorPosts>> = self.fetch(Service::Post, &query, variables, "_entities").await?;
         Ok(pages.into_iter().flatten().map(|author| (author.id, author.posts.into())).collect())
     }

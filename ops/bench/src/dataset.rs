@@ -229,7 +229,7 @@ pub async fn load(system: &System, users: usize, posts: usize) -> anyhow::Result
     let expected = Expected { users: users as i64, posts: posts as i64, points: 10 * posts as i64 };
     wait_for_read_model(&system.postgres, system::READ_DB, expected, Duration::from_secs(1800)).await?;
     let catch_up_seconds = started.elapsed().as_secs_f64();
-    let events = crate::rebuild::topic_offsets(&system.kafka.settings())?.produced;
+    let events = crate::kafka_log::topic_offsets(&system.kafka.settings())?.produced;
     let report = LoadReport { users, posts, register_seconds, insert_posts_seconds, catch_up_seconds, events };
     Ok((Arc::new(registered), report))
 }

@@ -7,6 +7,7 @@ mod chart;
 mod dataset;
 mod freshness;
 mod gql;
+mod kafka_log;
 mod load;
 mod procs;
 mod rebuild;

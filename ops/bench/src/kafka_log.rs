@@ -1,0 +1,40 @@
+//! What the benchmark's broker holds of the read model's topics: how many
+//! events were ever produced to them and how many it still retains. The
+//! data set (to know how many events it made) and the rebuild (to know how
+//! many it must replay) both read it.
+
+use std::time::Duration;
+
+use agora_platform::kafka::KafkaSettings;
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Serialize;
+
+/// The projected topics (the dead-letter topic is not replayed).
+pub const PROJECTED: [&str; 3] = [agora_schema::topics::USER, agora_schema::topics::POST, agora_schema::topics::POINTS];
+
+/// Offsets of the projected topics, summed over every partition.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TopicOffsets {
+    /// Events ever appended (the end offsets).
+    pub produced: u64,
+    /// Events still held by the broker (end − start offsets). The embedded
+    /// broker (librdkafka's mock cluster) keeps at most 5 MiB or 100,000
+    /// messages per partition and drops the oldest beyond that.
+    pub retained: u64,
+}
+
+pub fn topic_offsets(kafka: &KafkaSettings) -> anyhow::Result<TopicOffsets> {
+    let consumer: BaseConsumer = kafka.client_config("agora-bench-watermarks").create().context("a Kafka client")?;
+    let mut offsets = TopicOffsets::default();
+    for topic in PROJECTED {
+        for partition in 0..agora_schema::topics::DEFAULT_PARTITIONS {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .with_context(|| format!("watermarks of {topic}/{partition}"))?;
+            offsets.produced += high.max(0) as u64;
+            offsets.retained += (high - low.max(0)).max(0) as u64;
+        }
+    }
+    Ok(offsets)
+}

@@ -2,30 +2,30 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agora_platform::graphql::WriteReceipt;
 use agora_platform::tokens::Caller;
 
-use super::source::Loaders;
-use crate::consistency::Consistency;
-use crate::upstream::{CallCounter, Forwarded, Upstream};
+use crate::records::RoundTrips;
+use crate::sources::{DataSource, Loaders};
+use crate::upstream::Forwarded;
 
-/// Shared by every request (put in the schema's data).
-pub struct Shared {
-    pub upstream: Arc<Upstream>,
-    pub consistency: Consistency,
-    /// How long a mutation waits for the read model to apply its writes.
-    pub consistency_timeout: Duration,
-}
-
-/// One request's state.
+/// One request's state (put in the request's data).
 pub struct RequestContext {
     pub caller: Caller,
     pub forwarded: Forwarded,
     pub loaders: Loaders,
-    pub calls: Arc<CallCounter>,
+    /// Counts the request's calls to services.
+    pub calls: Arc<RoundTrips>,
     pub commands: Arc<CommandLog>,
+}
+
+impl RequestContext {
+    /// The state a request resolves with: its caller, data from `source`,
+    /// and its calls to services counted in `calls`.
+    pub fn new(caller: Caller, forwarded: Forwarded, source: Arc<dyn DataSource>, calls: Arc<RoundTrips>) -> Self {
+        RequestContext { caller, forwarded, loaders: Loaders::new(source), calls, commands: Arc::default() }
+    }
 }
 
 /// What the commands of one request wrote, read after execution.

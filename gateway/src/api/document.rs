@@ -1,5 +1,6 @@
-//! Which kind of operation a request would run, found before execution so
-//! that GET (a safe method) can refuse mutations with 405.
+//! Which kind of operation a request would run, found before execution: GET
+//! (a safe method) refuses mutations with 405, only queries are cached, only
+//! subscriptions are shared.
 
 use async_graphql::parser::{
     parse_query,

@@ -1,38 +1,34 @@
-//! The gateway's GraphQL schema: the public contract of
-//! `../shared/api.graphql`, resolved from a per-request data source.
+//! The public API's GraphQL schema, the contract of `../shared/api.graphql`:
+//! queries resolved from the request's data source, mutations sent as
+//! commands, subscriptions fed by the live feed, and helpers about GraphQL
+//! documents ([`document`]).
+//!
+//! Stage: the API schema. Uses `records`, `sources`, `upstream`, `commands`
+//! and `live`; the pipeline assembles the schema with its extensions and
+//! runs it, the transports never see it.
 
-pub mod composition;
 pub mod context;
+pub mod document;
 pub mod mutation;
 pub mod query;
-pub mod read_model_source;
-pub mod source;
 pub mod subscription;
 pub mod types;
 
-use agora_platform::query_limits::{QueryLimiter, QueryLimitsExtension};
-use async_graphql::Schema;
+use async_graphql::{Schema, SchemaBuilder};
 
-pub use context::{RequestContext, Shared};
+pub use context::{CommandLog, RequestContext};
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::Subscription;
 
 pub type GatewaySchema = Schema<Query, Mutation, Subscription>;
 
-/// The schema, with what one query may ask checked on every transport
-/// (the limiter is also the schema's data, for transports that check first).
-pub fn schema(shared: Shared, live: crate::live::LiveFeed, limiter: QueryLimiter) -> GatewaySchema {
+/// The schema's types, before extensions and data are added.
+pub fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query, Mutation, Subscription)
-        .data(live)
-        .extension(QueryLimitsExtension::new(limiter.clone()))
-        .data(limiter)
-        .extension(crate::consistency_wait::WaitForToken(shared.consistency.clone()))
-        .data(shared)
-        .finish()
 }
 
 /// The schema the gateway serves, as SDL (exported to `schema/gateway.graphql`).
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, Subscription).finish().sdl()
+    builder().finish().sdl()
 }

@@ -22,11 +22,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::context::{RequestContext, Shared};
-use super::source::SourceError;
+use super::context::RequestContext;
 use super::types::{AuthPayload, Post, User};
-use crate::read_model::{PostRecord, UserRecord};
-use crate::upstream::{Answer, Service};
+use crate::commands::Commands;
+use crate::records::{PostRecord, UserRecord};
+use crate::sources::SourceError;
+use crate::upstream::{Service, ServiceAnswer};
 
 const USER_FIELDS: &str = "id username displayName points createdAt";
 
@@ -139,9 +140,9 @@ async fn require_known_caller(ctx: &Context<'_>) -> async_graphql::Result<()> {
     }
     // The read model may not have applied the registration yet, or be away:
     // auth-service, which owns users, decides.
-    let shared = ctx.data::<Shared>()?;
+    let commands = ctx.data::<Commands>()?;
     let query = "query($id: ID!) { user(id: $id) { id } }";
-    let answer = shared
+    let answer = commands
         .upstream
         .query(Service::Auth, query, json!({ "id": claims.sub }), &request.forwarded, &request.calls)
         .await
@@ -159,33 +160,25 @@ enum Keyed {
     No,
 }
 
-/// Sends a command, records what it wrote, and waits for the read model.
-/// Once the service answered, the command has happened: a wait that fails
-/// only leaves the answer marked as not yet consistent.
+/// Sends a command (it waits for the read model) and records what it wrote.
+/// A command the read model does not show yet leaves the answer marked as
+/// not yet consistent.
 async fn command(
     ctx: &Context<'_>,
     service: Service,
     query: &str,
     variables: Value,
     keyed: Keyed,
-) -> async_graphql::Result<Answer> {
-    let shared = ctx.data::<Shared>()?;
+) -> async_graphql::Result<ServiceAnswer> {
+    let commands = ctx.data::<Commands>()?;
     let request = ctx.data::<RequestContext>()?;
     let key = match keyed {
         Keyed::Yes => idempotency_key(ctx, request)?,
         Keyed::No => None,
     };
-    let answer =
-        shared.upstream.call(service, query, variables, &request.forwarded, &request.calls, key.as_deref()).await.coded()?;
-    let applied = match shared.consistency.wait(&answer.writes, shared.consistency_timeout).await {
-        Ok(applied) => applied,
-        Err(error) => {
-            tracing::warn!(%error, "the command was applied but the read model cannot be checked");
-            false
-        }
-    };
-    request.commands.record(&answer.writes, applied);
-    Ok(answer)
+    let committed = commands.send(service, query, variables, &request.forwarded, &request.calls, key.as_deref()).await.coded()?;
+    request.commands.record(&committed.answer.writes, committed.visible);
+    Ok(committed.answer)
 }
 
 /// This field's key, from the client's `Idempotency-Key` (checked: a
@@ -235,9 +228,9 @@ fn user_record(id: Uuid, answered: &Value) -> async_graphql::Result<UserRecord> 
 
 /// The user `id` as auth-service has it; nothing if it cannot say.
 async fn author_from_service(ctx: &Context<'_>, id: Uuid) -> Option<UserRecord> {
-    let (shared, request) = (ctx.data::<Shared>().ok()?, ctx.data::<RequestContext>().ok()?);
+    let (commands, request) = (ctx.data::<Commands>().ok()?, ctx.data::<RequestContext>().ok()?);
     let query = format!("query($id: ID!) {{ user(id: $id) {{ {USER_FIELDS} }} }}");
-    let answer = shared.upstream.query(Service::Auth, &query, json!({ "id": id }), &request.forwarded, &request.calls).await;
+    let answer = commands.upstream.query(Service::Auth, &query, json!({ "id": id }), &request.forwarded, &request.calls).await;
     match answer {
         Ok(answer) if !answer.data["user"].is_null() => user_record(id, &answer.data["user"]).ok(),
         Ok(_) => None,

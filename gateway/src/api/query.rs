@@ -6,8 +6,8 @@ use async_graphql::{Context, Object, ID};
 use uuid::Uuid;
 
 use super::context::RequestContext;
-use super::source::PostPage;
 use super::types::{post_connection, Post, PostConnection, User};
+use crate::sources::PostPage;
 
 pub struct Query;
 

@@ -1,14 +1,12 @@
 //! The public subscriptions, fed by the process's live feed and filtered in
 //! memory per operation (the subscribers of one operation share its
-//! execution: `live::SharedOperations`).
+//! execution: `pipeline::subscriptions`).
 
 use std::sync::Arc;
 
 use agora_platform::graphql::InputError;
 use async_graphql::{Context, ErrorExtensions, SimpleObject, Subscription as SubscriptionObject, ID};
 use futures::{Stream, StreamExt};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 use super::types::{Post, User};
@@ -30,23 +28,10 @@ fn filter_id(field: &'static str, id: Option<ID>) -> async_graphql::Result<Optio
     id.map(|id| id.parse::<Uuid>().map_err(|_| InputError::new(field, "is not an id this API issued").extend())).transpose()
 }
 
-/// The feed's events for one subscriber. Falling behind the shared buffer
-/// ends the stream and tells the connection, which drops the subscriber.
+/// The feed's events for one subscriber; one that falls behind is told
+/// through the request's [`SlowSubscriber`].
 fn events(ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = Arc<LiveEvent>>> {
-    let receiver = ctx.data::<LiveFeed>()?.subscribe();
-    let slow = ctx.data_opt::<SlowSubscriber>().cloned();
-    Ok(BroadcastStream::new(receiver)
-        .map(move |received| match received {
-            Ok(event) => Some(event),
-            Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                if let Some(slow) = &slow {
-                    slow.fell_behind(missed);
-                }
-                None
-            }
-        })
-        .take_while(|event| std::future::ready(event.is_some()))
-        .filter_map(std::future::ready))
+    Ok(ctx.data::<LiveFeed>()?.events(ctx.data_opt::<SlowSubscriber>().cloned()))
 }
 
 #[SubscriptionObject]

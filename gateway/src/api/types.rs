@@ -10,8 +10,8 @@ use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
 use super::context::RequestContext;
-use super::source::{AuthorPage, PostPage};
-use crate::read_model::{PostRecord, UserRecord};
+use crate::records::{PostRecord, UserRecord};
+use crate::sources::{AuthorPage, PostPage};
 
 pub struct User(pub UserRecord);
 

@@ -1,10 +1,29 @@
-//! Runs one GraphQL request for the transport: picks the query strategy,
-//! checks what the query asks against the limits (before anything else:
-//! waiting, caching, executing), verifies the caller, honours a consistency
-//! token, answers from the response cache or executes, and reports
-//! `extensions.cost`, `extensions.strategy`,
-//! `extensions.upstreamRequests`, `extensions.sqlStatements`,
-//! `extensions.cache` and, after a mutation, `extensions.consistencyToken`.
+//! The request pipeline: what a GraphQL request goes through between its
+//! transport and the schema, in this order:
+//!
+//! 1. the limits: what the document asks is measured and checked before
+//!    anything else (waiting, caching, executing);
+//! 2. the [`strategy`] the request names: the read model or composition;
+//! 3. the [`response_cache`], for anonymous read-model queries;
+//! 4. the [`consistency_token`]: checked now, waited for once the document
+//!    validated;
+//! 5. the caller's token, verified; then execution, over the strategy's
+//!    data source;
+//! 6. the extensions the answer carries ([`annotate`]).
+//!
+//! Subscriptions are checked and executed here too; the subscribers of one
+//! operation share its execution ([`subscriptions`]).
+//!
+//! Stage: the pipeline. Uses `api`, `sources`, `commands`, `live`,
+//! `upstream` and `records`; the transports use it through [`Executor`].
+
+pub mod annotate;
+pub mod consistency_token;
+#[cfg(test)]
+mod fuzz;
+pub mod response_cache;
+pub mod strategy;
+pub mod subscriptions;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,51 +31,98 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agora_platform::graphql::{ErrorCode, TraceParent};
-use agora_platform::query_limits::{Checked, QueryLimiter};
-use agora_platform::tokens::{self, Caller, JwksVerifier};
+use agora_platform::query_limits::{Checked, QueryLimiter, QueryLimitsExtension};
+use agora_platform::tokens::{self, Caller, Claims, JwksVerifier, TokenError};
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Response, ServerError, Value};
+use async_graphql::Response;
 use axum::http::{header, HeaderMap};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::value::RawValue;
 
-use crate::consistency::{Consistency, ConsistencyToken, TokenKey};
-use crate::consistency_wait::PendingConsistency;
-use crate::graphql::context::CommandLog;
-use crate::graphql::source::{DataSource, Loaders};
-use crate::graphql::{GatewaySchema, RequestContext};
-use crate::http::{operation_type, Answer};
-use crate::response_cache::{CacheKey, ResponseCache};
-use crate::upstream::{CallCounter, Forwarded};
+pub use consistency_token::{ConsistencyToken, TokenKey, CONSISTENCY_HEADER};
+pub use response_cache::ResponseCache;
+pub use strategy::STRATEGY_HEADER;
+pub use subscriptions::{Outcome, SharedOperations};
 
-pub const STRATEGY_HEADER: &str = "x-query-strategy";
-pub const CONSISTENCY_HEADER: &str = "x-consistency-token";
+use self::consistency_token::WaitForToken;
+use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
+use self::strategy::Strategy;
+use self::subscriptions::OperationKey;
+use crate::api::document::operation_type;
+use crate::api::{self, GatewaySchema, RequestContext};
+use crate::commands::Commands;
+use crate::live::{LiveFeed, SlowSubscriber};
+use crate::records::RoundTrips;
+use crate::sources::{DataSource, SourceFactory};
+use crate::upstream::Forwarded;
 
-/// Makes a request's data source; the counter counts its round trips.
-pub type SourceFactory = Arc<dyn Fn(Forwarded, Arc<CallCounter>) -> Arc<dyn DataSource> + Send + Sync>;
+/// What the pipeline answers a transport: a response to render, or a
+/// successful one whose `data` was serialized before (a cached answer).
+pub enum Answer {
+    Response(async_graphql::Response),
+    Serialized { data: Arc<RawValue>, extensions: BTreeMap<String, async_graphql::Value> },
+}
 
-pub struct Gateway {
+impl From<async_graphql::Response> for Answer {
+    fn from(response: async_graphql::Response) -> Self {
+        Answer::Response(response)
+    }
+}
+
+/// What the transports hand their requests to: the gateway's [`Pipeline`]
+/// (a small schema in the transports' own tests).
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync + 'static {
+    /// Executes one request. `headers` are the HTTP request's (bearer token,
+    /// `x-query-strategy`, `x-consistency-token`); `peer` is the client: the
+    /// socket's peer, or the client a trusted proxy names for it.
+    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer;
+
+    /// The claims of a bearer token (a WebSocket's, given at `connection_init`).
+    async fn verify(&self, token: &str) -> Result<Claims, TokenError>;
+
+    /// A subscription's results for one subscriber, who is told through
+    /// `slow` when it falls behind.
+    fn subscribe(
+        &self,
+        request: async_graphql::Request,
+        caller: &Caller,
+        forwarded: &Forwarded,
+        slow: SlowSubscriber,
+    ) -> BoxStream<'static, Arc<Outcome>>;
+}
+
+/// The schema with what every request needs: its limits (checked on every
+/// transport), the wait for a consistency token, the commands and the live
+/// feed the resolvers use.
+pub fn schema(commands: Commands, live: LiveFeed, limiter: QueryLimiter) -> GatewaySchema {
+    api::builder()
+        .data(live)
+        .extension(QueryLimitsExtension::new(limiter))
+        .extension(WaitForToken(commands.consistency.clone()))
+        .data(commands)
+        .finish()
+}
+
+pub struct Pipeline {
     pub schema: GatewaySchema,
     pub read_model: SourceFactory,
     pub composition: Option<SourceFactory>,
     pub verifier: Arc<JwksVerifier>,
     /// Anonymous read-model answers until the read model changes; `None` when off.
     pub cache: Option<ResponseCache>,
-    pub consistency: Consistency,
+    /// How long a request with a consistency token may wait for the read model.
     pub consistency_timeout: Duration,
     /// Signs and checks consistency tokens (shared by every replica).
     pub token_key: TokenKey,
     pub limiter: QueryLimiter,
-}
-
-fn error(code: ErrorCode, message: impl Into<String>) -> ServerError {
-    let mut error = ServerError::new(message, None);
-    let mut extensions = async_graphql::ErrorExtensionValues::default();
-    extensions.set("code", code.as_str());
-    error.extensions = Some(extensions);
-    error
+    /// The subscriptions running in this process, by operation.
+    pub subscriptions: SharedOperations,
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
-    Response::from_errors(vec![error(code, message)]).into()
+    Response::from_errors(vec![annotate::request_error(code, message)]).into()
 }
 
 /// Where a cacheable request stands: its key, and the read model's
@@ -66,7 +132,7 @@ struct Cacheable {
     generation: u64,
 }
 
-impl Gateway {
+impl Pipeline {
     async fn run(&self, mut request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
         // Measured once, in time bounded by the document's size; the schema's
         // extension trusts this measure (and the parsed document is kept).
@@ -77,14 +143,13 @@ impl Gateway {
             }
             Err(refusal) => return Response::from_errors(vec![refusal.into_server_error()]).into(),
         };
-        let strategy = headers.get(STRATEGY_HEADER).map(|value| value.to_str().unwrap_or_default().trim().to_ascii_lowercase());
-        let read_model = matches!(strategy.as_deref(), None | Some("") | Some("read-model"));
+        let strategy = Strategy::of(headers);
         let mut cacheable = None;
-        if let Some(cache) = self.cache.as_ref().filter(|_| read_model && cache_allowed(headers)) {
+        if let Some(cache) = self.cache.as_ref().filter(|_| strategy == Strategy::ReadModel && cache_allowed(headers)) {
             let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
             if !no_cache_requested(headers) {
                 if let Some(data) = cache.get(&key) {
-                    return Answer::Serialized { data, extensions: extensions(cost, "read-model", 0, 0, Some("hit")) };
+                    return Answer::Serialized { data, extensions: annotate::extensions(cost, "read-model", 0, 0, Some("hit")) };
                 }
             }
             cacheable = cache.generation().map(|generation| Cacheable { key, generation });
@@ -97,20 +162,11 @@ impl Gateway {
                 .get(agora_platform::idempotency::HEADER)
                 .map(|value| value.to_str().unwrap_or_default().to_owned()),
         };
-        let calls = Arc::new(CallCounter::default());
-        let statements = Arc::new(CallCounter::default());
-        let source = match strategy.as_deref() {
-            _ if read_model => (self.read_model)(forwarded.clone(), statements.clone()),
-            Some("composition") => match &self.composition {
-                Some(factory) => factory(forwarded.clone(), calls.clone()),
-                None => return refuse(ErrorCode::BadUserInput, "the composition strategy is not available"),
-            },
-            other => {
-                return refuse(
-                    ErrorCode::BadUserInput,
-                    format!("unknown {STRATEGY_HEADER} {:?}: use read-model or composition", other.unwrap_or_default()),
-                )
-            }
+        let calls = Arc::new(RoundTrips::default());
+        let statements = Arc::new(RoundTrips::default());
+        let source = match self.source(strategy, &forwarded, &calls, &statements) {
+            Ok(source) => source,
+            Err(refusal) => return refuse(ErrorCode::BadUserInput, refusal),
         };
         // Parsed once, by the check; execution takes the parsed document.
         let operation_name = request.operation_name.clone();
@@ -119,194 +175,93 @@ impl Gateway {
                 cacheable = None;
             }
         }
-        // A token is checked now (a forged one is refused at once); its wait
-        // comes after parsing and validation (`consistency_wait`), within a
-        // deadline that starts now.
-        let mut pending = None;
-        if let Some(token) = headers.get(CONSISTENCY_HEADER) {
-            let Ok(token) = ConsistencyToken::decode(token.to_str().unwrap_or_default(), &self.token_key) else {
-                return refuse(ErrorCode::BadUserInput, format!("{CONSISTENCY_HEADER} is not a token this API issued"));
-            };
-            let deadline = tokio::time::Instant::now() + self.consistency_timeout;
-            pending = Some(PendingConsistency { receipts: token.0, deadline });
-        }
+        let pending = match consistency_token::pending(headers, &self.token_key, self.consistency_timeout) {
+            Ok(pending) => pending,
+            Err(_) => return refuse(ErrorCode::BadUserInput, format!("{CONSISTENCY_HEADER} is not a token this API issued")),
+        };
         let verification = match tokens::bearer(headers) {
             Some(token) => Some(self.verifier.verify(token).await),
             None => None,
         };
         let strategy_name = source.strategy();
-        let commands = Arc::new(CommandLog::default());
-        let context = RequestContext {
-            caller: Caller::from_verification(verification),
-            forwarded,
-            loaders: Loaders::new(source),
-            calls: calls.clone(),
-            commands: commands.clone(),
-        };
+        let context = RequestContext::new(Caller::from_verification(verification), forwarded, source, calls.clone());
+        let commands = context.commands.clone();
         let request = match pending {
             Some(pending) => request.data(pending),
             None => request,
         };
         let mut response = self.schema.execute(request.data(context)).await;
-        add_missing_codes(&mut response);
+        annotate::add_missing_codes(&mut response);
         if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
             if response.errors.is_empty() {
                 // Serialized once, for the cache and for this answer.
                 if let Some(data) = cache.put(key, generation, &response.data) {
-                    let extensions = extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
+                    let extensions = annotate::extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
                     return Answer::Serialized { data, extensions };
                 }
             }
         }
-        response.extensions.extend(extensions(cost, strategy_name, calls.get(), statements.get(), None));
-        if let Some(writes) = commands.writes() {
-            response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode(&self.token_key)));
-        }
-        if commands.lagging() {
-            // The answer may not show the latest writes yet; the client can retry with the token.
-            response.extensions.insert("consistent".into(), Value::from(false));
-        }
+        response.extensions.extend(annotate::extensions(cost, strategy_name, calls.get(), statements.get(), None));
+        annotate::commands(&mut response, &commands, &self.token_key);
         response.into()
     }
-}
 
-/// The extensions every answer carries.
-fn extensions(
-    cost: u64,
-    strategy: &'static str,
-    upstream_requests: usize,
-    sql_statements: usize,
-    cache: Option<&'static str>,
-) -> BTreeMap<String, Value> {
-    let mut extensions = BTreeMap::new();
-    extensions.insert("cost".into(), Value::from(cost));
-    extensions.insert("strategy".into(), Value::from(strategy));
-    extensions.insert("upstreamRequests".into(), Value::from(upstream_requests as u64));
-    extensions.insert("sqlStatements".into(), Value::from(sql_statements as u64));
-    if let Some(cache) = cache {
-        extensions.insert("cache".into(), Value::from(cache));
-    }
-    extensions
-}
-
-/// Whether the request's answer may be shared: not when it names a caller
-/// (the answer may depend on who asks) or a consistency token (it must see
-/// the database itself, see [`crate::response_cache`]).
-fn cache_allowed(headers: &HeaderMap) -> bool {
-    !headers.contains_key(header::AUTHORIZATION) && !headers.contains_key(CONSISTENCY_HEADER)
-}
-
-/// `Cache-Control: no-cache` (or `no-store`): the client wants a fresh answer.
-fn no_cache_requested(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CACHE_CONTROL).iter().filter_map(|value| value.to_str().ok()).any(|value| {
-        value.split(',').any(|directive| matches!(directive.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
-    })
-}
-
-/// Gives every error a code: the validator's come without one (the limits'
-/// refusals carry theirs).
-fn add_missing_codes(response: &mut Response) {
-    for error in &mut response.errors {
-        let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
-        if has_code {
-            continue;
+    /// The request's data source for `strategy`; the read model counts its
+    /// statements, composition its calls. An error says why there is none.
+    fn source(
+        &self,
+        strategy: Strategy,
+        forwarded: &Forwarded,
+        calls: &Arc<RoundTrips>,
+        statements: &Arc<RoundTrips>,
+    ) -> Result<Arc<dyn DataSource>, String> {
+        match strategy {
+            Strategy::ReadModel => Ok((self.read_model)(forwarded.clone(), statements.clone())),
+            Strategy::Composition => match &self.composition {
+                Some(factory) => Ok(factory(forwarded.clone(), calls.clone())),
+                None => Err("the composition strategy is not available".into()),
+            },
+            Strategy::Unknown(other) => Err(format!("unknown {STRATEGY_HEADER} {other:?}: use read-model or composition")),
         }
-        let code = if error.path.is_empty() { ErrorCode::BadUserInput } else { ErrorCode::Internal };
-        error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
+    }
+
+    /// The state a subscription resolves with: over the read model (the
+    /// strategies are for queries); its round trips are not reported.
+    fn subscription_context(&self, caller: Caller, forwarded: Forwarded) -> RequestContext {
+        let source = (self.read_model)(forwarded.clone(), Arc::default());
+        RequestContext::new(caller, forwarded, source, Arc::default())
     }
 }
 
 #[async_trait::async_trait]
-impl crate::http::Executor for Gateway {
+impl Executor for Pipeline {
     async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
         self.run(request, headers, peer).await
     }
-}
 
-#[cfg(test)]
-mod fuzz {
-    //! Mutated documents (the hostile corpus and ordinary queries, cut and
-    //! spliced) through the gateway's schema: its limits, the parser and
-    //! async-graphql's validation never panic and answer within bounds.
-
-    use std::sync::OnceLock;
-    use std::time::{Duration, Instant};
-
-    use agora_platform::query_limits::{CostModel, Limits, QueryLimiter, QueryLimitsExtension};
-    use proptest::prelude::*;
-
-    use crate::graphql::{GatewaySchema, Mutation, Query, Subscription};
-
-    fn schema() -> &'static GatewaySchema {
-        static SCHEMA: OnceLock<GatewaySchema> = OnceLock::new();
-        SCHEMA.get_or_init(|| {
-            let limits = Limits { max_depth: 12, max_cost: 5_000, max_aliases: 30, max_fields: 1_000 };
-            let limiter = QueryLimiter::new(limits, CostModel::agora());
-            async_graphql::Schema::build(Query, Mutation, Subscription)
-                .extension(QueryLimitsExtension::new(limiter.clone()))
-                .data(limiter)
-                .finish()
-        })
+    async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verifier.verify(token).await
     }
 
-    fn seeds() -> Vec<String> {
-        let mut seeds: Vec<String> = agora_testkit::hostile::gateway_corpus().into_iter().map(|case| case.query).collect();
-        seeds.extend(
-            [
-                "{ posts(first: 20) { edges { cursor node { id title author { id displayName points } } } pageInfo { hasNextPage } } }",
-                "query($n: Int) { leaderboard(first: $n) { id posts(first: 5) { nodes { id } } } }",
-                "{ me { ...U } } fragment U on User { id username posts { nodes { ...P } } } fragment P on Post { id author { ...U } }",
-                "mutation { createPost(input: { title: \"t\", body: \"b\" }) { id } }",
-                "subscription { postCreated { id title } }",
-            ]
-            .map(str::to_owned),
-        );
-        seeds
-    }
-
-    /// What an edit splices in.
-    fn piece() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[{}().:$,\"#\\[\\]! ]".prop_map(String::from),
-            Just("...F0 ".to_owned()),
-            Just(" fragment F0 on Query { ...F0 }".to_owned()),
-            Just("posts(first: 100) { nodes { ".to_owned()),
-            Just("a: ".to_owned()),
-            Just("... on Query { ".to_owned()),
-            "[a-zA-Z_]{1,6}",
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
-
-        #[test]
-        fn mutated_documents_are_answered_within_bounds(
-            seed in any::<prop::sample::Index>(),
-            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0..3u8, piece()), 0..6),
-        ) {
-            let seeds = seeds();
-            let mut document: Vec<char> = seed.get(&seeds).chars().collect();
-            for (at, kind, piece) in edits {
-                let position = if document.is_empty() { 0 } else { at.index(document.len()) };
-                match kind {
-                    0 if !document.is_empty() => { document.remove(position); }
-                    1 => { document.splice(position..position, piece.chars()); }
-                    _ => {
-                        // Doubles the tail: repetition is how documents amplify.
-                        let tail: Vec<char> = document[position..].to_vec();
-                        document.extend(tail);
-                    }
-                }
-            }
-            let document: String = document.into_iter().collect();
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            let started = Instant::now();
-            let response = runtime.block_on(schema().execute(async_graphql::Request::new(document.clone())));
-            prop_assert!(started.elapsed() < Duration::from_secs(1), "{document:?} took {:?}", started.elapsed());
-            // An answer with data passed the limits: its cost is reported.
-            if response.errors.is_empty() {
-                prop_assert!(response.extensions.contains_key("cost"), "{document:?}");
+    fn subscribe(
+        &self,
+        request: async_graphql::Request,
+        caller: &Caller,
+        forwarded: &Forwarded,
+        slow: SlowSubscriber,
+    ) -> BoxStream<'static, Arc<Outcome>> {
+        match OperationKey::of_subscription(&request) {
+            // Shared with the operation's other subscribers, as an anonymous caller.
+            Some(key) => self.subscriptions.join(
+                &self.schema,
+                &self.limiter,
+                key,
+                || self.subscription_context(Caller::Anonymous, Forwarded::default()),
+                slow,
+            ),
+            None => {
+                let request = request.data(self.subscription_context(caller.clone(), forwarded.clone())).data(slow);
+                self.schema.execute_stream(request).map(|response| Arc::new(Outcome::of(&response))).boxed()
             }
         }
     }

@@ -1,10 +1,11 @@
 //! Answers of the read-model strategy, kept until the read model changes.
 //!
 //! The read model changes only when the projector commits, and every commit
-//! notifies `agora_projection` (see [`crate::consistency`]). An answer is
-//! stored with the [`ProjectionClock`] generation read *before* it was
-//! computed and served only while the generation is unchanged, so an answer
-//! computed while a projection committed is never served after that
+//! notifies `agora_projection` (see [`crate::commands::consistency`]). An
+//! answer is stored with the generation of the
+//! [`ProjectionClock`](crate::commands::ProjectionClock) read *before* it
+//! was computed and served only while the generation is unchanged, so an
+//! answer computed while a projection committed is never served after that
 //! commit's notification arrived. Until then, it is as fresh as a query run
 //! a moment earlier: the eventual consistency every read-model query has.
 //! A request with a consistency token never uses the cache (it must see the
@@ -16,10 +17,12 @@
 use std::sync::Arc;
 
 use async_graphql::{Value, Variables};
+use axum::http::{header, HeaderMap};
 use moka::sync::Cache;
 use serde_json::value::RawValue;
 
-use crate::consistency::Consistency;
+use super::consistency_token::CONSISTENCY_HEADER;
+use crate::commands::Consistency;
 
 /// A request's place in the cache: everything its answer depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -82,6 +85,20 @@ impl ResponseCache {
         }
         Some(data)
     }
+}
+
+/// Whether the request's answer may be shared: not when it names a caller
+/// (the answer may depend on who asks) or a consistency token (it must see
+/// the database itself).
+pub fn cache_allowed(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::AUTHORIZATION) && !headers.contains_key(CONSISTENCY_HEADER)
+}
+
+/// `Cache-Control: no-cache` (or `no-store`): the client wants a fresh answer.
+pub fn no_cache_requested(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CACHE_CONTROL).iter().filter_map(|value| value.to_str().ok()).any(|value| {
+        value.split(',').any(|directive| matches!(directive.trim().to_ascii_lowercase().as_str(), "no-cache" | "no-store"))
+    })
 }
 
 #[cfg(test)]

@@ -24,9 +24,9 @@ use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
-use super::SlowSubscriber;
-use crate::graphql::RequestContext;
-use crate::http::operation_type;
+use crate::api::document::operation_type;
+use crate::api::{GatewaySchema, RequestContext};
+use crate::live::SlowSubscriber;
 
 /// One result of an operation, serialized once for all who receive it.
 #[derive(Debug)]
@@ -115,18 +115,18 @@ impl SharedOperations {
     /// running execution, or starts it with `context`. A falling-behind
     /// subscriber is told through `slow`.
     ///
-    /// What the operation asks is checked against the schema's limits before
-    /// the lock is taken: no document is measured (or refused) while every
-    /// other subscribe waits.
+    /// What the operation asks is checked against `limiter` before the lock
+    /// is taken: no document is measured (or refused) while every other
+    /// subscribe waits.
     pub fn join(
         &self,
-        schema: &crate::graphql::GatewaySchema,
+        schema: &GatewaySchema,
+        limiter: &QueryLimiter,
         key: OperationKey,
         context: impl FnOnce() -> RequestContext,
         slow: SlowSubscriber,
     ) -> BoxStream<'static, Arc<Outcome>> {
         let mut request = key.request();
-        let limiter = schema.data::<QueryLimiter>().expect("the schema carries its query limiter");
         let request = match limiter.check(&mut request) {
             Ok(measured) => request.data(Checked(measured)),
             Err(refusal) => return futures::stream::iter([Arc::new(Outcome::Failed(vec![refusal.into_server_error()]))]).boxed(),

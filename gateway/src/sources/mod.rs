@@ -1,7 +1,14 @@
-//! Where a request's data comes from: the read model, or the services
-//! (composition). Resolvers ask a [`DataSource`] through per-request
-//! DataLoaders, so lookups made at one level of a query are batched into
+//! Where a query's data comes from: the read model (the default strategy,
+//! [`read_model`]) or the services, merged in code ([`composition`]).
+//! Resolvers ask a [`DataSource`] through per-request DataLoaders
+//! ([`Loaders`]), so lookups made at one level of a query are batched into
 //! one call, whichever the source.
+//!
+//! Stage: read model -> query. Uses `records` and `upstream`; nothing of the
+//! schema, the pipeline or the transports.
+
+pub mod composition;
+pub mod read_model;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +19,12 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::ErrorExtensions;
 use uuid::Uuid;
 
-use crate::read_model::{PostRecord, UserRecord};
+use crate::records::{PostRecord, RoundTrips, UserRecord};
+use crate::upstream::Forwarded;
+
+/// Makes a request's data source, on behalf of its caller; the counter
+/// counts the source's round trips.
+pub type SourceFactory = Arc<dyn Fn(Forwarded, Arc<RoundTrips>) -> Arc<dyn DataSource> + Send + Sync>;
 
 /// A failure to fetch data, with the code the client sees.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,7 +46,10 @@ impl From<sqlx::Error> for SourceError {
     fn from(error: sqlx::Error) -> Self {
         if agora_platform::db::is_unavailable(&error) {
             tracing::warn!(%error, "the read model's database is unavailable");
-            return SourceError { code: ErrorCode::Unavailable, message: "the database is unavailable for now; retry later".into() };
+            return SourceError {
+                code: ErrorCode::Unavailable,
+                message: "the database is unavailable for now; retry later".into(),
+            };
         }
         SourceError::internal(error)
     }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use agora_gateway::consistency::{ConsistencyToken, TokenKey};
+use agora_gateway::pipeline::{ConsistencyToken, TokenKey};
 use agora_platform::graphql::WriteReceipt;
 use agora_platform::tokens::{Claims, AUDIENCE, ISSUER};
 use agora_schema::topics;

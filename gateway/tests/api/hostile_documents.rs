@@ -139,9 +139,13 @@ async fn the_largest_documents_within_the_limits_are_validated_quickly() {
     let fan_out = fragment_fan_out("query", "Query", "__typename", 3);
     let nested_fan_out = format!(
         "{{ posts(first: 1) {{ nodes {{ ...F0 }} }} }}{}",
-        fragment_fan_out("query", "Post", "id", 2).trim_start_matches("query { ...F0 }").replace("{ id }", "{ id author { id displayName } title body }")
+        fragment_fan_out("query", "Post", "id", 2)
+            .trim_start_matches("query { ...F0 }")
+            .replace("{ id }", "{ id author { id displayName } title body }")
     );
-    for (name, query) in [("999 same-named fields", same_name), ("fan-out to 1,000 fields", fan_out), ("fan-out of objects", nested_fan_out)] {
+    for (name, query) in
+        [("999 same-named fields", same_name), ("fan-out to 1,000 fields", fan_out), ("fan-out of objects", nested_fan_out)]
+    {
         let started = Instant::now();
         let (status, body) = post(port, &query, &json!({})).await;
         let elapsed = started.elapsed();

@@ -22,7 +22,10 @@ async fn until_live(subscriber: &mut Subscriber, kafka: &KafkaSettings) {
     let started = Instant::now();
     for version in 1.. {
         publish_event(kafka, &points(warm, version as i32, version)).await;
-        if subscriber.received_within(Duration::from_millis(500), |received| received.iter().any(|line| !line["data"].is_null())).await {
+        if subscriber
+            .received_within(Duration::from_millis(500), |received| received.iter().any(|line| !line["data"].is_null()))
+            .await
+        {
             return;
         }
         assert!(started.elapsed() < DEADLINE, "the subscription never went live");
@@ -56,7 +59,9 @@ async fn a_republished_event_is_pushed_once_and_totals_never_go_back() {
     }
     subscriber
         .wait_for("the last total", |received| {
-            received.iter().any(|line| line["data"]["pointsChanged"]["user"]["username"] == "ada" && line["data"]["pointsChanged"]["total"] == 30)
+            received.iter().any(|line| {
+                line["data"]["pointsChanged"]["user"]["username"] == "ada" && line["data"]["pointsChanged"]["total"] == 30
+            })
         })
         .await;
     assert_eq!(totals(&subscriber, "ada"), [json!(10), json!(20), json!(30)]);

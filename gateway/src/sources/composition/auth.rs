@@ -7,8 +7,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::CompositionSource;
-use crate::graphql::source::SourceResult;
-use crate::read_model::UserRecord;
+use crate::records::UserRecord;
+use crate::sources::SourceResult;
 use crate::upstream::Service;
 
 const USER_FIELDS: &str = "fragment UserFields on User { id username displayName points createdAt }";

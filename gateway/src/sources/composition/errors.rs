@@ -2,7 +2,7 @@
 
 use agora_platform::graphql::ErrorCode;
 
-use crate::graphql::source::SourceError;
+use crate::sources::SourceError;
 use crate::upstream::UpstreamError;
 
 impl From<UpstreamError> for SourceError {

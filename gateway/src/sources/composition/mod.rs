@@ -17,21 +17,20 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::source::{DataSource, PostPage, SourceError, SourceResult};
-use crate::executor::SourceFactory;
-use crate::read_model::{PostRecord, UserRecord};
-use crate::upstream::{CallCounter, Forwarded, Service, Upstream, UpstreamError};
+use super::{DataSource, PostPage, SourceError, SourceFactory, SourceResult};
+use crate::records::{PostRecord, RoundTrips, UserRecord};
+use crate::upstream::{Forwarded, Service, Upstream, UpstreamError};
 
 /// One request's view of the services: calls go out on behalf of its
 /// caller and are counted for its `extensions.upstreamRequests`.
 pub struct CompositionSource {
     upstream: Arc<Upstream>,
     forwarded: Forwarded,
-    calls: Arc<CallCounter>,
+    calls: Arc<RoundTrips>,
 }
 
 impl CompositionSource {
-    pub fn new(upstream: Arc<Upstream>, forwarded: Forwarded, calls: Arc<CallCounter>) -> Self {
+    pub fn new(upstream: Arc<Upstream>, forwarded: Forwarded, calls: Arc<RoundTrips>) -> Self {
         CompositionSource { upstream, forwarded, calls }
     }
 

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::CompositionSource;
-use crate::graphql::source::{PostPage, SourceError, SourceResult};
-use crate::read_model::PostRecord;
+use crate::records::PostRecord;
+use crate::sources::{PostPage, SourceError, SourceResult};
 use crate::upstream::Service;
 use agora_platform::pagination::MAX_PAGE_SIZE;
 

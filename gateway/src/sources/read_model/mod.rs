@@ -1,27 +1,27 @@
 //! The `read-model` strategy: every lookup is one SQL statement on the read
-//! model; no service is called.
+//! model (the tables the projector builds, read in [`queries`]); no service
+//! is called.
+
+pub mod queries;
 
 use std::collections::HashMap;
-
-use agora_schema::PostCursor;
 use std::sync::Arc;
 
+use agora_schema::PostCursor;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::source::{DataSource, PostPage, SourceResult};
-use crate::executor::SourceFactory;
-use crate::read_model::{queries, PostRecord, UserRecord};
-use crate::upstream::CallCounter;
+use super::{DataSource, PostPage, SourceFactory, SourceResult};
+use crate::records::{PostRecord, RoundTrips, UserRecord};
 
 pub struct ReadModelSource {
     pool: PgPool,
     /// Counts the statements run, for `extensions.sqlStatements`.
-    statements: Arc<CallCounter>,
+    statements: Arc<RoundTrips>,
 }
 
 impl ReadModelSource {
-    pub fn new(pool: PgPool, statements: Arc<CallCounter>) -> Self {
+    pub fn new(pool: PgPool, statements: Arc<RoundTrips>) -> Self {
         ReadModelSource { pool, statements }
     }
 

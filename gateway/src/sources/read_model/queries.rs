@@ -6,34 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A registered user, as the API shows it.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct UserRecord {
-    pub id: Uuid,
-    pub username: String,
-    pub display_name: String,
-    pub points: i32,
-    /// Known when the source has it at hand (the read model always does).
-    pub post_count: Option<i32>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A post, with its author when the source fetched it in the same go.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PostRecord {
-    pub id: Uuid,
-    pub author_id: Uuid,
-    pub title: String,
-    pub body: String,
-    pub created_at: DateTime<Utc>,
-    pub author: Option<UserRecord>,
-}
-
-impl PostRecord {
-    pub fn cursor(&self) -> PostCursor {
-        PostCursor { created_at: self.created_at, id: self.id }
-    }
-}
+use crate::records::{PostRecord, UserRecord};
 
 #[derive(sqlx::FromRow)]
 struct PostWithAuthor {

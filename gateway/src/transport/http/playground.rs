@@ -62,7 +62,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `GET /` and the playground's assets under `/playground/`.
-pub fn routes() -> Router {
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/", get(serve_page)).route("/playground/{name}", get(asset))
 }
 

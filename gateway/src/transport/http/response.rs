@@ -10,7 +10,8 @@ use axum::{
 };
 use serde::Serialize;
 
-use super::{negotiation::ResponseMediaType, Answer};
+use super::negotiation::ResponseMediaType;
+use crate::pipeline::Answer;
 
 /// The wire form of a GraphQL response; `data` is left out entirely when a
 /// request error stopped the request before execution.
@@ -59,8 +60,9 @@ fn json_response(status: StatusCode, json: Vec<u8>, media_type: ResponseMediaTyp
 fn render_response(mut response: async_graphql::Response, media_type: ResponseMediaType) -> Response {
     let request_error = is_request_error(&response);
     if request_error {
-        // Parse, validation and variable errors come from async-graphql
-        // without a code; the contract promises one on every error.
+        // The contract promises a code on every error. The gateway's
+        // pipeline gives each one its code; one that still has none here
+        // (from another executor) stopped the request before execution.
         for error in &mut response.errors {
             let extensions = error.extensions.get_or_insert_with(Default::default);
             if extensions.get("code").is_none() {

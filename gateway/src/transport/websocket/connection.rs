@@ -20,8 +20,9 @@ use tokio_stream::StreamMap;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{raw_type, ClientMessage, Outbound, Protocol};
-use super::shared::{OperationKey, Outcome};
-use super::{LiveEndpoint, SlowSubscriber};
+use super::LiveSettings;
+use crate::live::SlowSubscriber;
+use crate::pipeline::{Executor, Outcome};
 use crate::upstream::Forwarded;
 
 /// What the loop does next.
@@ -34,7 +35,8 @@ enum Step {
 struct Connection {
     protocol: Protocol,
     outbound: Outbound,
-    endpoint: Arc<LiveEndpoint>,
+    executor: Arc<dyn Executor>,
+    settings: LiveSettings,
     caller: Option<(Caller, Forwarded)>,
     /// The client's address, forwarded with its commands.
     client_address: Option<IpAddr>,
@@ -48,17 +50,18 @@ struct Connection {
 pub async fn serve(
     socket: WebSocket,
     protocol: Protocol,
-    endpoint: Arc<LiveEndpoint>,
+    executor: Arc<dyn Executor>,
+    settings: LiveSettings,
     client_address: Option<IpAddr>,
     shutdown: CancellationToken,
 ) {
     metrics::gauge!("agora_live_connections").increment(1.0);
-    let settings = endpoint.settings;
     let (mut sink, mut incoming) = socket.split();
     let mut connection = Connection {
         protocol,
         outbound: Outbound(protocol),
-        endpoint,
+        executor,
+        settings,
         caller: None,
         client_address,
         expires_at: None,
@@ -177,7 +180,7 @@ impl Connection {
                 let Some(token) = token else {
                     return self.refuse("the authorization must be \"Bearer <token>\"");
                 };
-                match self.endpoint.verifier.verify(token).await {
+                match self.executor.verify(token).await {
                     Ok(claims) => {
                         let lifetime = u64::try_from(claims.exp - chrono::Utc::now().timestamp()).unwrap_or(0);
                         self.expires_at = Some(tokio::time::Instant::now() + Duration::from_secs(lifetime));
@@ -211,7 +214,7 @@ impl Connection {
         if self.subscriptions.contains_key(&id) {
             return Step::Close(4409, format!("Subscriber for {id} already exists"));
         }
-        let max = self.endpoint.settings.max_subscriptions;
+        let max = self.settings.max_subscriptions;
         if self.subscriptions.len() >= max {
             metrics::counter!("agora_live_subscriptions_refused_total").increment(1);
             let message = format!("at most {max} operations may run at once on one connection; complete one first");
@@ -219,20 +222,7 @@ impl Connection {
                 .extend_with(|_, extensions| extensions.set("limit", max as u64));
             return Step::Send(vec![self.outbound.error(&id, &[error.into_server_error(Default::default())])]);
         }
-        let endpoint = &self.endpoint;
-        let results = match OperationKey::of_subscription(&request) {
-            // Shared with the operation's other subscribers, as an anonymous caller.
-            Some(key) => endpoint.feed().operations.join(
-                &endpoint.schema,
-                key,
-                || endpoint.request_context(Caller::Anonymous, Forwarded::default()),
-                self.slow.clone(),
-            ),
-            None => {
-                let request = request.data(endpoint.request_context(caller.clone(), forwarded.clone())).data(self.slow.clone());
-                endpoint.schema.execute_stream(request).map(|response| Arc::new(Outcome::of(&response))).boxed()
-            }
-        };
+        let results = self.executor.subscribe(request, caller, forwarded, self.slow.clone());
         let mut results = results.map(Some).chain(futures::stream::once(async { None })).boxed();
         // The first poll of a subscription runs its resolver, which joins the
         // feed (or joins the running execution): done now, every event after

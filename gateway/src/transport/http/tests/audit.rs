@@ -3,7 +3,7 @@
 //! gateway's own tests run against the full gateway).
 
 use super::support::spawn;
-use crate::http::HttpLimits;
+use crate::transport::http::HttpLimits;
 
 #[tokio::test]
 async fn passes_every_graphql_over_http_audit() {

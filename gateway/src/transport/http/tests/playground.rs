@@ -1,7 +1,7 @@
 //! The GraphiQL playground: a page that loads only what the gateway serves.
 
 use super::support::spawn;
-use crate::http::HttpLimits;
+use crate::transport::http::HttpLimits;
 
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 

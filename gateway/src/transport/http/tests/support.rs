@@ -1,4 +1,4 @@
-//! A test server: the router in front of a small async-graphql schema.
+//! A test server: the transports' router in front of a small async-graphql schema.
 
 use std::{
     net::SocketAddr,
@@ -6,12 +6,21 @@ use std::{
         atomic::{AtomicI32, Ordering},
         Arc,
     },
+    time::Duration,
 };
 
+use agora_platform::tokens::{Caller as TokenCaller, Claims, TokenError};
 use async_graphql::{Context, EmptySubscription, ErrorExtensions, Object, Schema};
 use axum::http::HeaderMap;
+use futures::stream::{BoxStream, StreamExt};
+use tokio_util::sync::CancellationToken;
 
-use crate::http::{router, Answer, Executor, HttpLimits};
+use crate::live::SlowSubscriber;
+use crate::pipeline::{Answer, Executor, Outcome};
+use crate::transport::http::HttpLimits;
+use crate::transport::websocket::LiveSettings;
+use crate::transport::{router, AppState};
+use crate::upstream::Forwarded;
 
 /// What the transport handed the executor along with the request.
 struct Caller {
@@ -67,6 +76,20 @@ impl Executor for TestExecutor {
     async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
         self.schema.execute(request.data(Caller { headers: headers.clone(), peer })).await.into()
     }
+
+    async fn verify(&self, _token: &str) -> Result<Claims, TokenError> {
+        Err(TokenError::Invalid)
+    }
+
+    fn subscribe(
+        &self,
+        request: async_graphql::Request,
+        _caller: &TokenCaller,
+        _forwarded: &Forwarded,
+        _slow: SlowSubscriber,
+    ) -> BoxStream<'static, Arc<Outcome>> {
+        self.schema.execute_stream(request).map(|response| Arc::new(Outcome::of(&response))).boxed()
+    }
 }
 
 pub struct TestServer {
@@ -83,7 +106,15 @@ impl TestServer {
 /// Starts the router on a free port, served as the gateway serves it.
 pub async fn spawn(limits: HttpLimits) -> TestServer {
     let schema = Schema::build(Query, Mutation, EmptySubscription).data(AtomicI32::new(0)).finish();
-    let app = router(Arc::new(TestExecutor { schema }), limits);
+    let websocket = LiveSettings {
+        init_timeout: Duration::from_secs(10),
+        keep_alive: Duration::from_secs(15),
+        send_timeout: Duration::from_secs(5),
+        max_subscriptions: 100,
+        max_message_bytes: 64 * 1024,
+    };
+    let state = AppState { executor: Arc::new(TestExecutor { schema }), limits, websocket, closing: CancellationToken::new() };
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {

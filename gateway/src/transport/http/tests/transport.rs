@@ -6,7 +6,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::support::{read, spawn, TestServer, GRAPHQL_RESPONSE_JSON, JSON};
-use crate::http::HttpLimits;
+use crate::transport::http::HttpLimits;
 
 async fn post(server: &TestServer, accept: Option<&str>, body: serde_json::Value) -> (u16, String, serde_json::Value) {
     let mut request = server.client.post(server.url("/graphql")).json(&body);

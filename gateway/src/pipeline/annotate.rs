@@ -1,16 +1,13 @@
 //! The last step: what every answer carries besides its data. Every error
 //! gets a code, and the extensions report what the request cost and did:
-//! `cost`, `strategy`, `upstreamRequests`, `sqlStatements`, `cache`, and
-//! after a mutation `consistencyToken` (with `consistent: false` when the
-//! read model did not show its writes yet).
+//! `cost`, `strategy`, `upstreamRequests`, `sqlStatements`, `cache` (after
+//! a mutation, the consistency token adds `consistencyToken`, see
+//! [`super::consistency_token::annotate`]).
 
 use std::collections::BTreeMap;
 
 use agora_platform::graphql::ErrorCode;
 use async_graphql::{Response, ServerError, Value};
-
-use super::consistency_token::{ConsistencyToken, TokenKey};
-use crate::api::CommandLog;
 
 /// An error of the request as a whole (no path, no location), with its code.
 pub fn request_error(code: ErrorCode, message: impl Into<String>) -> ServerError {
@@ -51,16 +48,4 @@ pub fn extensions(
         extensions.insert("cache".into(), Value::from(cache));
     }
     extensions
-}
-
-/// After commands: the consistency token naming what they wrote, and
-/// `consistent: false` if the read model did not show it yet.
-pub fn commands(response: &mut Response, commands: &CommandLog, key: &TokenKey) {
-    if let Some(writes) = commands.writes() {
-        response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode(key)));
-    }
-    if commands.lagging() {
-        // The answer may not show the latest writes yet; the client can retry with the token.
-        response.extensions.insert("consistent".into(), Value::from(false));
-    }
 }

@@ -30,6 +30,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
 use super::annotate::request_error;
+use crate::api::CommandLog;
 use crate::commands::Consistency;
 
 pub const CONSISTENCY_HEADER: &str = "x-consistency-token";
@@ -111,6 +112,19 @@ impl ConsistencyToken {
             return Err(InvalidToken);
         }
         Ok(ConsistencyToken(receipts))
+    }
+}
+
+/// After commands: the consistency token naming what they wrote
+/// (`extensions.consistencyToken`), and `consistent: false` if the read
+/// model did not show it yet.
+pub fn annotate(response: &mut Response, commands: &CommandLog, key: &TokenKey) {
+    if let Some(writes) = commands.writes() {
+        response.extensions.insert("consistencyToken".into(), Value::from(ConsistencyToken(writes).encode(key)));
+    }
+    if commands.lagging() {
+        // The answer may not show the latest writes yet; the client can retry with the token.
+        response.extensions.insert("consistent".into(), Value::from(false));
     }
 }
 

@@ -9,7 +9,8 @@
 //!    validated;
 //! 5. the caller's token, verified; then execution, over the strategy's
 //!    data source;
-//! 6. the extensions the answer carries ([`annotate`]).
+//! 6. the extensions the answer carries ([`annotate`]), and after a
+//!    mutation the consistency token naming its writes.
 //!
 //! Subscriptions are checked and executed here too; the subscribers of one
 //! operation share its execution ([`subscriptions`]).
@@ -202,7 +203,7 @@ impl Pipeline {
             }
         }
         response.extensions.extend(annotate::extensions(cost, strategy_name, calls.get(), statements.get(), None));
-        annotate::commands(&mut response, &commands, &self.token_key);
+        consistency_token::annotate(&mut response, &commands, &self.token_key);
         response.into()
     }
 

@@ -9,7 +9,7 @@ use agora_platform::kafka::KafkaArgs;
 use agora_platform::query_limits::{CostModel, Limits, QueryLimiter};
 use secrecy::SecretString;
 
-use crate::live::LiveSettings;
+use crate::transport::websocket::LiveSettings;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "gateway", about = "Agora's public GraphQL gateway")]

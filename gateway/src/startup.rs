@@ -1,6 +1,8 @@
 //! Building and running the gateway: `Application::build` binds the
-//! listener and prepares everything, `run_until_stopped` serves HTTP and
-//! runs the projector until shutdown.
+//! listener and assembles the stages (the commands, the live feed, the
+//! pipeline over the schema and the sources, the transports' one
+//! application state), `run_until_stopped` serves HTTP and WebSocket and
+//! runs the projector and the live feed until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,16 +20,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
+use crate::commands::{Commands, Consistency};
 use crate::config::Config;
-use crate::consistency::{Consistency, TokenKey};
-use crate::executor::Gateway;
-use crate::graphql::composition;
-use crate::graphql::read_model_source;
-use crate::graphql::{self, Shared};
-use crate::http::{self, HttpLimits};
-use crate::live::{self, LiveEndpoint, LiveFeed, LiveReader};
+use crate::live::{LiveFeed, LiveReader};
+use crate::pipeline::{self, Pipeline, ResponseCache, SharedOperations, TokenKey};
 use crate::projector::{Projector, ProjectorSettings};
-use crate::response_cache::ResponseCache;
+use crate::sources::{composition, read_model};
+use crate::transport::{self, http::HttpLimits, AppState};
 use crate::upstream::Upstream;
 
 pub struct Application {
@@ -55,40 +54,35 @@ impl Application {
         let background = CancellationToken::new();
         let consistency = Consistency::start(pool.clone(), background.clone()).await?;
         let upstream = Arc::new(Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout)?);
-        let shared = Shared {
+        let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch));
+        let live = LiveFeed::new(config.live_buffer_events);
+        let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
+        let commands = Commands {
             upstream: upstream.clone(),
             consistency: consistency.clone(),
             consistency_timeout: config.consistency_timeout,
         };
-        let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch));
-        let live = LiveFeed::new(config.live_buffer_events);
-        let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
-        let schema = graphql::schema(shared, live, config.query_limiter());
-        let read_model = read_model_source::factory(pool.clone());
-        let sockets = CancellationToken::new();
-        let live_endpoint = Arc::new(LiveEndpoint {
-            schema: schema.clone(),
-            read_model: read_model.clone(),
-            verifier: verifier.clone(),
-            settings: config.live(),
-            shutdown: sockets.clone(),
-        });
-        let gateway = Gateway {
-            schema,
-            read_model,
+        let pipeline = Pipeline {
+            schema: pipeline::schema(commands, live, config.query_limiter()),
+            read_model: read_model::factory(pool.clone()),
             composition: Some(composition::factory(upstream)),
             verifier,
-            cache: ResponseCache::new(config.response_cache_bytes, consistency.clone()),
-            consistency,
+            cache: ResponseCache::new(config.response_cache_bytes, consistency),
             consistency_timeout: config.consistency_timeout,
             token_key: TokenKey::from_config(config.consistency_token_secret.as_ref()),
             limiter: config.query_limiter(),
+            subscriptions: SharedOperations::new(config.live_buffer_events),
         };
-        let limits = HttpLimits { body_limit_bytes: config.body_limit_bytes, request_timeout: config.request_timeout };
+        let sockets = CancellationToken::new();
+        let state = AppState {
+            executor: Arc::new(pipeline),
+            limits: HttpLimits { body_limit_bytes: config.body_limit_bytes, request_timeout: config.request_timeout },
+            websocket: config.live(),
+            closing: sockets.clone(),
+        };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "gateway-readiness")? };
-        let router = http::router(Arc::new(gateway), limits)
+        let router = transport::router(state)
             .merge(health::router(dependencies))
-            .layer(axum::middleware::from_fn_with_state(live_endpoint, live::upgrade))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(TrustedProxies::new(config.trusted_proxies.iter().copied())),
                 client_address::resolve,

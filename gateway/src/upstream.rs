@@ -4,11 +4,13 @@
 //! Identical queries in flight at the same moment (same service, document,
 //! variables and token) are sent once and their answer shared, as federation
 //! routers do; commands are always sent.
+//!
+//! Both the composition strategy's queries and the commands go through
+//! here. Uses only `records`.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ use async_graphql::ErrorExtensions;
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
+
+use crate::records::RoundTrips;
 
 /// The services the gateway talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,23 +54,9 @@ pub struct Forwarded {
     pub idempotency_key: Option<String>,
 }
 
-/// How many calls to services one request made.
-#[derive(Debug, Default)]
-pub struct CallCounter(AtomicUsize);
-
-impl CallCounter {
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    pub fn increment(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A successful answer: its data and the writes it reports.
+/// A service's successful answer: its data and the writes it reports.
 #[derive(Debug)]
-pub struct Answer {
+pub struct ServiceAnswer {
     pub data: Value,
     pub writes: Vec<WriteReceipt>,
     /// Field errors that came with the data (a partial answer).
@@ -134,7 +124,7 @@ struct Envelope {
 }
 
 /// One query in flight, awaited by every request that asked for it.
-type SharedCall = Shared<BoxFuture<'static, Result<Arc<Answer>, UpstreamError>>>;
+type SharedCall = Shared<BoxFuture<'static, Result<Arc<ServiceAnswer>, UpstreamError>>>;
 
 /// What makes two queries the same call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -172,9 +162,9 @@ impl Upstream {
         query: &str,
         variables: Value,
         forwarded: &Forwarded,
-        counter: &CallCounter,
+        counter: &RoundTrips,
         idempotency_key: Option<&str>,
-    ) -> Result<Answer, UpstreamError> {
+    ) -> Result<ServiceAnswer, UpstreamError> {
         counter.increment();
         let forwarded = Forwarded { idempotency_key: idempotency_key.map(str::to_owned), ..forwarded.clone() };
         self.send(service, body(query, variables), &forwarded).await
@@ -188,8 +178,8 @@ impl Upstream {
         query: &str,
         variables: Value,
         forwarded: &Forwarded,
-        counter: &CallCounter,
-    ) -> Result<Arc<Answer>, UpstreamError> {
+        counter: &RoundTrips,
+    ) -> Result<Arc<ServiceAnswer>, UpstreamError> {
         counter.increment();
         let key = CallKey { service, body: body(query, variables), authorization: forwarded.authorization.clone() };
         let call = {
@@ -230,7 +220,7 @@ impl Upstream {
         service: Service,
         body: Vec<u8>,
         forwarded: &Forwarded,
-    ) -> impl Future<Output = Result<Answer, UpstreamError>> + Send + 'static {
+    ) -> impl Future<Output = Result<ServiceAnswer, UpstreamError>> + Send + 'static {
         let url = match service {
             Service::Auth => &self.auth_url,
             Service::Post => &self.post_url,
@@ -280,7 +270,7 @@ impl Upstream {
                 });
                 return Err(UpstreamError::Refused(error));
             }
-            Ok(Answer {
+            Ok(ServiceAnswer {
                 data: envelope.data,
                 writes: envelope.extensions.map(|extensions| extensions.writes).unwrap_or_default(),
                 errors: envelope.errors,

@@ -5,9 +5,9 @@
 //! every replica sees every event. An event is published to subscribers only
 //! once the read model reflects it, with the records loaded once for all
 //! subscribers. The subscribers of one operation share its execution
-//! (`shared`), and executions share one bounded buffer: one that falls too
-//! far behind is told so and its subscribers are dropped, instead of slowing
-//! the others down.
+//! (`pipeline::subscriptions`), and executions share one bounded buffer: one
+//! that falls too far behind is told so and its subscribers are dropped,
+//! instead of slowing the others down.
 //!
 //! Each event is pushed once, in its aggregate's order, and none is dropped:
 //! - events of one aggregate go through one lane, in log order; lanes run
@@ -29,16 +29,19 @@ use agora_platform::kafka::{self, KafkaSettings, Start};
 use agora_schema::receipts::WriteReceipt;
 use agora_schema::Event;
 use anyhow::Context;
+use futures::{Stream, StreamExt};
 use rdkafka::consumer::StreamConsumer;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::shared::SharedOperations;
-use crate::consistency::Consistency;
-use crate::projector::TOPICS;
-use crate::read_model::{queries, PostRecord, UserRecord};
+use super::SlowSubscriber;
+use crate::commands::Consistency;
+use crate::records::{PostRecord, UserRecord, READ_MODEL_TOPICS};
+use crate::sources::read_model::queries;
 
 /// What subscribers receive: an event with the records it concerns, as the
 /// read model shows them once it has applied the event.
@@ -49,12 +52,10 @@ pub enum LiveEvent {
     PointsChanged { user: UserRecord, delta: i32, total: i32, reason: String },
 }
 
-/// The sending side; subscriptions take receivers from it. Subscribers of
-/// the same operation share one execution of it ([`SharedOperations`]).
+/// The sending side; subscriptions take their events from it.
 #[derive(Clone)]
 pub struct LiveFeed {
     sender: broadcast::Sender<Arc<LiveEvent>>,
-    pub operations: SharedOperations,
 }
 
 /// How long one wait for the read model lasts before it is logged and
@@ -70,15 +71,28 @@ const GIVE_UP_WAITING: Duration = Duration::from_secs(120);
 const REMEMBERED_AGGREGATES: u64 = 1 << 18;
 
 impl LiveFeed {
-    /// A feed whose buffer holds `capacity` events for the slowest execution
-    /// (and at most as many results for an operation's slowest subscriber).
+    /// A feed whose buffer holds `capacity` events for the slowest execution.
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity);
-        LiveFeed { sender, operations: SharedOperations::new(capacity) }
+        LiveFeed { sender }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
-        self.sender.subscribe()
+    /// The feed's events for one subscriber, from now on. Falling behind the
+    /// shared buffer ends the stream and tells `slow`, so the connection
+    /// drops the subscriber.
+    pub fn events(&self, slow: Option<SlowSubscriber>) -> impl Stream<Item = Arc<LiveEvent>> {
+        BroadcastStream::new(self.sender.subscribe())
+            .map(move |received| match received {
+                Ok(event) => Some(event),
+                Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                    if let Some(slow) = &slow {
+                        slow.fell_behind(missed);
+                    }
+                    None
+                }
+            })
+            .take_while(|event| std::future::ready(event.is_some()))
+            .filter_map(std::future::ready)
     }
 
     /// A reader positioned at the current end of every event topic.
@@ -88,7 +102,7 @@ impl LiveFeed {
             kafka.consumer_config("gateway-live-feed", &group).create().context("cannot create the live feed's consumer")?;
         let consumer = Arc::new(consumer);
         let positioned = consumer.clone();
-        tokio::task::spawn_blocking(move || kafka::assign_all(&*positioned, &TOPICS, Start::End)).await??;
+        tokio::task::spawn_blocking(move || kafka::assign_all(&*positioned, &READ_MODEL_TOPICS, Start::End)).await??;
         let pusher = Pusher { pool, consistency, sender: self.sender.clone() };
         Ok(LiveReader { consumer, pusher: Arc::new(pusher) })
     }

@@ -9,6 +9,9 @@
 //! or applied goes to the dead letters. Each committed batch notifies
 //! `agora_projection`, which wakes read-your-writes waiters on every gateway
 //! replica.
+//!
+//! Stage: Kafka -> read model. Uses only `records` (the topics and the
+//! channel); nothing of the request path.
 
 mod apply;
 
@@ -16,15 +19,10 @@ use std::time::Duration;
 
 use agora_platform::consumer::{self, ApplyError, ConsumerSettings, Delivery, Handler};
 use agora_platform::kafka::KafkaSettings;
-use agora_schema::topics;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-/// The Postgres channel notified when a batch of events is committed.
-pub const NOTIFY_CHANNEL: &str = "agora_projection";
-
-/// The topics the read model is built from.
-pub const TOPICS: [&str; 3] = [topics::USER, topics::POST, topics::POINTS];
+use crate::records::{PROJECTION_CHANNEL, READ_MODEL_TOPICS};
 
 /// The consumer's name in its positions and dead letters.
 pub const CONSUMER_NAME: &str = "gateway-projector";
@@ -56,7 +54,7 @@ impl Projector {
         let settings = ConsumerSettings {
             name: CONSUMER_NAME.to_owned(),
             group_id: self.settings.group_id,
-            topics: TOPICS.iter().map(|topic| topic.to_string()).collect(),
+            topics: READ_MODEL_TOPICS.iter().map(|topic| topic.to_string()).collect(),
             batch_size: self.settings.batch_size,
             retry_backoff: self.settings.retry_backoff,
         };
@@ -86,6 +84,6 @@ impl Handler for ReadModel {
 }
 
 async fn notify(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
-    sqlx::query("select pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(&mut **tx).await?;
+    sqlx::query("select pg_notify($1, '')").bind(PROJECTION_CHANNEL).execute(&mut **tx).await?;
     Ok(())
 }

@@ -72,12 +72,10 @@ async fn a_post_counts_as_applied_only_once_queries_can_show_it_with_its_author(
 
     let system = spawn_lone_gateway().await;
     let kafka = system.kafka.settings();
-    let consistency = agora_gateway::consistency::Consistency::start(
-        system.gateway.read_db.clone(),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let consistency =
+        agora_gateway::commands::Consistency::start(system.gateway.read_db.clone(), tokio_util::sync::CancellationToken::new())
+            .await
+            .unwrap();
     let bob = uuid::Uuid::now_v7();
     let early = post(bob, "before its author");
     publish_event(&kafka, &early).await;

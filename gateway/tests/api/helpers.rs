@@ -161,7 +161,7 @@ impl TestGateway {
 /// settled after a replica joined (while it rebalances, no replica
 /// projects, and writes wait for their read-your-writes meanwhile).
 pub async fn wait_until_sharing(replicas: &[&TestGateway]) {
-    let every_partition = agora_gateway::projector::TOPICS.len() * agora_schema::topics::DEFAULT_PARTITIONS as usize;
+    let every_partition = agora_gateway::records::READ_MODEL_TOPICS.len() * agora_schema::topics::DEFAULT_PARTITIONS as usize;
     wait_until(DEADLINE, "the replicas share the partitions", || async {
         let held: Vec<Partition> = replicas.iter().flat_map(|replica| replica.projecting.borrow().clone()).collect();
         let distinct: HashSet<&Partition> = held.iter().collect();

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use agora_gateway::consistency::{ConsistencyToken, TokenKey};
+use agora_gateway::pipeline::{ConsistencyToken, TokenKey};
 use agora_platform::tokens::{Claims, AUDIENCE, ISSUER};
 use agora_schema::receipts::WriteReceipt;
 use agora_schema::topics;

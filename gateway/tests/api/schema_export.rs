@@ -11,7 +11,7 @@ fn workspace_root() -> PathBuf {
 #[test]
 fn the_exported_schema_is_current() {
     let path = workspace_root().join("schema/gateway.graphql");
-    let served = agora_gateway::graphql::sdl();
+    let served = agora_gateway::api::sdl();
     if std::env::var_os("AGORA_BLESS").is_some() {
         std::fs::write(&path, &served).unwrap();
     }

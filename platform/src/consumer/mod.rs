@@ -200,6 +200,17 @@ struct Worker<H> {
     positioned: Positioned,
 }
 
+/// How a batch's events are applied within its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// All at once: one call of the handler.
+    WholeBatch,
+    /// Each in a savepoint of its own, so that a poisoned one can be
+    /// dead-lettered without losing the others (after the whole batch was
+    /// poisoned).
+    EachEvent,
+}
+
 enum BatchError {
     /// An event failed deterministically: retry the batch event by event.
     Poisoned,
@@ -343,15 +354,15 @@ impl<H: Handler> Worker<H> {
     /// Applies a batch until it sticks. `Some(true)`: applied; `Some(false)`:
     /// the consumer must reposition first; `None`: shut down meanwhile.
     async fn process(&self, messages: &[OwnedMessage], shutdown: &CancellationToken) -> Option<bool> {
-        let mut careful = false;
+        let mut isolation = Isolation::WholeBatch;
         loop {
-            match self.apply_batch(messages, careful).await {
+            match self.apply_batch(messages, isolation).await {
                 Ok(applied) => {
                     metrics::counter!("agora_consumer_events_total", "consumer" => self.settings.name.clone())
                         .increment(applied as u64);
                     return Some(true);
                 }
-                Err(BatchError::Poisoned) => careful = true,
+                Err(BatchError::Poisoned) => isolation = Isolation::EachEvent,
                 Err(BatchError::NewGeneration) => {
                     tracing::warn!(consumer = %self.settings.name, "the consumer's state was reset elsewhere; repositioning");
                     return Some(false);
@@ -367,10 +378,9 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// Applies a batch in one transaction with its positions. `careful`
-    /// isolates each event in a savepoint so that a poisoned one can be
-    /// dead-lettered without losing the others.
-    async fn apply_batch(&self, messages: &[OwnedMessage], careful: bool) -> Result<usize, BatchError> {
+    /// Applies a batch in one transaction with its positions, its events
+    /// together or each on its own (see [`Isolation`]).
+    async fn apply_batch(&self, messages: &[OwnedMessage], isolation: Isolation) -> Result<usize, BatchError> {
         let name = &self.settings.name;
         let mut tx = self.pool.begin().await?;
         if positions::generation(&mut tx, name).await? != self.generation {
@@ -389,7 +399,7 @@ impl<H: Handler> Worker<H> {
             }
         }
         if !fresh.is_empty() {
-            if careful {
+            if isolation == Isolation::EachEvent {
                 for delivery in &fresh {
                     let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
                     match self.handler.apply(&mut savepoint, std::slice::from_ref(delivery)).await {

@@ -1,0 +1,270 @@
+//! The request pipeline: what a GraphQL request goes through between its
+//! transport and the schema, in this order:
+//!
+//! 1. the limits: what the document asks is measured and checked before
+//!    anything else (waiting, caching, executing);
+//! 2. the [`strategy`] the request names: the read model or composition;
+//! 3. the [`response_cache`], for anonymous read-model queries;
+//! 4. the [`consistency_token`]: checked now, waited for once the document
+//!    validated;
+//! 5. the caller's token, verified; then execution, over the strategy's
+//!    data source;
+//! 6. the extensions the answer carries ([`annotate`]), and after a
+//!    mutation the consistency token naming its writes.
+//!
+//! Subscriptions are checked and executed here too; the subscribers of one
+//! operation share its execution ([`subscriptions`]).
+//!
+//! Stage: the pipeline. Uses `api`, `sources`, `commands`, `live`,
+//! `upstream` and `records`; the transports use it through [`Executor`].
+
+pub mod annotate;
+pub mod consistency_token;
+#[cfg(test)]
+mod fuzz;
+pub mod response_cache;
+pub mod strategy;
+pub mod subscriptions;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agora_platform::errors::ErrorCode;
+use agora_platform::query_limits::{Checked, QueryLimiter, QueryLimitsExtension};
+use agora_platform::tokens::{self, Caller, Claims, JwksVerifier, TokenError};
+use agora_platform::trace_context::TraceParent;
+use async_graphql::parser::types::OperationType;
+use async_graphql::Response;
+use axum::http::{header, HeaderMap};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::value::RawValue;
+
+pub use consistency_token::{ConsistencyToken, TokenKey, CONSISTENCY_HEADER};
+pub use response_cache::ResponseCache;
+pub use strategy::STRATEGY_HEADER;
+pub use subscriptions::{Outcome, SharedOperations};
+
+use self::consistency_token::WaitForToken;
+use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
+use self::strategy::Strategy;
+use self::subscriptions::OperationKey;
+use crate::api::document::operation_type;
+use crate::api::{self, GatewaySchema, RequestContext};
+use crate::commands::Commands;
+use crate::live::{LiveFeed, SlowSubscriber};
+use crate::records::RoundTrips;
+use crate::sources::{DataSource, SourceFactory};
+use crate::upstream::Forwarded;
+
+/// What the pipeline answers a transport: a response to render, or a
+/// successful one whose `data` was serialized before (a cached answer).
+pub enum Answer {
+    Response(async_graphql::Response),
+    Serialized { data: Arc<RawValue>, extensions: BTreeMap<String, async_graphql::Value> },
+}
+
+impl From<async_graphql::Response> for Answer {
+    fn from(response: async_graphql::Response) -> Self {
+        Answer::Response(response)
+    }
+}
+
+/// What the transports hand their requests to: the gateway's [`Pipeline`]
+/// (a small schema in the transports' own tests).
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync + 'static {
+    /// Executes one request. `headers` are the HTTP request's (bearer token,
+    /// `x-query-strategy`, `x-consistency-token`); `peer` is the client: the
+    /// socket's peer, or the client a trusted proxy names for it.
+    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer;
+
+    /// The claims of a bearer token (a WebSocket's, given at `connection_init`).
+    async fn verify(&self, token: &str) -> Result<Claims, TokenError>;
+
+    /// A subscription's results for one subscriber, who is told through
+    /// `slow` when it falls behind.
+    fn subscribe(
+        &self,
+        request: async_graphql::Request,
+        caller: &Caller,
+        forwarded: &Forwarded,
+        slow: SlowSubscriber,
+    ) -> BoxStream<'static, Arc<Outcome>>;
+}
+
+/// The schema with what every request needs: its limits (checked on every
+/// transport), the wait for a consistency token, the commands and the live
+/// feed the resolvers use.
+pub fn schema(commands: Commands, live: LiveFeed, limiter: QueryLimiter) -> GatewaySchema {
+    api::builder()
+        .data(live)
+        .extension(QueryLimitsExtension::new(limiter))
+        .extension(WaitForToken(commands.consistency.clone()))
+        .data(commands)
+        .finish()
+}
+
+pub struct Pipeline {
+    pub schema: GatewaySchema,
+    pub read_model: SourceFactory,
+    pub composition: Option<SourceFactory>,
+    pub verifier: Arc<JwksVerifier>,
+    /// Anonymous read-model answers until the read model changes; `None` when off.
+    pub cache: Option<ResponseCache>,
+    /// How long a request with a consistency token may wait for the read model.
+    pub consistency_timeout: Duration,
+    /// Signs and checks consistency tokens (shared by every replica).
+    pub token_key: TokenKey,
+    pub limiter: QueryLimiter,
+    /// The subscriptions running in this process, by operation.
+    pub subscriptions: SharedOperations,
+}
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
+    Response::from_errors(vec![annotate::request_error(code, message)]).into()
+}
+
+/// Where a cacheable request stands: its key, and the read model's
+/// generation its answer is computed from.
+struct Cacheable {
+    key: CacheKey,
+    generation: u64,
+}
+
+impl Pipeline {
+    async fn run(&self, mut request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
+        // Measured once, in time bounded by the document's size; the schema's
+        // extension trusts this measure (and the parsed document is kept).
+        let cost = match self.limiter.check(&mut request) {
+            Ok(measured) => {
+                request = request.data(Checked(measured));
+                measured.cost
+            }
+            Err(refusal) => return Response::from_errors(vec![refusal.into_server_error()]).into(),
+        };
+        let strategy = Strategy::of(headers);
+        let mut cacheable = None;
+        if let Some(cache) = self.cache.as_ref().filter(|_| strategy == Strategy::ReadModel && cache_allowed(headers)) {
+            let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
+            if !no_cache_requested(headers) {
+                if let Some(data) = cache.get(&key) {
+                    return Answer::Serialized { data, extensions: annotate::extensions(cost, "read-model", 0, 0, Some("hit")) };
+                }
+            }
+            cacheable = cache.generation().map(|generation| Cacheable { key, generation });
+        }
+        let forwarded = Forwarded {
+            authorization: headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned),
+            client_address: Some(peer.ip()),
+            traceparent: TraceParent::from_headers(headers).as_deref().map(str::to_owned),
+            idempotency_key: headers
+                .get(agora_platform::idempotency::HEADER)
+                .map(|value| value.to_str().unwrap_or_default().to_owned()),
+        };
+        let calls = Arc::new(RoundTrips::default());
+        let statements = Arc::new(RoundTrips::default());
+        let source = match self.source(strategy, &forwarded, &calls, &statements) {
+            Ok(source) => source,
+            Err(refusal) => return refuse(ErrorCode::BadUserInput, refusal),
+        };
+        // Parsed once, by the check; execution takes the parsed document.
+        let operation_name = request.operation_name.clone();
+        if let Ok(document) = request.parsed_query() {
+            if operation_type(document, operation_name.as_deref()) != Some(OperationType::Query) {
+                cacheable = None;
+            }
+        }
+        let pending = match consistency_token::pending(headers, &self.token_key, self.consistency_timeout) {
+            Ok(pending) => pending,
+            Err(_) => return refuse(ErrorCode::BadUserInput, format!("{CONSISTENCY_HEADER} is not a token this API issued")),
+        };
+        let verification = match tokens::bearer(headers) {
+            Some(token) => Some(self.verifier.verify(token).await),
+            None => None,
+        };
+        let strategy_name = source.strategy();
+        let context = RequestContext::new(Caller::from_verification(verification), forwarded, source, calls.clone());
+        let commands = context.commands.clone();
+        let request = match pending {
+            Some(pending) => request.data(pending),
+            None => request,
+        };
+        let mut response = self.schema.execute(request.data(context)).await;
+        annotate::add_missing_codes(&mut response);
+        if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
+            if response.errors.is_empty() {
+                // Serialized once, for the cache and for this answer.
+                if let Some(data) = cache.put(key, generation, &response.data) {
+                    let extensions = annotate::extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
+                    return Answer::Serialized { data, extensions };
+                }
+            }
+        }
+        response.extensions.extend(annotate::extensions(cost, strategy_name, calls.get(), statements.get(), None));
+        consistency_token::annotate(&mut response, &commands, &self.token_key);
+        response.into()
+    }
+
+    /// The request's data source for `strategy`; the read model counts its
+    /// statements, composition its calls. An error says why there is none.
+    fn source(
+        &self,
+        strategy: Strategy,
+        forwarded: &Forwarded,
+        calls: &Arc<RoundTrips>,
+        statements: &Arc<RoundTrips>,
+    ) -> Result<Arc<dyn DataSource>, String> {
+        match strategy {
+            Strategy::ReadModel => Ok((self.read_model)(forwarded.clone(), statements.clone())),
+            Strategy::Composition => match &self.composition {
+                Some(factory) => Ok(factory(forwarded.clone(), calls.clone())),
+                None => Err("the composition strategy is not available".into()),
+            },
+            Strategy::Unknown(other) => Err(format!("unknown {STRATEGY_HEADER} {other:?}: use read-model or composition")),
+        }
+    }
+
+    /// The state a subscription resolves with: over the read model (the
+    /// strategies are for queries); its round trips are not reported.
+    fn subscription_context(&self, caller: Caller, forwarded: Forwarded) -> RequestContext {
+        let source = (self.read_model)(forwarded.clone(), Arc::default());
+        RequestContext::new(caller, forwarded, source, Arc::default())
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for Pipeline {
+    async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
+        self.run(request, headers, peer).await
+    }
+
+    async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verifier.verify(token).await
+    }
+
+    fn subscribe(
+        &self,
+        request: async_graphql::Request,
+        caller: &Caller,
+        forwarded: &Forwarded,
+        slow: SlowSubscriber,
+    ) -> BoxStream<'static, Arc<Outcome>> {
+        match OperationKey::of_subscription(&request) {
+            // Shared with the operation's other subscribers, as an anonymous caller.
+            Some(key) => self.subscriptions.join(
+                &self.schema,
+                &self.limiter,
+                key,
+                || self.subscription_context(Caller::Anonymous, Forwarded::default()),
+                slow,
+            ),
+            None => {
+                let request = request.data(self.subscription_context(caller.clone(), forwarded.clone())).data(slow);
+                self.schema.execute_stream(request).map(|response| Arc::new(Outcome::of(&response))).boxed()
+            }
+        }
+    }
+}

@@ -67,14 +67,10 @@ pub fn respond(mut response: async_graphql::Response) -> Response {
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {
-            let code =
-                if error.message.starts_with("Query is too complex") || error.message.starts_with("Query is nested too deep") {
-                    ErrorCode::QueryTooComplex
-                } else if error.path.is_empty() {
-                    ErrorCode::BadUserInput
-                } else {
-                    ErrorCode::Internal
-                };
+            // The query limits code their own refusals; what is left is the
+            // parser's and validator's (no path: the client's document) or
+            // a resolver's that forgot one.
+            let code = if error.path.is_empty() { ErrorCode::BadUserInput } else { ErrorCode::Internal };
             extensions.set("code", code.as_str());
         }
     }
@@ -103,6 +99,25 @@ mod tests {
         assert!(is_json_body(&typed("application/json")));
         assert!(is_json_body(&typed("Application/JSON; charset=utf-8")));
         assert!(is_json_body(&typed("application/graphql-response+json")));
+    }
+
+    async fn codes_of(response: async_graphql::Response) -> Vec<serde_json::Value> {
+        let body = axum::body::to_bytes(respond(response).into_body(), usize::MAX).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        body["errors"].as_array().unwrap().iter().map(|error| error["extensions"]["code"].clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_error_without_a_code_gets_one_from_where_it_happened_not_from_its_message() {
+        use async_graphql::{PathSegment, ServerError};
+        // The query limits code their refusals themselves; a message that reads like one decides nothing.
+        let request_error = ServerError::new("Query is too complex.", None);
+        let field_error = ServerError::new("Query is nested too deep.", None).with_path(vec![PathSegment::Field("me".into())]);
+        let mut coded = ServerError::new("no", None);
+        coded.extensions = Some(Default::default());
+        coded.extensions.as_mut().unwrap().set("code", "RATE_LIMITED");
+        let codes = codes_of(async_graphql::Response::from_errors(vec![request_error, field_error, coded])).await;
+        assert_eq!(codes, ["BAD_USER_INPUT", "INTERNAL", "RATE_LIMITED"]);
     }
 
     #[test]

@@ -21,6 +21,13 @@ impl HostileCase {
     fn new(name: &'static str, query: String, code: &'static str, reason: Option<&'static str>) -> Self {
         HostileCase { name, query, variables: json!({}), code, reason }
     }
+
+    /// Whether the refusal reports what was measured (`extensions.cost`
+    /// and `extensions.limit`): every QUERY_TOO_COMPLEX but a fragment
+    /// cycle's, which has no finite measure.
+    pub fn is_measured(&self) -> bool {
+        self.reason.is_some_and(|reason| reason != "fragmentCycle")
+    }
 }
 
 /// A million post bodies asked for in 130 bytes.
@@ -42,6 +49,11 @@ pub fn fragment_fan_out(operation: &str, on: &str, leaf: &str, levels: usize) ->
 /// `{ a { a { … } } }`, `levels` deep.
 pub fn nested_fields(field: &str, levels: usize) -> String {
     format!("{}{}", format!("{{ {field} ").repeat(levels), "}".repeat(levels))
+}
+
+/// `{ field(x: [[…]]) { __typename } }`, the list value `levels` deep.
+pub fn nested_list_value(field: &str, levels: usize) -> String {
+    format!("{{ {field}(x: {}1{}) {{ __typename }} }}", "[".repeat(levels), "]".repeat(levels))
 }
 
 /// `levels` inline fragments in one another: nesting without field depth.
@@ -85,10 +97,18 @@ pub fn gateway_corpus() -> Vec<HostileCase> {
         HostileCase::new(
             "fragment cycle",
             "{ ...F0 } fragment F0 on Query { ...F1 ...F1 } fragment F1 on Query { ...F0 ...F0 }".to_owned(),
-            "BAD_USER_INPUT",
-            None,
+            "QUERY_TOO_COMPLEX",
+            Some("fragmentCycle"),
         ),
         HostileCase::new("nesting past the parser's limit", nested_fields("me", 70), "QUERY_TOO_COMPLEX", Some("depth")),
+        // Some thousand levels deep the parser runs out of stack (48 KB: within a subgraph's body limit).
+        HostileCase::new("nesting past the parser's stack", nested_fields("me", 8_000), "QUERY_TOO_COMPLEX", Some("depth")),
+        HostileCase::new(
+            "a value nested past the parser's stack",
+            nested_list_value("me", 8_000),
+            "QUERY_TOO_COMPLEX",
+            Some("depth"),
+        ),
         HostileCase::new(
             "nesting past the recursion check",
             nested_inline_fragments("Query", 40),

@@ -193,8 +193,8 @@ impl<'a> Walk<'a> {
             Some(Some(summary)) => return Ok(*summary),
             Some(None) => {
                 let start = self.path.iter().position(|measuring| *measuring == name).unwrap_or(0);
-                let cycle: Vec<&str> = self.path[start..].iter().copied().chain([name]).collect();
-                return Err(Refusal::Invalid(format!("fragment cycle: {}", cycle.join(" -> "))));
+                let cycle = self.path[start..].iter().copied().chain([name]).map(str::to_owned).collect();
+                return Err(Refusal::FragmentCycle(cycle));
             }
             None => {}
         }

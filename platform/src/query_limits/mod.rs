@@ -4,7 +4,8 @@
 //! document whose fragments spread each other ten times over costs no more
 //! to measure than it is long.
 //!
-//! The measures: field depth; selections nested (fields, fragments, inline
+//! The measures: brackets nested in the text, before it is parsed
+//! ([`brackets`]); field depth; selections nested (fields, fragments, inline
 //! fragments) no deeper than async-graphql's own recursion check allows;
 //! the fields of the document once its fragments are expanded (what
 //! validation walks); aliases; and the **cost**: every field counts 1,
@@ -12,9 +13,14 @@
 //! argument (`first`, with a default and a maximum) or the length of the
 //! list argument it answers item by item (`_entities(representations:)`).
 //! A refusal is `QUERY_TOO_COMPLEX` with `extensions.cost` (what was
-//! measured), `extensions.limit` and `extensions.reason`; an accepted
-//! answer reports its cost in `extensions.cost` ([`extension`]).
+//! measured), `extensions.limit` and `extensions.reason`; a fragment cycle,
+//! which would expand without end, is `QUERY_TOO_COMPLEX` too (the API's
+//! codes have no separate one for validation), with the reason
+//! `fragmentCycle` and the cycle in the message. The code is set where the
+//! refusal is made, never read back from a message. An accepted answer
+//! reports its cost in `extensions.cost` ([`extension`]).
 
+mod brackets;
 mod extension;
 mod measure;
 
@@ -32,6 +38,12 @@ use crate::pagination::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 /// fragments alike: async-graphql's own recursion check refuses deeper ones
 /// (with no code), so they are refused here first.
 pub const MAX_NESTING: usize = 32;
+
+/// How deep `{`, `[` and `(` may nest in a document's text. Selections are
+/// refused at [`MAX_NESTING`] anyway; this bounds values as well, and keeps
+/// every document away from the parser's own recursion limit (64 levels)
+/// and from its stack (which some thousand levels exhaust).
+pub const MAX_BRACKET_NESTING: usize = 64;
 
 /// The limits of one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +149,8 @@ pub enum Reason {
     Size,
     /// A list argument with more elements than allowed.
     ListSize,
+    /// Fragments that spread each other in a cycle: a document without end.
+    FragmentCycle,
 }
 
 impl Reason {
@@ -147,6 +161,7 @@ impl Reason {
             Reason::Aliases => "aliases",
             Reason::Size => "size",
             Reason::ListSize => "listSize",
+            Reason::FragmentCycle => "fragmentCycle",
         }
     }
 }
@@ -156,8 +171,10 @@ impl Reason {
 pub enum Refusal {
     /// QUERY_TOO_COMPLEX: `measured` (at least) over `limit`.
     TooComplex { reason: Reason, measured: u64, limit: u64, message: String },
-    /// BAD_USER_INPUT: a document that is not valid GraphQL (a syntax error,
-    /// a fragment cycle), found before anything could expand it.
+    /// QUERY_TOO_COMPLEX: fragments that spread themselves, the path from
+    /// the first back to itself (`["A", "B", "A"]`).
+    FragmentCycle(Vec<String>),
+    /// BAD_USER_INPUT: a document that does not parse.
     Invalid(String),
 }
 
@@ -175,6 +192,11 @@ impl Refusal {
                 extensions.set("cost", measured);
                 extensions.set("limit", limit);
                 message
+            }
+            Refusal::FragmentCycle(path) => {
+                extensions.set("code", ErrorCode::QueryTooComplex.as_str());
+                extensions.set("reason", Reason::FragmentCycle.as_str());
+                format!("fragment {} spreads itself: {}", path[0], path.join(" -> "))
             }
             Refusal::Invalid(message) => {
                 extensions.set("code", ErrorCode::BadUserInput.as_str());
@@ -202,18 +224,18 @@ impl QueryLimiter {
     /// Parses the request's document (and keeps it in the request, so it is
     /// parsed once) and measures it.
     pub fn check(&self, request: &mut async_graphql::Request) -> Result<Measured, Refusal> {
-        let document = match async_graphql::parser::parse_query(&request.query) {
-            Ok(document) => document,
-            Err(async_graphql::parser::Error::RecursionLimitExceeded) => {
-                return Err(Refusal::too_complex(
-                    Reason::Depth,
-                    PARSER_NESTING as u64 + 1,
-                    self.limits.max_depth as u64,
-                    format!("the query nests selections more than {PARSER_NESTING} deep"),
-                ))
-            }
-            Err(error) => return Err(Refusal::Invalid(error.to_string())),
-        };
+        let nesting = brackets::bracket_depth(&request.query);
+        if nesting > MAX_BRACKET_NESTING {
+            return Err(Refusal::too_complex(
+                Reason::Depth,
+                nesting as u64,
+                MAX_BRACKET_NESTING as u64,
+                format!(
+                    "the document nests brackets {nesting} deep ({{, [ and ( alike); at most {MAX_BRACKET_NESTING} are allowed"
+                ),
+            ));
+        }
+        let document = async_graphql::parser::parse_query(&request.query).map_err(|error| Refusal::Invalid(error.to_string()))?;
         let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables)?;
         request.set_parsed_query(document);
         Ok(measured)
@@ -229,9 +251,6 @@ impl QueryLimiter {
         measure::measure(self, document, operation_name, variables)
     }
 }
-
-/// How deep async-graphql's parser lets selections nest.
-const PARSER_NESTING: usize = 64;
 
 #[cfg(test)]
 mod tests;

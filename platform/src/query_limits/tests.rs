@@ -82,18 +82,26 @@ fn a_fragment_fan_out_is_refused_at_once_for_its_expanded_size() {
     assert_eq!(reason(check(&fan_out(40))), (Reason::Depth, 33, MAX_NESTING as u64));
 }
 
-#[test]
-fn a_fragment_cycle_is_named() {
-    let cycle = "{ ...F0 } fragment F0 on Query { ...F1 } fragment F1 on Query { ...F0 }";
-    match check(cycle) {
-        Err(Refusal::Invalid(message)) => {
-            assert!(message == "fragment cycle: F0 -> F1 -> F0" || message == "fragment cycle: F1 -> F0 -> F1", "{message}")
-        }
-        other => panic!("{other:?}"),
+fn cycle_of(result: Result<Measured, Refusal>) -> Vec<String> {
+    match result {
+        Err(Refusal::FragmentCycle(path)) => path,
+        other => panic!("not refused as a fragment cycle: {other:?}"),
     }
-    let error = check("{ ...A } fragment A on Query { me { ...A } }").unwrap_err().into_server_error();
-    assert_eq!(error.message, "fragment cycle: A -> A");
-    assert_eq!(error.extensions.unwrap().get("code"), Some(&async_graphql::Value::from("BAD_USER_INPUT")));
+}
+
+#[test]
+fn a_fragment_cycle_is_too_complex_and_named_by_its_path() {
+    let error = check("{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }").unwrap_err().into_server_error();
+    assert_eq!(error.message, "fragment A spreads itself: A -> B -> A");
+    let extensions = error.extensions.unwrap();
+    assert_eq!(extensions.get("code"), Some(&async_graphql::Value::from("QUERY_TOO_COMPLEX")));
+    assert_eq!(extensions.get("reason"), Some(&async_graphql::Value::from("fragmentCycle")));
+    // A cycle has no finite measure to report.
+    assert_eq!(extensions.get("cost"), None);
+    assert_eq!(cycle_of(check("{ ...A } fragment A on Query { me { ...A } }")), ["A", "A"]);
+    // A cycle no operation spreads is found too (where it is entered depends on the map's order).
+    let unused = cycle_of(check("{ me { id } } fragment F0 on Query { ...F1 } fragment F1 on Query { ...F0 }"));
+    assert!(unused == ["F0", "F1", "F0"] || unused == ["F1", "F0", "F1"], "{unused:?}");
 }
 
 #[test]
@@ -113,10 +121,38 @@ fn depth_counts_fields_through_fragments() {
 #[test]
 fn selections_nested_past_the_parsers_limit_are_too_complex() {
     let deep = format!("{}{}", "{ a ".repeat(70), "}".repeat(70));
-    assert_eq!(reason(check(&deep)).0, Reason::Depth);
+    assert_eq!(reason(check(&deep)), (Reason::Depth, 70, MAX_BRACKET_NESTING as u64));
     // Inline fragments nest without adding field depth: refused before async-graphql's recursion check.
     let inline = format!("{{ {} __typename {} }}", "... on Query { ".repeat(40), "}".repeat(40));
     assert_eq!(reason(check(&inline)), (Reason::Depth, 33, MAX_NESTING as u64));
+}
+
+#[test]
+fn a_document_nested_past_the_parsers_stack_is_too_complex_not_a_syntax_error() {
+    // Some thousand levels deep the parser runs out of stack and says so as a syntax error.
+    let deep = format!("{}{}", "{a".repeat(10_000), "}".repeat(10_000));
+    assert_eq!(reason(check(&deep)), (Reason::Depth, 10_000, MAX_BRACKET_NESTING as u64));
+    let deep_value = format!("{{ a(x: {}1{}) {{ id }} }}", "[".repeat(10_000), "]".repeat(10_000));
+    assert_eq!(reason(check(&deep_value)), (Reason::Depth, 10_002, MAX_BRACKET_NESTING as u64));
+    // Values nest like selections: a hundred levels is too deep for any schema here.
+    let nested_object = format!("{{ a(x: {}1{}) {{ id }} }}", "{b: ".repeat(100), "}".repeat(100));
+    assert_eq!(reason(check(&nested_object)).0, Reason::Depth);
+    // What the limit lets through, the parser parses (its own limit, 64 selection sets, is never what refuses).
+    let deepest = format!("{}{}", "{a".repeat(MAX_BRACKET_NESTING), "}".repeat(MAX_BRACKET_NESTING));
+    assert!(async_graphql::parser::parse_query(&deepest).is_ok());
+}
+
+#[test]
+fn brackets_in_strings_and_comments_do_not_nest() {
+    let brackets = "{[(".repeat(100);
+    for query in [
+        format!("{{ a(x: \"{brackets}\") {{ id }} }}"),
+        format!("{{ a(x: \"\\\"{brackets}\") {{ id }} }}"),
+        format!("{{ a(x: \"\"\"{brackets} \\\"\"\" \" {brackets}\"\"\") {{ id }} }}"),
+        format!("{{ a # {brackets}\n {{ id }} }}"),
+    ] {
+        assert!(check(&query).is_ok(), "{query}: {:?}", check(&query));
+    }
 }
 
 #[test]
@@ -144,6 +180,59 @@ fn a_refusal_carries_its_code_cost_limit_and_reason() {
     assert_eq!(extensions.get("reason"), Some(&async_graphql::Value::from("size")));
     assert_eq!(extensions.get("limit"), Some(&async_graphql::Value::from(1_000u64)));
     assert!(extensions.get("cost").is_some());
+}
+
+/// The documents a schema must refuse as too complex however they arrive:
+/// through the extension alone, with nothing checked before it.
+#[test]
+fn a_schema_with_the_extension_answers_every_too_deep_or_too_large_document_with_query_too_complex() {
+    use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+
+    struct Root;
+    #[Object]
+    impl Root {
+        async fn me(&self) -> Option<Root> {
+            None
+        }
+        async fn id(&self) -> i32 {
+            1
+        }
+    }
+    let schema = Schema::build(Root, EmptyMutation, EmptySubscription).extension(QueryLimitsExtension::new(limiter())).finish();
+    let spread_chain = {
+        let fragments: String = (0..40).map(|n| format!(" fragment F{n} on Root {{ ...F{} }}", n + 1)).collect();
+        format!("{{ ...F0 }}{fragments} fragment F40 on Root {{ id }}")
+    };
+    let documents = [
+        ("nested past the parser's limit", format!("{}{}", "{ me ".repeat(70), "}".repeat(70)), "depth"),
+        ("nested past the parser's stack", format!("{}{}", "{me".repeat(10_000), "}".repeat(10_000)), "depth"),
+        (
+            "a value nested past the parser's stack",
+            format!("{{ me(x: {}1{}) {{ id }} }}", "[".repeat(10_000), "]".repeat(10_000)),
+            "depth",
+        ),
+        (
+            "inline fragments past the recursion check",
+            format!("{{ {} id {} }}", "... on Root { ".repeat(40), "}".repeat(40)),
+            "depth",
+        ),
+        ("spreads past the recursion check", spread_chain, "depth"),
+        ("too deep in fields", format!("{{ {}id{} }}", "me { ".repeat(13), " }".repeat(13)), "depth"),
+        ("a fragment cycle", "{ ...A } fragment A on Root { ...B } fragment B on Root { ...A }".to_owned(), "fragmentCycle"),
+        ("a fan-out", fan_out(8).replace("on Query", "on Root"), "size"),
+        ("aliases", format!("{{ {} }}", (0..31).map(|n| format!("a{n}: id ")).collect::<String>()), "aliases"),
+    ];
+    for (name, document, reason) in documents {
+        let response = futures::executor::block_on(schema.execute(document.as_str()));
+        let extensions = response.errors.first().and_then(|error| error.extensions.clone()).unwrap_or_default();
+        assert_eq!(
+            extensions.get("code"),
+            Some(&async_graphql::Value::from("QUERY_TOO_COMPLEX")),
+            "{name}: {:?}",
+            response.errors
+        );
+        assert_eq!(extensions.get("reason"), Some(&async_graphql::Value::from(reason)), "{name}: {:?}", response.errors);
+    }
 }
 
 #[test]

@@ -61,7 +61,13 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
     register_font()?;
-    let root = BitMapBackend::new(path, (1600, 1200)).into_drawing_area();
+    draw_on(BitMapBackend::new(path, (1600, 1200)).into_drawing_area(), results)
+}
+
+fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, results: &Results) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
     let title = format!(
         "Agora benchmark: {} users, {} posts, {} ({})",
@@ -226,4 +232,22 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
     }
     root.present().context("cannot write the chart")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use plotters::prelude::*;
+
+    use crate::report::fixture;
+
+    /// The chart of the fixture's results, drawn as SVG (the same drawing
+    /// code as the PNG), is byte for byte the one committed.
+    #[test]
+    fn the_chart_of_the_fixture_is_unchanged() {
+        super::register_font().expect("a font");
+        let mut svg = String::new();
+        super::draw_on(SVGBackend::with_string(&mut svg, (1600, 1200)).into_drawing_area(), &fixture::results())
+            .expect("the chart draws");
+        fixture::assert_unchanged("chart.svg", &svg);
+    }
 }

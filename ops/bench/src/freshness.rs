@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, Semaphore};
@@ -27,7 +27,7 @@ use crate::system::{self, System};
 
 pub const CREATE_POST: &str = "mutation($input: CreatePostInput!) { createPost(input: $input) { id } }";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FreshnessReport {
     pub target_rate_per_second: f64,
     pub achieved_rate_per_second: f64,

@@ -8,13 +8,13 @@ use std::time::Duration;
 use agora_platform::kafka::KafkaSettings;
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The projected topics (the dead-letter topic is not replayed).
 pub const PROJECTED: [&str; 3] = [agora_schema::topics::USER, agora_schema::topics::POST, agora_schema::topics::POINTS];
 
 /// Offsets of the projected topics, summed over every partition.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct TopicOffsets {
     /// Events ever appended (the end offsets).
     pub produced: u64,

@@ -10,13 +10,13 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::stats::summarize;
 
 /// One measurement at one concurrency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Point {
     pub concurrency: usize,
     pub requests_per_second: f64,

@@ -5,13 +5,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{self, Observed};
 use crate::kafka_log::{topic_offsets, PROJECTED};
 use crate::system::{self, System};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RebuildReport {
     /// Events replayed (all the broker still held).
     pub events: u64,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::LoadReport;
 use crate::freshness::FreshnessReport;
@@ -11,7 +11,7 @@ use crate::rebuild::RebuildReport;
 use crate::subscribers::SubscriberLevel;
 use crate::throughput::{self, Outcome, Query, Series};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cores: usize,
     pub cpu: String,
@@ -53,7 +53,7 @@ pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratio {
     pub name: String,
     pub value: Option<f64>,
@@ -62,7 +62,7 @@ pub struct Ratio {
     pub met: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Results {
     pub generated_at: String,
     pub git_commit: String,
@@ -421,4 +421,53 @@ pub fn markdown(results: &Results) -> String {
     }
     let _ = writeln!(md, "Total run time: {:.0} s.", results.total_seconds);
     md
+}
+
+/// The committed example results the report and the chart are checked
+/// against (`ops/bench/fixtures`): rendering them must give the committed
+/// output byte for byte; `UPDATE_FIXTURES=1` rewrites it after an intended
+/// change.
+#[cfg(test)]
+pub mod fixture {
+    use std::path::PathBuf;
+
+    use super::Results;
+
+    fn path(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    }
+
+    pub fn results() -> Results {
+        let json = std::fs::read_to_string(path("results.json")).expect("fixtures/results.json");
+        serde_json::from_str(&json).expect("the fixture parses as results")
+    }
+
+    pub fn assert_unchanged(name: &str, actual: &str) {
+        let path = path(name);
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(&path, actual).expect("the fixture is written");
+            return;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if expected != actual {
+            let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
+            panic!(
+                "{} differs from the rendering (first different line: {:?}); run with UPDATE_FIXTURES=1 if the change is intended",
+                path.display(),
+                first.map(|line| line + 1)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture;
+
+    #[test]
+    fn the_report_of_the_fixture_is_unchanged() {
+        let mut results = fixture::results();
+        results.ratios = super::ratios(&results);
+        fixture::assert_unchanged("report.md", &super::markdown(&results));
+    }
 }

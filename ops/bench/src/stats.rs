@@ -1,8 +1,8 @@
 //! Percentiles of latency samples.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     pub count: usize,
     pub p50_ms: f64,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::{SinkExt, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -37,7 +37,7 @@ fn subscribe_message(index: usize, distinct: bool) -> String {
     serde_json::json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }).to_string()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubscriberLevel {
     pub subscribers: usize,
     /// Every subscriber sent its own document (one execution per subscriber).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::load::{self, CountingProxy, Point};
@@ -18,7 +18,7 @@ pub const POSTS_WITH_AUTHORS: &str =
     "{ posts(first: 20) { edges { node { id title createdAt author { id displayName points } } } } }";
 pub const DEEP: &str = "{ posts(first: 20) { edges { node { id title author { id displayName posts(first: 5) { edges { node { id title author { id displayName points } } } } } } } } }";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Query {
     PostsWithAuthors,
@@ -48,7 +48,7 @@ impl Query {
 }
 
 /// One gateway (or strategy) answering one query at several concurrencies.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Series {
     pub key: String,
     pub label: String,
@@ -79,7 +79,7 @@ pub struct Settings {
     pub skip_node_gateways: bool,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Outcome {
     pub series: Vec<Series>,
     pub notes: Vec<String>,

@@ -4,11 +4,14 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use crate::load::Point;
 use crate::report::Results;
-use crate::throughput::Query;
+use crate::subscribers::SubscriberLevel;
+use crate::throughput::{Query, Series};
 
 const FONT: &str = "sans-serif";
 
@@ -64,7 +67,10 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
     draw_on(BitMapBackend::new(path, (1600, 1200)).into_drawing_area(), results)
 }
 
-fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, results: &Results) -> anyhow::Result<()>
+type Panel<DB> = DrawingArea<DB, Shift>;
+type LogLog = Cartesian2d<LogCoord<f64>, LogCoord<f64>>;
+
+fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, results: &Results) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -78,160 +84,186 @@ where
     );
     let root = root.titled(&title, (FONT, 26))?;
     let panels = root.split_evenly((2, 2));
-    let series: Vec<_> = results.throughput.series.iter().filter(|s| s.query == Query::PostsWithAuthors).collect();
-    let levels: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.concurrency as f64)).collect();
-    let (xlo, xhi) = bounds(levels.iter().copied());
-
-    // Throughput and p99 against concurrency.
-    for (panel, (caption, metric, unit)) in panels
-        .iter()
-        .take(2)
-        .zip([("posts with authors: throughput", 0, "requests/s"), ("posts with authors: p99 latency", 1, "p99 ms")])
-    {
-        let value = |p: &crate::load::Point| if metric == 0 { p.requests_per_second } else { p.p99_ms };
-        let (ylo, yhi) = bounds(series.iter().flat_map(|s| s.points.iter().map(value)));
-        let mut chart = ChartBuilder::on(panel)
-            .caption(caption, (FONT, 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d((xlo.max(0.5)..xhi).log_scale(), (ylo..yhi).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("concurrency (log)")
-            .y_desc(format!("{unit} (log)"))
-            .label_style((FONT, 15))
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| if *y >= 10.0 { format!("{y:.0}") } else { format!("{y:.2}") })
-            .draw()?;
-        for s in &series {
-            let c = color(&s.key);
-            let points: Vec<(f64, f64)> =
-                s.points.iter().map(|p| (p.concurrency as f64, value(p))).filter(|p| p.1 > 0.0).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(if metric == 0 { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperLeft })
-            .draw()?;
-    }
-
-    // Subscribers: delivery latency and the gateway's memory; lines for one
-    // shared document, crosses for a document per subscriber (worst case).
-    let all_subs = &results.subscribers;
-    let subs: Vec<_> = all_subs.iter().filter(|l| !l.distinct_operations).collect();
-    let worst: Vec<_> = all_subs.iter().filter(|l| l.distinct_operations).collect();
-    let xs: Vec<f64> = subs.iter().map(|l| l.subscribers as f64).collect();
-    let (sxlo, sxhi) = if xs.is_empty() { (100.0, 20_000.0) } else { bounds(xs.iter().copied()) };
-    {
-        let (ylo, yhi) = bounds(all_subs.iter().flat_map(|l| [l.latency.p50_ms, l.latency.p99_ms, 250.0]));
-        let mut chart = ChartBuilder::on(&panels[2])
-            .caption("subscribers on one gateway: commit → delivery", (FONT, 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d((sxlo..sxhi).log_scale(), (ylo.max(0.1)..yhi).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("WebSocket subscribers (log)")
-            .y_desc("ms (log)")
-            .label_style((FONT, 15))
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| if *y >= 10.0 { format!("{y:.0}") } else { format!("{y:.1}") })
-            .draw()?;
-        for (label, pick, c) in [("p50", 0, RGBColor(0x1f, 0x77, 0xb4)), ("p99", 1, RGBColor(0xd6, 0x27, 0x28))] {
-            let points: Vec<(f64, f64)> = subs
-                .iter()
-                .map(|l| (l.subscribers as f64, if pick == 0 { l.latency.p50_ms } else { l.latency.p99_ms }))
-                .filter(|p| p.1 > 0.0)
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
-            let crosses: Vec<(f64, f64)> = worst
-                .iter()
-                .map(|l| (l.subscribers as f64, if pick == 0 { l.latency.p50_ms } else { l.latency.p99_ms }))
-                .filter(|p| p.1 > 0.0)
-                .collect();
-            if !crosses.is_empty() {
-                chart
-                    .draw_series(crosses.iter().map(|&p| Cross::new(p, 7, c.stroke_width(3))))?
-                    .label(format!("{label}, a document per subscriber"))
-                    .legend(move |(x, y)| Cross::new((x + 10, y), 6, c.stroke_width(3)));
-            }
-        }
-        let target = RGBColor(0x7f, 0x7f, 0x7f);
-        chart
-            .draw_series(LineSeries::new(vec![(sxlo, 250.0), (sxhi, 250.0)], target.stroke_width(1)))?
-            .label("target p99 250 ms")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], target.stroke_width(1)));
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()?;
-    }
-    {
-        let values = all_subs
-            .iter()
-            .flat_map(|l| [l.rss_connected_mib.unwrap_or(0.0), l.peak_rss_mib.unwrap_or(0.0), l.cpu_percent.unwrap_or(0.0)]);
-        let yhi = values.fold(10.0f64, f64::max) * 1.2;
-        let mut chart = ChartBuilder::on(&panels[3])
-            .caption("subscribers: gateway memory and CPU", (FONT, 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d((sxlo..sxhi).log_scale(), 0.0..yhi)?;
-        chart
-            .configure_mesh()
-            .x_desc("WebSocket subscribers (log)")
-            .y_desc("MiB  /  % of one core")
-            .label_style((FONT, 15))
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()?;
-        for (label, pick, c) in [
-            ("RSS with subscribers connected (MiB)", 0, RGBColor(0x1f, 0x77, 0xb4)),
-            ("peak RSS while posts flow (MiB)", 1, RGBColor(0x2c, 0xa0, 0x2c)),
-            ("CPU while posts flow (% of a core)", 2, RGBColor(0xff, 0x7f, 0x0e)),
-        ] {
-            let points: Vec<(f64, f64)> = subs
-                .iter()
-                .filter_map(|l| {
-                    let v = match pick {
-                        0 => l.rss_connected_mib,
-                        1 => l.peak_rss_mib,
-                        _ => l.cpu_percent,
-                    }?;
-                    Some((l.subscribers as f64, v))
-                })
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
-        }
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()?;
-    }
+    let series: Vec<&Series> = results.throughput.series.iter().filter(|s| s.query == Query::PostsWithAuthors).collect();
+    throughput_panel(&panels[0], &series, Metric::Throughput)?;
+    throughput_panel(&panels[1], &series, Metric::P99)?;
+    let subscribers = Subscribers::of(&results.subscribers);
+    subscriber_latency_panel(&panels[2], &subscribers)?;
+    subscriber_resources_panel(&panels[3], &subscribers)?;
     root.present().context("cannot write the chart")?;
     Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Metric {
+    Throughput,
+    P99,
+}
+
+impl Metric {
+    fn of(self, point: &Point) -> f64 {
+        match self {
+            Metric::Throughput => point.requests_per_second,
+            Metric::P99 => point.p99_ms,
+        }
+    }
+}
+
+/// A panel's axes: captioned, with room for the labels.
+fn builder<'a, 'b, DB: DrawingBackend>(panel: &'a Panel<DB>, caption: &str) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(panel);
+    builder.caption(caption, (FONT, 22)).margin(15).x_label_area_size(45).y_label_area_size(70);
+    builder
+}
+
+/// A line through `points` with a dot on each, in the legend as `label`.
+fn line<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    points: Vec<(f64, f64)>,
+    color: RGBColor,
+    label: impl Into<String>,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+    chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()?;
+    Ok(())
+}
+
+/// Throughput or p99 against concurrency, one line per gateway.
+fn throughput_panel<DB: DrawingBackend>(panel: &Panel<DB>, series: &[&Series], metric: Metric) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (caption, unit, position) = match metric {
+        Metric::Throughput => ("posts with authors: throughput", "requests/s", SeriesLabelPosition::LowerRight),
+        Metric::P99 => ("posts with authors: p99 latency", "p99 ms", SeriesLabelPosition::UpperLeft),
+    };
+    let (xlo, xhi) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.concurrency as f64)));
+    let (ylo, yhi) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| metric.of(p))));
+    let mut chart: ChartContext<'_, DB, LogLog> =
+        builder(panel, caption).build_cartesian_2d((xlo.max(0.5)..xhi).log_scale(), (ylo..yhi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("concurrency (log)")
+        .y_desc(format!("{unit} (log)"))
+        .label_style((FONT, 15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| if *y >= 10.0 { format!("{y:.0}") } else { format!("{y:.2}") })
+        .draw()?;
+    for s in series {
+        let points = s.points.iter().map(|p| (p.concurrency as f64, metric.of(p))).filter(|p| p.1 > 0.0).collect();
+        line(&mut chart, points, color(&s.key), s.label.clone())?;
+    }
+    legend(&mut chart, position)
+}
+
+/// The subscriber levels: lines for one shared document, crosses for a
+/// document per subscriber (the worst case).
+struct Subscribers<'a> {
+    all: &'a [SubscriberLevel],
+    shared: Vec<&'a SubscriberLevel>,
+    distinct: Vec<&'a SubscriberLevel>,
+    x_range: (f64, f64),
+}
+
+impl<'a> Subscribers<'a> {
+    fn of(all: &'a [SubscriberLevel]) -> Self {
+        let shared: Vec<_> = all.iter().filter(|l| !l.distinct_operations).collect();
+        let distinct = all.iter().filter(|l| l.distinct_operations).collect();
+        let x_range = if shared.is_empty() { (100.0, 20_000.0) } else { bounds(shared.iter().map(|l| l.subscribers as f64)) };
+        Subscribers { all, shared, distinct, x_range }
+    }
+}
+
+/// Delivery latency (p50, p99) against the number of subscribers.
+fn subscriber_latency_panel<DB: DrawingBackend>(panel: &Panel<DB>, subscribers: &Subscribers) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (sxlo, sxhi) = subscribers.x_range;
+    let (ylo, yhi) = bounds(subscribers.all.iter().flat_map(|l| [l.latency.p50_ms, l.latency.p99_ms, 250.0]));
+    let mut chart: ChartContext<'_, DB, LogLog> = builder(panel, "subscribers on one gateway: commit → delivery")
+        .build_cartesian_2d((sxlo..sxhi).log_scale(), (ylo.max(0.1)..yhi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("WebSocket subscribers (log)")
+        .y_desc("ms (log)")
+        .label_style((FONT, 15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| if *y >= 10.0 { format!("{y:.0}") } else { format!("{y:.1}") })
+        .draw()?;
+    for (label, pick, c) in [("p50", 0, RGBColor(0x1f, 0x77, 0xb4)), ("p99", 1, RGBColor(0xd6, 0x27, 0x28))] {
+        let latency = |l: &&SubscriberLevel| (l.subscribers as f64, if pick == 0 { l.latency.p50_ms } else { l.latency.p99_ms });
+        let points = subscribers.shared.iter().map(latency).filter(|p| p.1 > 0.0).collect();
+        line(&mut chart, points, c, label)?;
+        let crosses: Vec<(f64, f64)> = subscribers.distinct.iter().map(latency).filter(|p| p.1 > 0.0).collect();
+        if !crosses.is_empty() {
+            chart
+                .draw_series(crosses.iter().map(|&p| Cross::new(p, 7, c.stroke_width(3))))?
+                .label(format!("{label}, a document per subscriber"))
+                .legend(move |(x, y)| Cross::new((x + 10, y), 6, c.stroke_width(3)));
+        }
+    }
+    let target = RGBColor(0x7f, 0x7f, 0x7f);
+    chart
+        .draw_series(LineSeries::new(vec![(sxlo, 250.0), (sxhi, 250.0)], target.stroke_width(1)))?
+        .label("target p99 250 ms")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], target.stroke_width(1)));
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// The gateway's memory and CPU against the number of subscribers.
+fn subscriber_resources_panel<DB: DrawingBackend>(panel: &Panel<DB>, subscribers: &Subscribers) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (sxlo, sxhi) = subscribers.x_range;
+    let values = subscribers
+        .all
+        .iter()
+        .flat_map(|l| [l.rss_connected_mib.unwrap_or(0.0), l.peak_rss_mib.unwrap_or(0.0), l.cpu_percent.unwrap_or(0.0)]);
+    let yhi = values.fold(10.0f64, f64::max) * 1.2;
+    let mut chart =
+        builder(panel, "subscribers: gateway memory and CPU").build_cartesian_2d((sxlo..sxhi).log_scale(), 0.0..yhi)?;
+    chart
+        .configure_mesh()
+        .x_desc("WebSocket subscribers (log)")
+        .y_desc("MiB  /  % of one core")
+        .label_style((FONT, 15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()?;
+    let measures: [(&str, fn(&SubscriberLevel) -> Option<f64>, RGBColor); 3] = [
+        ("RSS with subscribers connected (MiB)", |l| l.rss_connected_mib, RGBColor(0x1f, 0x77, 0xb4)),
+        ("peak RSS while posts flow (MiB)", |l| l.peak_rss_mib, RGBColor(0x2c, 0xa0, 0x2c)),
+        ("CPU while posts flow (% of a core)", |l| l.cpu_percent, RGBColor(0xff, 0x7f, 0x0e)),
+    ];
+    for (label, measure, c) in measures {
+        let points = subscribers.shared.iter().filter_map(|l| Some((l.subscribers as f64, measure(l)?))).collect();
+        line(&mut chart, points, c, label)?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 #[cfg(test)]

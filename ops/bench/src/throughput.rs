@@ -274,7 +274,7 @@ async fn free_connections(postgres: &str) -> anyhow::Result<i64> {
     Ok(free)
 }
 
-/// gateway/src/read_model/queries.rs `posts` with no author, no cursor and
+/// gateway/src/sources/read_model/queries.rs `posts` with no author, no cursor and
 /// a limit of 21 (a page of 20 and one more to tell whether there is a next
 /// page), as the gateway sends it for `posts(first: 20)`.
 pub const CEILING_SQL: &str = "select p.id, p.author_id, p.title, p.body, p.created_at,

@@ -322,7 +322,7 @@ fn method(md: &mut String, results: &Results) {
          (`createGatewayRuntime` on a Node HTTP server, one process), Hive Router 0.2.19 (HOST, PORT, \
          SUPERGRAPH_FILE_PATH). All bound to 127.0.0.1.\n\
          - SQL ceiling: `pgbench -M prepared` running the read model's `posts` statement \
-         (gateway/src/read_model/queries.rs, with its join, limit 21) at the same concurrency, no HTTP, no GraphQL.\n",
+         (gateway/src/sources/read_model/queries.rs, with its join, limit 21) at the same concurrency, no HTTP, no GraphQL.\n",
         results.warmup_seconds, results.seconds_per_point
     );
     let _ = writeln!(md, "The SQL statement of the ceiling:\n\n```sql\n{}```\n", throughput::CEILING_SQL);

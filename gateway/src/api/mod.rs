@@ -11,6 +11,7 @@ pub mod context;
 pub mod document;
 pub mod mutation;
 pub mod query;
+pub mod response_order;
 pub mod subscription;
 pub mod types;
 
@@ -23,9 +24,10 @@ pub use subscription::Subscription;
 
 pub type GatewaySchema = Schema<Query, Mutation, Subscription>;
 
-/// The schema's types, before extensions and data are added.
+/// The schema's types, with the order of their answers' fields
+/// ([`response_order`]), before the pipeline's extensions and data.
 pub fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation, Subscription)
+    Schema::build(Query, Mutation, Subscription).extension(response_order::ResponseOrder)
 }
 
 /// The schema the gateway serves, as SDL (exported to `schema/gateway.graphql`).

@@ -20,6 +20,7 @@
 //! | [`transport`] | HTTP and WebSocket at `/graphql`, GraphiQL; the one application state |
 //! | [`config`] | flags and the environment |
 //! | [`startup`] | assembles the stages and runs them |
+//! | [`operations`] | what operators run besides: `rebuild`, `generations` |
 
 pub mod records;
 
@@ -39,6 +40,8 @@ pub mod transport;
 
 pub mod config;
 pub mod startup;
+
+pub mod operations;
 
 pub use config::Config;
 pub use startup::Application;

@@ -1,3 +1,4 @@
+use agora_gateway::operations::{self, Operation};
 use agora_gateway::{Application, Config};
 use agora_platform::{kafka, shutdown, telemetry};
 use anyhow::Context;
@@ -8,10 +9,23 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The gateway, or one of the operations an operator runs beside it.
+#[derive(clap::Parser)]
+#[command(name = "gateway", about = "Agora's public GraphQL gateway")]
+struct Cli {
+    #[command(subcommand)]
+    operation: Option<Operation>,
+    #[command(flatten)]
+    config: Config,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
-    let config = Config::parse();
+    let Cli { operation, config } = Cli::parse();
+    if let Some(operation) = operation {
+        return operations::run(operation, config, shutdown::on_signal()).await;
+    }
     let (kafka, _embedded_broker) = kafka::resolve(&config.kafka).await?;
     let application = Application::build(config, kafka).await.context("the gateway failed to start")?;
     tracing::info!(port = application.port(), "gateway listening");

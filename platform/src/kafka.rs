@@ -173,6 +173,21 @@ impl LogProbe {
             .with_context(|| format!("cannot read the watermarks of {topic}/{partition}"))
     }
 
+    /// Every partition of `topics` with its watermarks (first retained and
+    /// next offset). Blocking.
+    pub fn extents(&self, topics: &[&str]) -> anyhow::Result<Vec<((String, i32), i64, i64)>> {
+        let mut extents = Vec::new();
+        for &topic in topics {
+            let metadata =
+                self.consumer.fetch_metadata(Some(topic), self.timeout).with_context(|| format!("no metadata for {topic}"))?;
+            for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+                let (low, high) = self.watermarks(topic, partition.id())?;
+                extents.push(((topic.to_owned(), partition.id()), low, high));
+            }
+        }
+        Ok(extents)
+    }
+
     /// Whether the log holds the event `event_id` at `offset` (`None`: the
     /// event is unknown, only the log's extent can be compared). Blocking.
     pub fn verify(&self, topic: &str, partition: i32, offset: i64, event_id: Option<Uuid>) -> anyhow::Result<LogVerdict> {

@@ -10,10 +10,16 @@
 //! `agora_projection`, which wakes read-your-writes waiters on every gateway
 //! replica.
 //!
+//! The read model has generations ([`generation`]): the projector writes to
+//! the serving one; [`rebuild`] builds the next one from the start of the
+//! log beside it and switches every replica over.
+//!
 //! Stage: Kafka -> read model. Uses only `records` (the topics and the
 //! channel); nothing of the request path.
 
 mod apply;
+pub mod generation;
+pub mod rebuild;
 
 use std::time::Duration;
 
@@ -23,6 +29,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 use crate::records::{PROJECTION_CHANNEL, READ_MODEL_TOPICS};
+use generation::Generation;
 
 /// The consumer's name in its positions and dead letters.
 pub const CONSUMER_NAME: &str = "gateway-projector";
@@ -58,26 +65,40 @@ impl Projector {
             batch_size: self.settings.batch_size,
             retry_backoff: self.settings.retry_backoff,
         };
-        consumer::run(self.pool, self.kafka, settings, ReadModel, self.positioned, shutdown).await
+        consumer::run(self.pool, self.kafka, settings, ReadModel::Serving, self.positioned, shutdown).await
     }
 }
 
-/// The read model as a consumer's state.
-struct ReadModel;
+/// The read model as a consumer's state: the serving generation, or one
+/// being rebuilt.
+enum ReadModel {
+    /// Whichever generation serves, locked against a switch for each batch.
+    Serving,
+    /// A generation being built, which no reader sees yet.
+    Building(Generation),
+}
 
 #[async_trait::async_trait]
 impl Handler for ReadModel {
-    async fn apply(&self, tx: &mut Transaction<'_, Postgres>, events: &[Delivery]) -> Result<(), ApplyError> {
-        for delivery in events {
-            apply::apply(tx, &delivery.envelope, &delivery.event).await?;
+    async fn begin(&self, tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        match self {
+            ReadModel::Serving => generation::write_to_serving(tx).await.map(drop),
+            ReadModel::Building(generation) => generation.write_here(tx).await,
         }
-        notify(tx).await?;
+    }
+
+    async fn apply(&self, tx: &mut Transaction<'_, Postgres>, events: &[Delivery]) -> Result<(), ApplyError> {
+        apply::apply(tx, events.iter().map(|delivery| (&delivery.envelope, &delivery.event))).await?;
+        if let ReadModel::Serving = self {
+            notify(tx).await?;
+        }
         Ok(())
     }
 
     /// Everything in the read model comes from the events: it is emptied, and
     /// the replay from the log rebuilds it.
     async fn reset(&self, tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        self.begin(tx).await?;
         sqlx::query("truncate read_post, read_user").execute(&mut **tx).await?;
         notify(tx).await
     }

@@ -127,8 +127,35 @@ impl TestGateway {
         self.service.port
     }
 
+    /// A handle that only talks to the gateway, for tasks of the test.
+    pub fn client(&self) -> GatewayClient {
+        GatewayClient { port: self.port() }
+    }
+
     pub async fn query(&self, query: &str, variables: Value, headers: &[(&str, String)]) -> Value {
-        graphql_with_headers(self.port(), query, variables, headers).await
+        self.client().query(query, variables, headers).await
+    }
+
+    /// Registers through the gateway's mutation.
+    pub async fn register(&self, username: &str) -> Account {
+        self.client().register(username).await
+    }
+
+    /// Publishes a post through the gateway; the whole response.
+    pub async fn create_post(&self, account: &Account, title: &str) -> Value {
+        self.client().create_post(account, title).await
+    }
+}
+
+/// A gateway's address and the requests the tests send it.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayClient {
+    pub port: u16,
+}
+
+impl GatewayClient {
+    pub async fn query(&self, query: &str, variables: Value, headers: &[(&str, String)]) -> Value {
+        graphql_with_headers(self.port, query, variables, headers).await
     }
 
     /// Registers through the gateway's mutation.

@@ -15,6 +15,7 @@ mod live_feed;
 mod node;
 mod outage;
 mod projector;
+mod rebuild;
 mod response_cache;
 mod restart;
 mod schema_export;

@@ -47,7 +47,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use dead_letter::DeadLetters;
-pub use positions::{Partition, Position};
+pub use positions::{hand_over, positions as stored_positions, remove, Partition, Position};
 
 use crate::kafka::{KafkaSettings, LogProbe, LogVerdict};
 use crate::trace_context::TraceParent;
@@ -123,6 +123,14 @@ impl From<sqlx::Error> for ApplyError {
 /// What a consumer does with its events.
 #[async_trait::async_trait]
 pub trait Handler: Send + Sync + 'static {
+    /// Runs first in every transaction the consumer opens for a batch,
+    /// before the generation is checked: where a handler takes the locks
+    /// or settings its batches need (the projector locks which read model
+    /// it writes to against a switch, see `agora_gateway::projector`).
+    async fn begin(&self, _tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        Ok(())
+    }
+
     /// Applies events (in log order per partition) inside the transaction
     /// that also stores their positions. Every apply must be idempotent:
     /// events are delivered at least once.
@@ -364,7 +372,10 @@ impl<H: Handler> Worker<H> {
                 }
                 Err(BatchError::Poisoned) => isolation = Isolation::EachEvent,
                 Err(BatchError::NewGeneration) => {
-                    tracing::warn!(consumer = %self.settings.name, "the consumer's state was reset elsewhere; repositioning");
+                    tracing::warn!(
+                        consumer = %self.settings.name,
+                        "the consumer's positions were replaced elsewhere (a reset, or a switch to a rebuilt read model); repositioning"
+                    );
                     return Some(false);
                 }
                 Err(BatchError::Failed(error)) => {
@@ -383,6 +394,7 @@ impl<H: Handler> Worker<H> {
     async fn apply_batch(&self, messages: &[OwnedMessage], isolation: Isolation) -> Result<usize, BatchError> {
         let name = &self.settings.name;
         let mut tx = self.pool.begin().await?;
+        self.handler.begin(&mut tx).await?;
         if positions::generation(&mut tx, name).await? != self.generation {
             return Err(BatchError::NewGeneration);
         }

@@ -85,6 +85,11 @@ pub async fn store(connection: &mut PgConnection, consumer: &str, reached: &Hash
 /// Forgets every position of `consumer` and starts a new generation.
 pub async fn forget(connection: &mut PgConnection, consumer: &str) -> sqlx::Result<i64> {
     sqlx::query("delete from consumer_position where consumer = $1").bind(consumer).execute(&mut *connection).await?;
+    next_generation(connection, consumer).await
+}
+
+/// Starts a new generation of `consumer`'s positions.
+async fn next_generation(connection: &mut PgConnection, consumer: &str) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "insert into consumer_generation (consumer, generation) values ($1, 1)
          on conflict (consumer) do update set generation = consumer_generation.generation + 1
@@ -93,4 +98,29 @@ pub async fn forget(connection: &mut PgConnection, consumer: &str) -> sqlx::Resu
     .bind(consumer)
     .fetch_one(connection)
     .await
+}
+
+/// Hands the positions of consumer `from` over to consumer `to`, inside the
+/// caller's transaction: `to`'s positions become `from`'s, `from` is
+/// forgotten, and `to` starts a new generation, so that every replica of
+/// `to` repositions itself at its next batch. For a consumer whose state
+/// was rebuilt under another name (the projector's rebuild), once that
+/// state replaces the old one.
+pub async fn hand_over(connection: &mut PgConnection, from: &str, to: &str) -> sqlx::Result<i64> {
+    sqlx::query("delete from consumer_position where consumer = $1").bind(to).execute(&mut *connection).await?;
+    sqlx::query("update consumer_position set consumer = $2, updated_at = now() where consumer = $1")
+        .bind(from)
+    .bind(to)
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query("delete from consumer_generation where consumer = $1").bind(from).execute(&mut *connection).await?;
+    next_generation(connection, to).await
+}
+
+/// Forgets consumer `name` entirely: its positions and its generation (an
+/// abandoned rebuild).
+pub async fn remove(connection: &mut PgConnection, name: &str) -> sqlx::Result<()> {
+    sqlx::query("delete from consumer_position where consumer = $1").bind(name).execute(&mut *connection).await?;
+    sqlx::query("delete from consumer_generation where consumer = $1").bind(name).execute(connection).await?;
+    Ok(())
 }

@@ -258,7 +258,8 @@ mod tests {
             };
             events.push(Event::UserRegistered(registered).into_envelope(1, at(0)));
             for version in 2..2 + random.below(4) as i64 {
-                let renamed = UserRenamed { user_id: *user, display_name: format!("User {n} v{version}"), renamed_at: at(version) };
+                let renamed =
+                    UserRenamed { user_id: *user, display_name: format!("User {n} v{version}"), renamed_at: at(version) };
                 events.push(Event::UserRenamed(renamed).into_envelope(version, at(version)));
             }
             for version in 1..1 + random.below(5) as i64 {
@@ -306,8 +307,10 @@ mod tests {
 
     async fn rows(pool: &PgPool, generation: Generation) -> (Vec<String>, Vec<String>) {
         let schema = generation.schema();
-        let users = sqlx::query_scalar(&format!("select t::text from {schema}.read_user t order by id")).fetch_all(pool).await.unwrap();
-        let posts = sqlx::query_scalar(&format!("select t::text from {schema}.read_post t order by id")).fetch_all(pool).await.unwrap();
+        let users =
+            sqlx::query_scalar(&format!("select t::text from {schema}.read_user t order by id")).fetch_all(pool).await.unwrap();
+        let posts =
+            sqlx::query_scalar(&format!("select t::text from {schema}.read_post t order by id")).fetch_all(pool).await.unwrap();
         (users, posts)
     }
 

@@ -12,6 +12,8 @@
 //! queues lock requests, so a waiting switch is not starved by a stream of
 //! batches.
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, PgPool};
 
 use crate::records::PROJECTION_CHANNEL;
@@ -91,9 +93,8 @@ pub async fn create(pool: &PgPool, shape_version: i32, shape_sql: &str) -> sqlx:
     let mut tx = pool.begin().await?;
     // Serializes concurrent creations; numbers are never reused.
     sqlx::query("lock table read_model_generation in exclusive mode").execute(&mut *tx).await?;
-    let next: i64 = sqlx::query_scalar("select coalesce(max(generation), 0) + 1 from read_model_generation")
-        .fetch_one(&mut *tx)
-        .await?;
+    let next: i64 =
+        sqlx::query_scalar("select coalesce(max(generation), 0) + 1 from read_model_generation").fetch_one(&mut *tx).await?;
     let generation = Generation(next);
     sqlx::query(&format!("drop schema if exists {} cascade", generation.schema())).execute(&mut *tx).await?;
     sqlx::query(&format!("create schema {}", generation.schema())).execute(&mut *tx).await?;
@@ -111,7 +112,7 @@ pub async fn create(pool: &PgPool, shape_version: i32, shape_sql: &str) -> sqlx:
 /// Takes the switch lock: from here until the transaction ends no
 /// projector batch commits (a batch in progress finishes first), readers
 /// go on. Waits at most `lock_timeout` for it.
-pub async fn freeze_projection(connection: &mut PgConnection, lock_timeout: std::time::Duration) -> sqlx::Result<Generation> {
+pub async fn freeze_projection(connection: &mut PgConnection, lock_timeout: Duration) -> sqlx::Result<Generation> {
     sqlx::query("select set_config('lock_timeout', $1, true)")
         .bind(format!("{}ms", lock_timeout.as_millis().max(1)))
         .execute(&mut *connection)
@@ -125,12 +126,10 @@ pub async fn freeze_projection(connection: &mut PgConnection, lock_timeout: std:
 /// tables, the old one is recorded as retired, and every gateway is
 /// notified (its response cache drops what it held, its read-your-writes
 /// waiters look again).
-pub async fn switch(connection: &mut PgConnection, from: Generation, to: Generation) -> sqlx::Result<()> {
+pub async fn switch(connection: &mut PgConnection, from: Generation, to: Generation, patience: Duration) -> sqlx::Result<()> {
+    lock_views(connection, patience).await?;
     for view in VIEWS {
-        sqlx::query(&format!("drop view if exists public.{view}")).execute(&mut *connection).await?;
-        sqlx::query(&format!("create view public.{view} as select * from {}.{view}", to.schema()))
-            .execute(&mut *connection)
-            .await?;
+        point_view(connection, view, to).await?;
     }
     sqlx::query("update read_model_serving set generation = $1, switched_at = now()")
         .bind(to.0)
@@ -148,6 +147,70 @@ pub async fn switch(connection: &mut PgConnection, from: Generation, to: Generat
     .execute(&mut *connection)
     .await?;
     sqlx::query("select pg_notify($1, '')").bind(PROJECTION_CHANNEL).execute(connection).await?;
+    Ok(())
+}
+
+/// Takes the views from the readers (ACCESS EXCLUSIVE) for the switch,
+/// trying for a short while at a time and letting go in between.
+///
+/// Queries take the views' locks in their own order (one reads `read_post`
+/// first, another `read_user`), so a switch that held one view while it
+/// waited for the other could deadlock with a query, and PostgreSQL would
+/// abort one of the two, perhaps the query. Each try here waits less than
+/// PostgreSQL's deadlock timeout (1 s by default) and gives up first, so a
+/// query is at most delayed, never failed.
+async fn lock_views(connection: &mut PgConnection, patience: Duration) -> sqlx::Result<()> {
+    const TRY: Duration = Duration::from_millis(50);
+    let started = std::time::Instant::now();
+    sqlx::query("select set_config('lock_timeout', $1, true)")
+        .bind(format!("{}ms", TRY.as_millis()))
+        .execute(&mut *connection)
+        .await?;
+    loop {
+        sqlx::query("savepoint lock_views").execute(&mut *connection).await?;
+        let locked = sqlx::query(&format!(
+            "lock table {} in access exclusive mode",
+            VIEWS.map(|view| format!("public.{view}")).join(", ")
+        ))
+        .execute(&mut *connection)
+        .await;
+        match locked {
+            Ok(_) => break,
+            Err(error) if is_lock_timeout(&error) && started.elapsed() < patience => {
+                sqlx::query("rollback to savepoint lock_views").execute(&mut *connection).await?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    sqlx::query("release savepoint lock_views").execute(&mut *connection).await?;
+    sqlx::query("select set_config('lock_timeout', '0', true)").execute(&mut *connection).await?;
+    Ok(())
+}
+
+fn is_lock_timeout(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|error| error.code()).is_some_and(|code| code == "55P03")
+}
+
+/// Points the view `view` at `to`'s table. Replacing the view keeps its
+/// identity, so a query that waited on the switch's lock reads the new
+/// generation once the switch commits; dropping it would fail such a
+/// query ("could not open relation"). Only a shape whose columns are not
+/// the old ones plus new ones at the end needs the drop, in which case
+/// the queries in flight at that moment may fail once.
+async fn point_view(connection: &mut PgConnection, view: &str, to: Generation) -> sqlx::Result<()> {
+    let select = format!("select * from {}.{view}", to.schema());
+    sqlx::query("savepoint point_view").execute(&mut *connection).await?;
+    match sqlx::query(&format!("create or replace view public.{view} as {select}")).execute(&mut *connection).await {
+        Ok(_) => {
+            sqlx::query("release savepoint point_view").execute(&mut *connection).await?;
+        }
+        Err(error) => {
+            tracing::warn!(view, error = %error, "the new shape changes the view's columns; recreating it");
+            sqlx::query("rollback to savepoint point_view").execute(&mut *connection).await?;
+            sqlx::query(&format!("drop view public.{view}")).execute(&mut *connection).await?;
+            sqlx::query(&format!("create view public.{view} as {select}")).execute(&mut *connection).await?;
+        }
+    }
     Ok(())
 }
 

@@ -111,7 +111,11 @@ pub async fn run(
     match outcome {
         Ok(report) => Ok(report),
         Err(error) => {
-            tracing::error!(generation = target.0, error = format!("{error:#}"), "the rebuild stopped; abandoning its generation");
+            tracing::error!(
+                generation = target.0,
+                error = format!("{error:#}"),
+                "the rebuild stopped; abandoning its generation"
+            );
             let mut connection = pool.acquire().await?;
             consumer::remove(&mut connection, &name).await?;
             generation::drop(&pool, target, "abandoned").await?;
@@ -191,10 +195,10 @@ impl Build {
             let reached = consumer::stored_positions(&mut connection, &self.name).await?;
             drop(connection);
             let lag = progress.report(&extents, &reached);
-            if lag <= settings.batch_size as i64 {
+            if lag <= settings.batch_size as i64 && under_way(&extents, &reached) {
                 match self.cut_over(pool, settings).await? {
                     CutOver::Done(cutover) => {
-                        let events = progress.applied(&reached);
+                        let events = progress.applied(&cutover.reached);
                         return self.finish(pool, settings, cutover, retries, events).await;
                     }
                     CutOver::Behind => retries += 1,
@@ -208,7 +212,8 @@ impl Build {
     async fn cut_over(&mut self, pool: &PgPool, settings: &RebuildSettings) -> anyhow::Result<CutOver> {
         let started = Instant::now();
         let mut tx = pool.begin().await?;
-        let from = generation::freeze_projection(&mut tx, settings.cutover_timeout).await.context("cannot take the switch lock")?;
+        let from =
+            generation::freeze_projection(&mut tx, settings.cutover_timeout).await.context("cannot take the switch lock")?;
         let serving = consumer::stored_positions(&mut tx, CONSUMER_NAME).await?;
         loop {
             let mut connection = pool.acquire().await?;
@@ -238,9 +243,9 @@ impl Build {
         let reached = consumer::stored_positions(&mut tx, &self.name).await?;
         anyhow::ensure!(covers(&reached, &serving), "the new generation's positions moved back during the cut-over");
         consumer::hand_over(&mut tx, &self.name, CONSUMER_NAME).await?;
-        generation::switch(&mut tx, from, self.target).await?;
+        generation::switch(&mut tx, from, self.target, settings.cutover_timeout).await?;
         tx.commit().await.context("cannot commit the switch")?;
-        Ok(CutOver::Done(Switched { from, held: started.elapsed() }))
+        Ok(CutOver::Done(Switched { from, held: started.elapsed(), reached }))
     }
 
     async fn finish(
@@ -288,12 +293,21 @@ enum CutOver {
 struct Switched {
     from: Generation,
     held: Duration,
+    /// Where the new generation stood when it took over.
+    reached: HashMap<Partition, Position>,
 }
 
 /// Whether positions `reached` are at or past `target` in every partition
 /// `target` names.
 fn covers(reached: &HashMap<Partition, Position>, target: &HashMap<Partition, Position>) -> bool {
     target.iter().all(|(partition, position)| reached.get(partition).is_some_and(|r| r.next_offset >= position.next_offset))
+}
+
+/// Whether the new generation's consumer has read from every partition
+/// that holds events (until it has joined its group and been assigned them,
+/// a short lag says nothing).
+fn under_way(extents: &[(Partition, i64, i64)], reached: &HashMap<Partition, Position>) -> bool {
+    extents.iter().all(|(partition, low, high)| high <= low || reached.contains_key(partition))
 }
 
 /// The rebuild's progress, in the log and in `/metrics`.

@@ -288,12 +288,21 @@ impl EmbeddedKafka {
     const BROKER_ID: i32 = 1;
 
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_partitions(agora_schema::topics::DEFAULT_PARTITIONS)
+    }
+
+    /// A broker whose topics have `partitions` partitions each. The mock
+    /// cluster keeps at most 5 MiB or 100,000 messages per partition (fixed
+    /// in librdkafka) and drops the oldest beyond that: more partitions hold
+    /// more of a topic, which a replay of everything (the benchmark's
+    /// rebuild) needs.
+    pub fn start_with_partitions(partitions: i32) -> anyhow::Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<String>>();
         let (commands_tx, commands_rx) = mpsc::channel::<Command>();
         let thread = thread::Builder::new()
             .name("embedded-kafka".into())
             .spawn(move || {
-                let cluster = match Self::create_cluster() {
+                let cluster = match Self::create_cluster(partitions) {
                     Ok(cluster) => cluster,
                     Err(error) => {
                         let _ = ready_tx.send(Err(error));
@@ -319,10 +328,10 @@ impl EmbeddedKafka {
         Ok(EmbeddedKafka { bootstrap_servers, commands: Some(commands_tx), thread: Some(thread) })
     }
 
-    fn create_cluster() -> anyhow::Result<MockCluster<'static, rdkafka::producer::DefaultProducerContext>> {
+    fn create_cluster(partitions: i32) -> anyhow::Result<MockCluster<'static, rdkafka::producer::DefaultProducerContext>> {
         let cluster = MockCluster::new(1).context("cannot start the mock Kafka cluster")?;
         for topic in agora_schema::topics::ALL {
-            cluster.create_topic(topic, agora_schema::topics::DEFAULT_PARTITIONS, 1)?;
+            cluster.create_topic(topic, partitions, 1)?;
         }
         Ok(cluster)
     }

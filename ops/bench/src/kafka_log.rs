@@ -3,11 +3,7 @@
 //! data set (to know how many events it made) and the rebuild (to know how
 //! many it must replay) both read it.
 
-use std::time::Duration;
-
-use agora_platform::kafka::KafkaSettings;
-use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use agora_platform::kafka::{KafkaSettings, LogProbe};
 use serde::{Deserialize, Serialize};
 
 /// The projected topics (the dead-letter topic is not replayed).
@@ -25,16 +21,11 @@ pub struct TopicOffsets {
 }
 
 pub fn topic_offsets(kafka: &KafkaSettings) -> anyhow::Result<TopicOffsets> {
-    let consumer: BaseConsumer = kafka.client_config("agora-bench-watermarks").create().context("a Kafka client")?;
+    let probe = LogProbe::new(kafka, "agora-bench-watermarks")?;
     let mut offsets = TopicOffsets::default();
-    for topic in PROJECTED {
-        for partition in 0..agora_schema::topics::DEFAULT_PARTITIONS {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                .with_context(|| format!("watermarks of {topic}/{partition}"))?;
-            offsets.produced += high.max(0) as u64;
-            offsets.retained += (high - low.max(0)).max(0) as u64;
-        }
+    for (_, low, high) in probe.extents(&PROJECTED)? {
+        offsets.produced += high.max(0) as u64;
+        offsets.retained += (high - low.max(0)).max(0) as u64;
     }
     Ok(offsets)
 }

@@ -44,6 +44,12 @@ struct Args {
     /// Sections to run (comma-separated): throughput, freshness, subscribers, rebuild.
     #[arg(long, value_delimiter = ',', default_value = "throughput,freshness,subscribers,rebuild")]
     only: Vec<String>,
+    /// Keep, from the results already in the results folder (latest.json),
+    /// every section this run does not measure (`--only`), with a note
+    /// saying which run measured what: to re-measure one section of the
+    /// committed report.
+    #[arg(long)]
+    merge: bool,
     /// Keep the loaded system up this many seconds before measuring (for
     /// profiling by hand: the URLs and pids are printed).
     #[arg(long, default_value_t = 0)]
@@ -155,6 +161,47 @@ fn measured_commit() -> String {
     }
 }
 
+/// Takes the sections this run did not measure from the earlier results
+/// at `path`.
+fn merge_earlier(results: &mut Results, sections: &Sections, path: &Path) -> anyhow::Result<()> {
+    let earlier: Results =
+        serde_json::from_slice(&std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?)
+            .with_context(|| format!("{} holds no results", path.display()))?;
+    let mut kept = Vec::new();
+    if !sections.includes("throughput") {
+        results.throughput = earlier.throughput;
+        kept.push("throughput");
+    }
+    if !sections.includes("freshness") {
+        results.freshness = earlier.freshness;
+        kept.push("freshness");
+    }
+    if !sections.includes("subscribers") {
+        results.subscribers = earlier.subscribers;
+        kept.push("subscribers");
+    }
+    if !sections.includes("rebuild") {
+        results.rebuild = earlier.rebuild;
+        kept.push("rebuild");
+    }
+    for note in earlier.notes {
+        if !results.notes.contains(&note) {
+            results.notes.push(note);
+        }
+    }
+    results.notes.push(format!(
+        "This report merges two runs: {} measured at {} ({}, {}); {} from the run of {} ({}).",
+        sections.0.join(", "),
+        results.generated_at,
+        results.git_commit,
+        results.command,
+        kept.join(", "),
+        earlier.generated_at,
+        earlier.git_commit
+    ));
+    Ok(())
+}
+
 /// Writes latest.md, latest.json and latest.png, and prints the report.
 fn write_results(results: &Results, results_dir: &Path) -> anyhow::Result<()> {
     let markdown = report::markdown(results);
@@ -233,6 +280,9 @@ async fn main() -> anyhow::Result<()> {
         notes,
         total_seconds: started.elapsed().as_secs_f64(),
     };
+    if args.merge {
+        merge_earlier(&mut results, &sections, &results_dir.join("latest.json"))?;
+    }
     results.ratios = report::ratios(&results);
     write_results(&results, &results_dir)
 }

@@ -212,10 +212,13 @@ impl Run<'_> {
         if !self.sections.includes("rebuild") {
             return None;
         }
-        println!("rebuild: a fresh read model replaying every topic…");
-        match rebuild::run(self.system).await {
+        println!("rebuild: a new read-model generation replaying every topic while the live one serves…");
+        match rebuild::run(self.system, crate::system::PARTITIONS as usize).await {
             Ok(report) => {
-                println!("  {} events in {:.1} s: {:.0} events/s", report.events, report.seconds, report.events_per_second);
+                println!(
+                    "  {} events in {:.1} s: {:.0} events/s, cut-over {:.0} ms, {} of {} reads failed",
+                    report.events, report.seconds, report.events_per_second, report.cutover_ms, report.failed_reads, report.reads
+                );
                 Some(report)
             }
             Err(error) => {

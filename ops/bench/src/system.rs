@@ -15,7 +15,12 @@ use crate::procs::{free_port, Proc, Spec};
 pub const AUTH_DB: &str = "agora_bench_auth";
 pub const POST_DB: &str = "agora_bench_post";
 pub const READ_DB: &str = "agora_bench_read";
-pub const REBUILD_DB: &str = "agora_bench_rebuild";
+
+/// Partitions per topic on the benchmark's broker. librdkafka's mock
+/// cluster keeps at most 5 MiB or 100,000 messages per partition and drops
+/// the oldest beyond that; at 16 partitions the full data set's topics stay
+/// whole, so the rebuild replays every event ever produced.
+pub const PARTITIONS: i32 = 16;
 
 /// Runs one service as its own process (see src/bin/service.rs).
 pub const SERVICE_BIN: &str = "agora-bench-service";
@@ -65,12 +70,12 @@ fn common_env(postgres: &str, brokers: &str, port: u16, database: &str) -> anyho
 
 impl System {
     pub async fn start(postgres: &str, bin_dir: &Path, work_dir: &Path) -> anyhow::Result<System> {
-        for name in [AUTH_DB, POST_DB, READ_DB, REBUILD_DB] {
+        for name in [AUTH_DB, POST_DB, READ_DB] {
             drop_database(postgres, name).await?;
         }
         let logs = work_dir.join("logs");
         std::fs::create_dir_all(&logs)?;
-        let kafka = EmbeddedKafka::start()?;
+        let kafka = EmbeddedKafka::start_with_partitions(PARTITIONS)?;
         let brokers = kafka.bootstrap_servers().to_owned();
         let client = crate::gql::client();
 

@@ -110,9 +110,9 @@ pub async fn hand_over(connection: &mut PgConnection, from: &str, to: &str) -> s
     sqlx::query("delete from consumer_position where consumer = $1").bind(to).execute(&mut *connection).await?;
     sqlx::query("update consumer_position set consumer = $2, updated_at = now() where consumer = $1")
         .bind(from)
-    .bind(to)
-    .execute(&mut *connection)
-    .await?;
+        .bind(to)
+        .execute(&mut *connection)
+        .await?;
     sqlx::query("delete from consumer_generation where consumer = $1").bind(from).execute(&mut *connection).await?;
     next_generation(connection, to).await
 }

@@ -24,7 +24,7 @@ use crate::commands::{Commands, Consistency};
 use crate::config::Config;
 use crate::live::{LiveFeed, LiveReader};
 use crate::pipeline::{self, Pipeline, ResponseCache, SharedOperations, TokenKey};
-use crate::projector::{Projector, ProjectorSettings};
+use crate::projector::{generation, Projector, ProjectorSettings};
 use crate::sources::{composition, read_model};
 use crate::transport::{self, http::HttpLimits, AppState};
 use crate::upstream::Upstream;
@@ -51,6 +51,7 @@ impl Application {
     pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
         let migrations = vec![agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")];
         let pool = db::connect_and_migrate(&config.database(), migrations).await?;
+        generation::warn_if_outdated(&pool).await?;
         let background = CancellationToken::new();
         let consistency = Consistency::start(pool.clone(), background.clone()).await?;
         let upstream = Arc::new(Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout)?);

@@ -78,6 +78,25 @@ pub async fn write_to_serving(connection: &mut PgConnection) -> sqlx::Result<Gen
     Ok(generation)
 }
 
+/// Logs a warning when the serving generation has an older shape than
+/// this build's [`SHAPE_SQL`] (it serves on: the shape ships by a rebuild).
+pub async fn warn_if_outdated(pool: &PgPool) -> sqlx::Result<()> {
+    let (generation, shape): (i64, i32) = sqlx::query_as(
+        "select g.generation, g.shape_version from read_model_serving s join read_model_generation g using (generation)",
+    )
+    .fetch_one(pool)
+    .await?;
+    if shape < SHAPE_VERSION {
+        tracing::warn!(
+            generation,
+            serving_shape = shape,
+            shape = SHAPE_VERSION,
+            "the read model serving has an older shape than this gateway's; run `gateway rebuild` to ship the new one"
+        );
+    }
+    Ok(())
+}
+
 /// Every generation recorded, oldest first.
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<GenerationRow>> {
     sqlx::query_as(

@@ -81,11 +81,15 @@ pub async fn write_to_serving(connection: &mut PgConnection) -> sqlx::Result<Gen
 /// Logs a warning when the serving generation has an older shape than
 /// this build's [`SHAPE_SQL`] (it serves on: the shape ships by a rebuild).
 pub async fn warn_if_outdated(pool: &PgPool) -> sqlx::Result<()> {
-    let (generation, shape): (i64, i32) = sqlx::query_as(
+    let serving: Option<(i64, i32)> = sqlx::query_as(
         "select g.generation, g.shape_version from read_model_serving s join read_model_generation g using (generation)",
     )
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
+    let Some((generation, shape)) = serving else {
+        tracing::error!("the read model records no serving generation (read_model_serving is empty): the projector cannot write");
+        return Ok(());
+    };
     if shape < SHAPE_VERSION {
         tracing::warn!(
             generation,

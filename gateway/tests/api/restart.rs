@@ -188,8 +188,10 @@ async fn a_read_model_that_lost_its_state_is_rebuilt_from_its_own_positions_not_
     let read_db = sqlx::PgPool::connect(system.read_model.url()).await.unwrap();
     sqlx::query(
         "do $$ declare t record; begin
-             for t in select tablename from pg_tables where schemaname = 'public' and tablename <> '_sqlx_migrations' loop
-                 execute format('truncate %I', t.tablename);
+             for t in select schemaname, tablename from pg_tables
+                      where (schemaname = 'public' or schemaname like 'read\\_g%')
+                        and tablename not in ('_sqlx_migrations', 'read_model_serving', 'read_model_generation') loop
+                 execute format('truncate %I.%I', t.schemaname, t.tablename);
              end loop;
          end $$",
     )

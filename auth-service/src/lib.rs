@@ -3,6 +3,7 @@
 //! Ed25519 tokens (public keys at `/.well-known/jwks.json`), and publishes
 //! every change to Kafka through its outbox.
 
+pub mod backfill;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -48,10 +48,14 @@ pub struct Application {
     metrics: MetricsServer,
 }
 
+/// The migrations of the service's database, run before it serves or backfills.
+pub fn migrations() -> Vec<sqlx::migrate::Migrator> {
+    vec![db::outbox_migrations(), agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")]
+}
+
 impl Application {
     pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
-        let migrations = vec![db::outbox_migrations(), agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")];
-        let pool = db::connect_and_migrate(&config.database(), migrations).await?;
+        let pool = db::connect_and_migrate(&config.database(), migrations()).await?;
         let keys = Arc::new(SigningKeys::load(&config.signing_key_file, &config.previous_key_files)?);
         let schema = graphql::schema(ResolverDependencies {
             pool: pool.clone(),

@@ -6,6 +6,7 @@
 //! collection of write receipts), trace context, idempotent commands,
 //! client budgets and addresses, health endpoints, telemetry and shutdown.
 
+pub mod backfill;
 pub mod budget;
 pub mod client_address;
 pub mod config;

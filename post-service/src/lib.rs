@@ -3,6 +3,7 @@
 //! from callers whose token auth-service signed (checked against its JWKS),
 //! and publishes every post to Kafka through its outbox.
 
+pub mod backfill;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,5 +1,5 @@
-use agora_platform::{kafka, shutdown, telemetry};
-use agora_post_service::{Application, Config};
+use agora_platform::{db, kafka, shutdown, telemetry};
+use agora_post_service::{backfill, startup, Application, Config};
 use anyhow::Context;
 use clap::Parser;
 
@@ -8,10 +8,37 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The service, or one of the operations an operator runs beside it.
+#[derive(clap::Parser)]
+#[command(name = "post-service")]
+struct Cli {
+    #[command(subcommand)]
+    operation: Option<Operation>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(clap::Subcommand)]
+enum Operation {
+    /// Emits, through the outbox, the events of every row that has none
+    /// (data imported by SQL or older than the outbox); a second run emits nothing.
+    Backfill {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 1_000)]
+        batch_size: i64,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
-    let config = Config::parse();
+    let Cli { operation, config } = Cli::parse();
+    if let Some(Operation::Backfill { batch_size }) = operation {
+        let pool = db::connect_and_migrate(&config.database(), startup::migrations()).await?;
+        let report = backfill::run(&pool, batch_size).await?;
+        println!("{report}");
+        return Ok(());
+    }
     let (kafka, _embedded_broker) = kafka::resolve(&config.kafka).await?;
     let application = Application::build(config, kafka).await.context("post-service failed to start")?;
     tracing::info!(port = application.port(), "post-service listening");

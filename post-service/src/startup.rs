@@ -49,10 +49,14 @@ pub struct Application {
     metrics: MetricsServer,
 }
 
+/// The migrations of the service's database, run before it serves or backfills.
+pub fn migrations() -> Vec<sqlx::migrate::Migrator> {
+    vec![db::outbox_migrations(), sqlx::migrate!("./migrations")]
+}
+
 impl Application {
     pub async fn build(config: Config, kafka: KafkaSettings) -> anyhow::Result<Self> {
-        let migrations = vec![db::outbox_migrations(), sqlx::migrate!("./migrations")];
-        let pool = db::connect_and_migrate(&config.database(), migrations).await?;
+        let pool = db::connect_and_migrate(&config.database(), migrations()).await?;
         let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch));
         let budget = PostBudget::per_hour(config.posts_per_author_per_hour);
         let state = AppState { schema: graphql::schema(pool.clone(), config.query_limits.limiter(), budget), verifier };

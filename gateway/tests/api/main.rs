@@ -1,6 +1,7 @@
 //! The gateway's integration tests: real PostgreSQL, the real services,
 //! an embedded Kafka-protocol broker, real HTTP.
 
+mod backfill;
 mod composition;
 mod consistency;
 mod equivalence;

@@ -24,7 +24,7 @@ enum Operation {
     /// (data imported by SQL or older than the outbox); a second run emits nothing.
     Backfill {
         /// Rows per transaction.
-        #[arg(long, default_value_t = 1_000)]
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
         batch_size: i64,
     },
 }

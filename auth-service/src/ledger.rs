@@ -48,6 +48,12 @@ pub async fn run(pool: PgPool, kafka: KafkaSettings, group: String, shutdown: Ca
     consumer::run(pool, kafka, settings, Ledger, consumer::Positioned::new(Vec::new()), shutdown).await
 }
 
+/// Runs an operator's `command` on the ledger's dead letters; a replay
+/// awards as the ledger would.
+pub async fn dead_letters(pool: &PgPool, command: consumer::dead_letters::Command) -> anyhow::Result<()> {
+    consumer::dead_letters::execute(pool, CONSUMER_NAME, &Ledger, command).await
+}
+
 /// The ledger as a consumer's state.
 struct Ledger;
 

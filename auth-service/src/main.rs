@@ -1,4 +1,4 @@
-use agora_auth_service::{backfill, startup, Application, Config};
+use agora_auth_service::{backfill, ledger, startup, Application, Config};
 use agora_platform::{db, kafka, shutdown, telemetry};
 use anyhow::Context;
 use clap::Parser;
@@ -27,17 +27,24 @@ enum Operation {
         #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
         batch_size: i64,
     },
+    /// Lists, replays or skips the points ledger's dead letters.
+    #[command(subcommand)]
+    DeadLetters(agora_platform::consumer::dead_letters::Command),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
     let Cli { operation, config } = Cli::parse();
-    if let Some(Operation::Backfill { batch_size }) = operation {
+    if let Some(operation) = operation {
         let pool = db::connect_and_migrate(&config.database(), startup::migrations()).await?;
-        let report = backfill::run(&pool, batch_size).await?;
-        println!("{report}");
-        return Ok(());
+        return match operation {
+            Operation::Backfill { batch_size } => {
+                println!("{}", backfill::run(&pool, batch_size).await?);
+                Ok(())
+            }
+            Operation::DeadLetters(command) => ledger::dead_letters(&pool, command).await,
+        };
     }
     let (kafka, _embedded_broker) = kafka::resolve(&config.kafka).await?;
     let application = Application::build(config, kafka).await.context("auth-service failed to start")?;

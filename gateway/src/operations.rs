@@ -1,13 +1,15 @@
 //! What an operator runs besides the gateway itself, as subcommands of its
 //! binary: `gateway rebuild` (a new read-model generation from the start of
 //! the log, then a switch of every replica) and `gateway generations` (the
-//! read model's generations and which one serves). They connect to the same
+//! read model's generations and which one serves) and `gateway dead-letters`
+//! (list, replay or skip what the projector could not apply). They connect to the same
 //! database and brokers as the gateway, from the same flags and environment.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use agora_platform::config::milliseconds;
+use agora_platform::consumer::dead_letters;
 use agora_platform::db;
 use agora_platform::health::MetricsServer;
 use agora_platform::kafka::KafkaSettings;
@@ -15,8 +17,8 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::projector::generation;
 use crate::projector::rebuild::{self, RebuildSettings};
+use crate::projector::{self, generation};
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Operation {
@@ -25,6 +27,9 @@ pub enum Operation {
     Rebuild(RebuildArgs),
     /// Lists the read model's generations and which one serves.
     Generations,
+    /// Lists, replays or skips the projector's dead letters.
+    #[command(subcommand)]
+    DeadLetters(dead_letters::Command),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -51,6 +56,7 @@ pub async fn run(operation: Operation, config: Config, shutdown: CancellationTok
     let migrations = vec![agora_platform::consumer::migrations(), sqlx::migrate!("./migrations")];
     let pool = db::connect_and_migrate(&config.database(), migrations).await?;
     match operation {
+        Operation::DeadLetters(command) => projector::dead_letters(&pool, command).await,
         Operation::Generations => {
             for row in generation::list(&pool).await? {
                 println!(

@@ -104,6 +104,12 @@ impl Handler for ReadModel {
     }
 }
 
+/// Runs an operator's `command` on the projector's dead letters; a replay
+/// applies them to the serving read model, as the projector would.
+pub async fn dead_letters(pool: &PgPool, command: consumer::dead_letters::Command) -> anyhow::Result<()> {
+    consumer::dead_letters::execute(pool, CONSUMER_NAME, &ReadModel::Serving, command).await
+}
+
 async fn notify(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
     sqlx::query("select pg_notify($1, '')").bind(PROJECTION_CHANNEL).execute(&mut **tx).await?;
     Ok(())

@@ -4,6 +4,7 @@
 mod backfill;
 mod composition;
 mod consistency;
+mod dead_letters;
 mod equivalence;
 mod events;
 mod helpers;

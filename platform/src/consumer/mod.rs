@@ -29,6 +29,7 @@
 //! other failure is retried with a pause, the batch whole.
 
 mod dead_letter;
+pub mod dead_letters;
 mod positions;
 mod rebalance;
 
@@ -46,7 +47,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use dead_letter::DeadLetters;
+pub use dead_letter::{DeadLetters, Kind};
 pub use positions::{hand_over, positions as stored_positions, remove, Partition, Position};
 
 use crate::kafka::{KafkaSettings, LogProbe, LogVerdict};
@@ -189,6 +190,7 @@ pub async fn run(
         generation: 0,
         assigned: Vec::new(),
         positioned,
+        dead_lettered: Default::default(),
     };
     worker.consume(&consumer, &mut membership, &shutdown).await?;
     // Kafka's offsets are a hint; a failure to leave them is no loss.
@@ -206,7 +208,12 @@ struct Worker<H> {
     generation: i64,
     assigned: Vec<Partition>,
     positioned: Positioned,
+    /// Whether a batch recorded a dead letter since the pending count was refreshed.
+    dead_lettered: std::sync::atomic::AtomicBool,
 }
+
+/// How often the gauge of pending dead letters is recounted.
+const DEAD_LETTERS_REFRESH: Duration = Duration::from_secs(30);
 
 /// How a batch's events are applied within its transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,10 +248,13 @@ impl<H: Handler> Worker<H> {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let mut batches = consumer.stream().ready_chunks(self.settings.batch_size);
+        // The pending dead letters change by operators' actions elsewhere too.
+        let mut pending_refresh = tokio::time::interval(DEAD_LETTERS_REFRESH);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = pending_refresh.tick() => self.refresh_dead_letters().await,
                 decision = membership.recv() => match latest(decision, membership) {
                     Some(Membership::Assigned(partitions)) => {
                         self.assigned = partitions;
@@ -275,6 +285,9 @@ impl<H: Handler> Worker<H> {
                     }
                     match self.process(&messages, shutdown).await {
                         Some(true) => {
+                            if self.dead_lettered.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                                self.refresh_dead_letters().await;
+                            }
                             let _ = consumer.commit(&offset_hint(&messages), CommitMode::Async);
                         }
                         Some(false) => {
@@ -317,6 +330,12 @@ impl<H: Handler> Worker<H> {
                     }
                 }
             }
+        }
+    }
+
+    async fn refresh_dead_letters(&self) {
+        if let Err(error) = dead_letters::refresh_pending(&self.pool, &self.settings.name).await {
+            tracing::warn!(consumer = %self.settings.name, %error, "cannot count the pending dead letters");
         }
     }
 
@@ -407,7 +426,10 @@ impl<H: Handler> Worker<H> {
             }
             match decode(message) {
                 Ok(delivery) => fresh.push(delivery),
-                Err(reason) => self.dead_letters.publish(message, &reason).await?,
+                Err(reason) => {
+                    self.dead_letters.publish(&mut tx, message, Kind::Undecodable, &reason).await?;
+                    self.dead_lettered.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
         if !fresh.is_empty() {
@@ -426,7 +448,8 @@ impl<H: Handler> Worker<H> {
                                         && m.topic() == delivery.topic
                                 })
                                 .expect("every delivery comes from a message of the batch");
-                            self.dead_letters.publish(message, &reason).await?;
+                            self.dead_letters.publish(&mut tx, message, Kind::Rejected, &reason).await?;
+                            self.dead_lettered.store(true, std::sync::atomic::Ordering::Relaxed);
                         }
                         Err(ApplyError::Transient(error)) => return Err(error.into()),
                     }

@@ -85,6 +85,8 @@ pub async fn store(connection: &mut PgConnection, consumer: &str, reached: &Hash
 /// Forgets every position of `consumer` and starts a new generation.
 pub async fn forget(connection: &mut PgConnection, consumer: &str) -> sqlx::Result<i64> {
     sqlx::query("delete from consumer_position where consumer = $1").bind(consumer).execute(&mut *connection).await?;
+    // The replay of the new log dead-letters again whatever still fails.
+    supersede_dead_letters(connection, consumer, "superseded: the consumer was reset and replays its log").await?;
     next_generation(connection, consumer).await
 }
 
@@ -114,12 +116,34 @@ pub async fn hand_over(connection: &mut PgConnection, from: &str, to: &str) -> s
         .execute(&mut *connection)
         .await?;
     sqlx::query("delete from consumer_generation where consumer = $1").bind(from).execute(&mut *connection).await?;
+    // The rebuild met every event again: its dead letters replace the old ones.
+    supersede_dead_letters(connection, to, &format!("superseded: the rebuild {from} replaced this state")).await?;
+    sqlx::query("update consumer_dead_letter set consumer = $2, updated_at = now() where consumer = $1")
+        .bind(from)
+        .bind(to)
+        .execute(&mut *connection)
+        .await?;
     next_generation(connection, to).await
+}
+
+/// Marks `consumer`'s pending dead letters skipped: the state they were
+/// missing from is gone.
+async fn supersede_dead_letters(connection: &mut PgConnection, consumer: &str, note: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "update consumer_dead_letter set status = 'skipped', note = $2, updated_at = now()
+         where consumer = $1 and status = 'pending'",
+    )
+    .bind(consumer)
+    .bind(note)
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// Forgets consumer `name` entirely: its positions and its generation (an
 /// abandoned rebuild).
 pub async fn remove(connection: &mut PgConnection, name: &str) -> sqlx::Result<()> {
+    sqlx::query("delete from consumer_dead_letter where consumer = $1").bind(name).execute(&mut *connection).await?;
     sqlx::query("delete from consumer_position where consumer = $1").bind(name).execute(&mut *connection).await?;
     sqlx::query("delete from consumer_generation where consumer = $1").bind(name).execute(connection).await?;
     Ok(())

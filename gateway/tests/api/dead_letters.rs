@@ -113,3 +113,41 @@ async fn a_dead_letter_is_listed_replayed_once_after_its_cause_is_fixed_and_anot
     let unknown = dead_letters(url, &["skip", "--id", "999999", "--note", "x"]);
     assert!(!unknown.status.success(), "{unknown:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_hands_its_dead_letters_to_the_serving_projector_and_supersedes_the_old_ones() {
+    let system = spawn_lone_gateway().await;
+    let (kafka, pool) = (system.kafka.settings(), &system.gateway.read_db);
+    publish(&kafka, topics::POST, &Uuid::now_v7().to_string(), b"{ not an event").await;
+    let ada = Uuid::now_v7();
+    publish_event(&kafka, &registered(ada, "ada")).await;
+    wait_until(DEADLINE, "the dead letter recorded", || async { statuses(pool).await.len() == 1 }).await;
+
+    let settings = agora_gateway::projector::rebuild::RebuildSettings {
+        batch_size: 50,
+        progress_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    agora_gateway::projector::rebuild::run(
+        pool.clone(),
+        kafka,
+        "agora-test",
+        settings,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("the rebuild");
+
+    // The old generation's dead letter is superseded; the rebuild met the
+    // same message again, and its dead letter now belongs to the projector.
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("select consumer, status, \"offset\" from consumer_dead_letter order by id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let projector = agora_gateway::projector::CONSUMER_NAME.to_owned();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), (projector.as_str(), "skipped"), "{rows:?}");
+    assert_eq!((rows[1].0.as_str(), rows[1].1.as_str()), (projector.as_str(), "pending"), "{rows:?}");
+    assert_eq!(rows[0].2, rows[1].2, "the same message");
+}

@@ -154,3 +154,39 @@ async fn an_event_the_ledger_cannot_read_goes_to_the_dead_letters_and_the_next_i
     assert_eq!(header("dead_letter_consumer"), "points-ledger");
     assert_eq!(header("original_topic"), topics::POST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_award_that_cannot_be_applied_is_a_dead_letter_that_a_replay_awards_once_after_the_fix() {
+    use agora_platform::consumer::dead_letters::{Command, Target};
+
+    let app = spawn_app().await;
+    let (_, author) = app.register("ada", "correct horse").await;
+    // Given an account so full that ten more points overflow its integer.
+    sqlx::query("insert into points_account (user_id, total, version, updated_at) values ($1, 2147483640, 1, now())")
+        .bind(author)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    publish(&producer(&app), &post_created(author), None).await;
+    let pending = || async {
+        sqlx::query_as::<_, (i64, String)>("select id, reason from consumer_dead_letter where status = 'pending'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+    };
+    wait_until(DEADLINE, "the award is a dead letter", || async { pending().await.len() == 1 }).await;
+    let (id, reason) = pending().await.remove(0);
+    assert!(reason.contains("out of range"), "{reason}");
+    let replay = || Command::Replay(Target { id: Some(id), from: None, to: None, all: false });
+
+    // When the cause is fixed and the dead letter replayed.
+    sqlx::query("update points_account set total = 0 where user_id = $1").bind(author).execute(&app.pool).await.unwrap();
+    ledger::dead_letters(&app.pool, replay()).await.expect("the replay");
+
+    // Then the author has the award, once, however often the replay is asked.
+    assert_eq!(points(&app, author).await, 10);
+    let again = ledger::dead_letters(&app.pool, replay()).await.unwrap_err();
+    assert!(format!("{again:#}").contains("no pending dead letter"), "{again:#}");
+    assert_eq!(points(&app, author).await, 10);
+    assert!(pending().await.is_empty());
+}

@@ -1,4 +1,5 @@
 use agora_auth_service::{backfill, ledger, startup, Application, Config};
+use agora_platform::backfill::BackfillArgs;
 use agora_platform::{db, kafka, shutdown, telemetry};
 use anyhow::Context;
 use clap::Parser;
@@ -22,11 +23,7 @@ struct Cli {
 enum Operation {
     /// Emits, through the outbox, the events of every row that has none
     /// (data imported by SQL or older than the outbox); a second run emits nothing.
-    Backfill {
-        /// Rows per transaction.
-        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
-        batch_size: i64,
-    },
+    Backfill(BackfillArgs),
     /// Lists, replays or skips the points ledger's dead letters.
     #[command(subcommand)]
     DeadLetters(agora_platform::consumer::dead_letters::Command),
@@ -39,8 +36,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(operation) = operation {
         let pool = db::connect_and_migrate(&config.database(), startup::migrations()).await?;
         return match operation {
-            Operation::Backfill { batch_size } => {
-                println!("{}", backfill::run(&pool, batch_size).await?);
+            Operation::Backfill(args) => {
+                println!("{}", backfill::run(&pool, args.batch_size).await?);
                 Ok(())
             }
             Operation::DeadLetters(command) => ledger::dead_letters(&pool, command).await,

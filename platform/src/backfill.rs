@@ -25,6 +25,14 @@ pub trait Source: Send + Sync {
     async fn emit(&self, tx: &mut Transaction<'_, Postgres>, limit: i64) -> sqlx::Result<u64>;
 }
 
+/// The `backfill` subcommand's flags, the same in every service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackfillArgs {
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub batch_size: i64,
+}
+
 /// How many rows of each source got their events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {

@@ -1,3 +1,4 @@
+use agora_platform::backfill::BackfillArgs;
 use agora_platform::{db, kafka, shutdown, telemetry};
 use agora_post_service::{backfill, startup, Application, Config};
 use anyhow::Context;
@@ -22,20 +23,16 @@ struct Cli {
 enum Operation {
     /// Emits, through the outbox, the events of every row that has none
     /// (data imported by SQL or older than the outbox); a second run emits nothing.
-    Backfill {
-        /// Rows per transaction.
-        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..))]
-        batch_size: i64,
-    },
+    Backfill(BackfillArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init_logging();
     let Cli { operation, config } = Cli::parse();
-    if let Some(Operation::Backfill { batch_size }) = operation {
+    if let Some(Operation::Backfill(args)) = operation {
         let pool = db::connect_and_migrate(&config.database(), startup::migrations()).await?;
-        let report = backfill::run(&pool, batch_size).await?;
+        let report = backfill::run(&pool, args.batch_size).await?;
         println!("{report}");
         return Ok(());
     }

@@ -24,8 +24,10 @@
 //!   told that its write was applied is never told otherwise by a crash.
 //!
 //! Nothing is dropped: a message that does not decode, or whose apply
-//! fails deterministically (bad data, a violated constraint), goes to the
-//! dead-letter topic with its reason, and the partition keeps flowing; any
+//! fails deterministically (bad data, a violated constraint), becomes a
+//! dead letter with its reason (recorded in the batch's transaction and
+//! published to the dead-letter topic; an operator replays or skips it,
+//! see [`dead_letters`]), and the partition keeps flowing; any
 //! other failure is retried with a pause, the batch whole.
 
 mod dead_letter;

@@ -74,6 +74,10 @@ pub struct Config {
     /// behind is dropped.
     #[arg(long, env = "LIVE_BUFFER_EVENTS", default_value_t = 1024)]
     pub live_buffer_events: usize,
+    /// The most events a subscription resumed from a cursor may have
+    /// missed; one that missed more is refused (CURSOR_EXPIRED).
+    #[arg(long, env = "RESUME_MAX_EVENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub resume_max_events: u64,
     /// How long a WebSocket client may take to send connection_init.
     #[arg(long = "ws-init-timeout-ms", env = "WS_INIT_TIMEOUT_MS", value_name = "MILLISECONDS", default_value = "10000", value_parser = milliseconds)]
     pub ws_init_timeout: Duration,

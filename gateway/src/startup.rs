@@ -56,8 +56,10 @@ impl Application {
         let consistency = Consistency::start(pool.clone(), background.clone()).await?;
         let upstream = Arc::new(Upstream::new(config.auth_url.clone(), config.post_url.clone(), config.upstream_timeout)?);
         let verifier = Arc::new(JwksVerifier::new(config.jwks_url.clone(), reqwest::Client::new(), config.jwks_min_refetch));
-        let live = LiveFeed::new(config.live_buffer_events);
-        let live_reader = live.reader(&kafka, pool.clone(), consistency.clone()).await?;
+        let (live, live_reader) =
+            LiveFeed::start(config.live_buffer_events, config.resume_max_events, &kafka, pool.clone(), consistency.clone())
+                .await?;
+        let token_key = TokenKey::from_config(config.consistency_token_secret.as_ref());
         let commands = Commands {
             upstream: upstream.clone(),
             consistency: consistency.clone(),
@@ -70,9 +72,9 @@ impl Application {
             verifier,
             cache: ResponseCache::new(config.response_cache_bytes, consistency),
             consistency_timeout: config.consistency_timeout,
-            token_key: TokenKey::from_config(config.consistency_token_secret.as_ref()),
+            token_key: token_key.clone(),
             limiter: config.query_limiter(),
-            subscriptions: SharedOperations::new(config.live_buffer_events),
+            subscriptions: SharedOperations::new(config.live_buffer_events, token_key),
         };
         let sockets = CancellationToken::new();
         let state = AppState {

@@ -19,6 +19,11 @@ pub enum ErrorCode {
     Timeout,
     /// A database or broker the answer needs is away for now: retryable.
     Unavailable,
+    /// A subscription's resume cursor is not one this API issued.
+    BadCursor,
+    /// A subscription's resume cursor is too old (or from another log) to
+    /// replay what was missed: subscribe again without it.
+    CursorExpired,
     Internal,
 }
 
@@ -35,6 +40,8 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Unavailable => "UNAVAILABLE",
+            ErrorCode::BadCursor => "BAD_CURSOR",
+            ErrorCode::CursorExpired => "CURSOR_EXPIRED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -247,12 +247,13 @@ pub enum Start {
 }
 
 /// Assigns every partition of `topics` to `consumer` (no group is joined),
-/// at the beginning or the current end of each. Blocking.
+/// at the beginning or the current end of each, and returns the assignment.
+/// Blocking.
 pub fn assign_all<C: Consumer<impl rdkafka::consumer::ConsumerContext>>(
     consumer: &C,
     topics: &[&str],
     start: Start,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<TopicPartitionList> {
     let timeout = Duration::from_secs(10);
     let mut assignment = TopicPartitionList::new();
     for &topic in topics {
@@ -266,7 +267,7 @@ pub fn assign_all<C: Consumer<impl rdkafka::consumer::ConsumerContext>>(
         }
     }
     consumer.assign(&assignment).context("cannot assign the partitions")?;
-    Ok(())
+    Ok(assignment)
 }
 
 enum Command {

@@ -8,13 +8,15 @@
 //! schema read the feed, the WebSocket transport carries their results.
 
 mod feed;
+mod position;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-pub use feed::{LiveEvent, LiveFeed, LiveReader};
+pub use feed::{LiveEvent, LiveFeed, LiveReader, Pushed, ResumeError};
+pub use position::{Malformed, Position};
 
 /// Tells a connection that one of its subscribers fell behind the feed.
 #[derive(Clone, Default)]

@@ -76,6 +76,24 @@ impl TokenKey {
     }
 }
 
+impl TokenKey {
+    /// The tag of `message` under this key, for `purpose` (each purpose's
+    /// tags differ, so a tag made for one is no good for another).
+    pub(super) fn tag(&self, purpose: &str, message: &[u8]) -> hmac::Tag {
+        hmac::sign(&self.0, &Self::for_purpose(purpose, message))
+    }
+
+    /// Whether `tag` is the tag of `message` for `purpose` (compared in
+    /// constant time).
+    pub(super) fn verify(&self, purpose: &str, message: &[u8], tag: &[u8]) -> Result<(), ring::error::Unspecified> {
+        hmac::verify(&self.0, &Self::for_purpose(purpose, message), tag)
+    }
+
+    fn for_purpose(purpose: &str, message: &[u8]) -> Vec<u8> {
+        [purpose.as_bytes(), b"\0", message].concat()
+    }
+}
+
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenKey(…)")

@@ -23,6 +23,7 @@ pub mod consistency_token;
 #[cfg(test)]
 mod fuzz;
 pub mod response_cache;
+pub mod resume;
 pub mod strategy;
 pub mod subscriptions;
 
@@ -50,8 +51,9 @@ pub use subscriptions::{Outcome, SharedOperations};
 use self::consistency_token::WaitForToken;
 use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
 use self::strategy::Strategy;
-use self::subscriptions::OperationKey;
+use self::subscriptions::{execute_with_cursors, OperationKey};
 use crate::api::document::operation_type;
+use crate::api::subscription::ResumeFrom;
 use crate::api::{self, GatewaySchema, RequestContext};
 use crate::commands::Commands;
 use crate::live::{LiveFeed, SlowSubscriber};
@@ -252,6 +254,18 @@ impl Executor for Pipeline {
         forwarded: &Forwarded,
         slow: SlowSubscriber,
     ) -> BoxStream<'static, Arc<Outcome>> {
+        let context = || self.subscription_context(caller.clone(), forwarded.clone());
+        match resume::requested(&request, &self.token_key) {
+            Some(Err(refused)) => return futures::stream::iter([Arc::new(Outcome::Failed(vec![refused]))]).boxed(),
+            // A resumed subscription has a past of its own: it is not shared.
+            Some(Ok(from)) => {
+                let request = request.data(context()).data(slow).data(ResumeFrom(from));
+                return execute_with_cursors(&self.schema, request, self.token_key.clone())
+                    .map(|response| Arc::new(Outcome::of(&response)))
+                    .boxed();
+            }
+            None => {}
+        }
         match OperationKey::of_subscription(&request) {
             // Shared with the operation's other subscribers, as an anonymous caller.
             Some(key) => self.subscriptions.join(
@@ -261,10 +275,9 @@ impl Executor for Pipeline {
                 || self.subscription_context(Caller::Anonymous, Forwarded::default()),
                 slow,
             ),
-            None => {
-                let request = request.data(self.subscription_context(caller.clone(), forwarded.clone())).data(slow);
-                self.schema.execute_stream(request).map(|response| Arc::new(Outcome::of(&response))).boxed()
-            }
+            None => execute_with_cursors(&self.schema, request.data(context()).data(slow), self.token_key.clone())
+                .map(|response| Arc::new(Outcome::of(&response)))
+                .boxed(),
         }
     }
 }

@@ -24,7 +24,9 @@ use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
+use super::{resume, TokenKey};
 use crate::api::document::operation_type;
+use crate::api::subscription::LastPosition;
 use crate::api::{GatewaySchema, RequestContext};
 use crate::live::SlowSubscriber;
 
@@ -97,13 +99,16 @@ pub struct SharedOperations {
     running: Arc<Mutex<HashMap<OperationKey, Results>>>,
     /// How many results a subscriber may fall behind before it is dropped.
     capacity: usize,
+    /// Signs the results' resume cursors.
+    key: TokenKey,
 }
 
 impl SharedOperations {
     /// Operations whose subscribers may fall `capacity` results behind (at
     /// most [`MAX_OPERATION_BUFFER`]).
-    pub fn new(capacity: usize) -> Self {
-        SharedOperations { running: Arc::default(), capacity: capacity.clamp(1, MAX_OPERATION_BUFFER) }
+    /// Their results' resume cursors are signed with `key`.
+    pub fn new(capacity: usize, key: TokenKey) -> Self {
+        SharedOperations { running: Arc::default(), capacity: capacity.clamp(1, MAX_OPERATION_BUFFER), key }
     }
 
     fn running(&self) -> MutexGuard<'_, HashMap<OperationKey, Results>> {
@@ -136,7 +141,7 @@ impl SharedOperations {
             return subscriber(results.subscribe(), slow);
         }
         let execution_slow = SlowSubscriber::default();
-        let mut execution = schema.execute_stream(request.data(context()).data(execution_slow.clone()));
+        let mut execution = execute_with_cursors(schema, request.data(context()).data(execution_slow.clone()), self.key.clone());
         // The first poll runs the subscription's resolver, which joins the
         // feed. A result right away is an error of this request alone.
         if let Some(first) = execution.next().now_or_never() {
@@ -184,6 +189,23 @@ impl SharedOperations {
         }
         metrics::gauge!("agora_live_shared_operations").decrement(1.0);
     }
+}
+
+/// The execution of `request`, its results carrying their resume cursors
+/// ([`resume::CURSOR_EXTENSION`]) signed with `key`.
+pub fn execute_with_cursors(
+    schema: &GatewaySchema,
+    request: async_graphql::Request,
+    key: TokenKey,
+) -> BoxStream<'static, async_graphql::Response> {
+    let last = LastPosition::default();
+    schema
+        .execute_stream(request.data(last.clone()))
+        .map(move |mut response| {
+            resume::annotate(&mut response, &last, &key);
+            response
+        })
+        .boxed()
 }
 
 /// One subscriber's view of a shared execution. Falling behind it (or it

@@ -20,6 +20,7 @@ mod projector;
 mod rebuild;
 mod response_cache;
 mod restart;
+mod resume;
 mod schema_export;
 mod story;
 mod subscriptions;

@@ -4,13 +4,15 @@
 //
 // config: { "protocol": "graphql-transport-ws" | "graphql-ws",
 //           "authorization": "Bearer …" (optional),
-//           "subscriptions": [{ "id": "a", "query": "subscription …", "variables": {} }] }
+//           "subscriptions": [{ "id": "a", "query": "subscription …", "variables": {},
+//                               "extensions": {} (optional, e.g. { "resumeFrom": "…" }) }] }
 //
 // "graphql-transport-ws" uses the npm `graphql-ws` client; "graphql-ws" (the
 // legacy protocol) uses `subscriptions-transport-ws`. Prints one JSON line
 // per event: {"ready":true} once every subscription is registered (a query
 // sent after them on the same socket has answered), then
-// {"id":…,"data":…} or {"id":…,"errors":…}, {"id":…,"complete":true}, and
+// {"id":…,"data":…,"extensions":…} or {"id":…,"errors":…} (also for an
+// `error` message), {"id":…,"complete":true}, and
 // {"closed":code,"reason":…} when the socket closes. Runs until killed.
 import WebSocket from 'ws';
 
@@ -29,10 +31,11 @@ async function transportWs() {
     retryAttempts: 0,
     on: { closed: (event) => print({ closed: event.code, reason: event.reason }) },
   });
-  for (const { id, query, variables } of config.subscriptions) {
-    client.subscribe({ query, variables }, {
+  for (const { id, query, variables, extensions } of config.subscriptions) {
+    client.subscribe({ query, variables, extensions }, {
       next: (result) => print({ id, ...result }),
-      error: (error) => print({ id, error: String(error?.message ?? error?.reason ?? error) }),
+      error: (error) =>
+        print(Array.isArray(error) ? { id, errors: error } : { id, error: String(error?.message ?? error?.reason ?? error) }),
       complete: () => print({ id, complete: true }),
     });
   }

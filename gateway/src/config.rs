@@ -70,6 +70,13 @@ pub struct Config {
     /// (anonymous queries only; 0 turns the response cache off).
     #[arg(long, env = "RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub response_cache_bytes: u64,
+    /// Bytes of documents kept for automatic persisted queries.
+    #[arg(long, env = "PERSISTED_QUERIES_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub persisted_queries_bytes: u64,
+    /// Trusted documents (an Apollo persisted-query manifest, a `.graphql`
+    /// file, or a folder of them): when set, only they run.
+    #[arg(long, env = "TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<std::path::PathBuf>,
     /// Events the live feed buffers for its slowest subscriber; one further
     /// behind is dropped.
     #[arg(long, env = "LIVE_BUFFER_EVENTS", default_value_t = 1024)]

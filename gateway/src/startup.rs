@@ -23,7 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::commands::{Commands, Consistency};
 use crate::config::Config;
 use crate::live::{LiveFeed, LiveReader};
-use crate::pipeline::{self, Pipeline, ResponseCache, SharedOperations, TokenKey};
+use crate::pipeline::{self, Pipeline, ResponseCache, SharedOperations, TokenKey, TrustedDocuments};
 use crate::projector::{generation, Projector, ProjectorSettings};
 use crate::sources::{composition, read_model};
 use crate::transport::{self, http::HttpLimits, AppState};
@@ -60,6 +60,11 @@ impl Application {
             LiveFeed::start(config.live_buffer_events, config.resume_max_events, &kafka, pool.clone(), consistency.clone())
                 .await?;
         let token_key = TokenKey::from_config(config.consistency_token_secret.as_ref());
+        let trusted = match &config.trusted_documents {
+            Some(source) => TrustedDocuments::listed(source)?,
+            None => TrustedDocuments::automatic(config.persisted_queries_bytes),
+        };
+        tokio::spawn(trusted.clone().watch(Duration::from_secs(2), background.clone()));
         let commands = Commands {
             upstream: upstream.clone(),
             consistency: consistency.clone(),
@@ -75,6 +80,7 @@ impl Application {
             token_key: token_key.clone(),
             limiter: config.query_limiter(),
             subscriptions: SharedOperations::new(config.live_buffer_events, token_key),
+            trusted: trusted.clone(),
         };
         let sockets = CancellationToken::new();
         let state = AppState {

@@ -22,6 +22,7 @@ pub mod annotate;
 pub mod consistency_token;
 #[cfg(test)]
 mod fuzz;
+pub mod persisted;
 pub mod response_cache;
 pub mod resume;
 pub mod strategy;
@@ -37,13 +38,14 @@ use agora_platform::query_limits::{Checked, QueryLimiter, QueryLimitsExtension};
 use agora_platform::tokens::{self, Caller, Claims, JwksVerifier, TokenError};
 use agora_platform::trace_context::TraceParent;
 use async_graphql::parser::types::OperationType;
-use async_graphql::Response;
+use async_graphql::{Response, ServerError};
 use axum::http::{header, HeaderMap};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde_json::value::RawValue;
 
 pub use consistency_token::{ConsistencyToken, TokenKey, CONSISTENCY_HEADER};
+pub use persisted::TrustedDocuments;
 pub use response_cache::ResponseCache;
 pub use strategy::STRATEGY_HEADER;
 pub use subscriptions::{Outcome, SharedOperations};
@@ -86,6 +88,13 @@ pub trait Executor: Send + Sync + 'static {
     /// The claims of a bearer token (a WebSocket's, given at `connection_init`).
     async fn verify(&self, token: &str) -> Result<Claims, TokenError>;
 
+    /// Puts the document a request names by hash (a persisted query) into
+    /// its query, or says why it cannot run; called before anything else
+    /// reads the document.
+    fn resolve_document(&self, _request: &mut async_graphql::Request) -> Result<(), ServerError> {
+        Ok(())
+    }
+
     /// A subscription's results for one subscriber, who is told through
     /// `slow` when it falls behind.
     fn subscribe(
@@ -123,6 +132,8 @@ pub struct Pipeline {
     pub limiter: QueryLimiter,
     /// The subscriptions running in this process, by operation.
     pub subscriptions: SharedOperations,
+    /// Persisted queries, or the only documents that run.
+    pub trusted: TrustedDocuments,
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
@@ -245,6 +256,10 @@ impl Executor for Pipeline {
 
     async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.verifier.verify(token).await
+    }
+
+    fn resolve_document(&self, request: &mut async_graphql::Request) -> Result<(), ServerError> {
+        self.trusted.resolve(request)
     }
 
     fn subscribe(

@@ -16,6 +16,7 @@ mod limits;
 mod live_feed;
 mod node;
 mod outage;
+mod persisted;
 mod projector;
 mod rebuild;
 mod response_cache;

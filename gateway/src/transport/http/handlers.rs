@@ -39,10 +39,25 @@ pub async fn get(executor: &Arc<dyn Executor>, request: Request) -> Response {
         Ok(params) => params,
         Err(error) => return error.into_response_as(media_type),
     };
-    if selected_operation_type(&params.query, params.operation_name.as_deref()) == Some(OperationType::Mutation) {
+    let request = match document(executor, params) {
+        Ok(request) => request,
+        Err(refused) => return response::render(refused, media_type),
+    };
+    if selected_operation_type(&request.query, request.operation_name.as_deref()) == Some(OperationType::Mutation) {
         return TransportError::MutationOverGet.into_response_as(media_type);
     }
-    execute(executor, params, &parts, media_type).await
+    let rendered = execute(executor, request, &parts, media_type).await;
+    response::revalidated(rendered, &parts.headers).await
+}
+
+/// The request of `params`, with the document it names by hash (a persisted
+/// query), or the answer refusing it.
+fn document(executor: &Arc<dyn Executor>, params: GraphQlParams) -> Result<async_graphql::Request, Answer> {
+    let mut request = params.into_request();
+    match executor.resolve_document(&mut request) {
+        Ok(()) => Ok(request),
+        Err(refused) => Err(async_graphql::Response::from_errors(vec![refused]).into()),
+    }
 }
 
 /// `POST /graphql` with an `application/json` body.
@@ -69,13 +84,19 @@ pub async fn post(
             }
         })
         .and_then(|body| GraphQlParams::from_json_body(&body));
-    match params {
-        Ok(params) => execute(&executor, params, &parts, media_type).await,
+    match params.map(|params| document(&executor, params)) {
+        Ok(Ok(request)) => execute(&executor, request, &parts, media_type).await,
+        Ok(Err(refused)) => response::render(refused, media_type),
         Err(error) => error.into_response_as(media_type),
     }
 }
 
-async fn execute(executor: &Arc<dyn Executor>, params: GraphQlParams, parts: &Parts, media_type: ResponseMediaType) -> Response {
+async fn execute(
+    executor: &Arc<dyn Executor>,
+    request: async_graphql::Request,
+    parts: &Parts,
+    media_type: ResponseMediaType,
+) -> Response {
     let Some(ConnectInfo(mut peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
         tracing::error!("the router must be served with into_make_service_with_connect_info::<SocketAddr>()");
         return TransportError::Internal.into_response_as(media_type);
@@ -84,8 +105,8 @@ async fn execute(executor: &Arc<dyn Executor>, params: GraphQlParams, parts: &Pa
     if let Some(ClientAddress(client)) = parts.extensions.get::<ClientAddress>().copied() {
         peer.set_ip(client);
     }
-    tracing::Span::current().record("operation", params.operation_name.as_deref());
-    let graphql_response = executor.execute(params.into_request(), &parts.headers, peer).await;
+    tracing::Span::current().record("operation", request.operation_name.as_deref());
+    let graphql_response = executor.execute(request, &parts.headers, peer).await;
     let retry_after = match &graphql_response {
         Answer::Response(response) => agora_platform::budget::retry_after_of(&response.errors),
         Answer::Serialized { .. } => None,

@@ -27,6 +27,8 @@ impl GraphQlParams {
             return Err(TransportError::BodyNotAnObject);
         };
         let query = match object.remove("query") {
+            // A persisted query names its document by hash instead.
+            None | Some(Value::Null) if persisted(object.get("extensions")) => String::new(),
             None | Some(Value::Null) => return Err(TransportError::MissingQuery),
             Some(Value::String(query)) => query,
             Some(_) => return Err(TransportError::InvalidParameter { name: "query", expected: "a string" }),
@@ -57,9 +59,6 @@ impl GraphQlParams {
         }
         let raw: Raw = serde_urlencoded::from_str(query_string.unwrap_or_default())
             .map_err(|error| TransportError::InvalidQueryString(error.to_string()))?;
-        let Some(query) = raw.query else {
-            return Ok(None);
-        };
         let parse = |text: Option<String>, name: &'static str| -> Result<Map<String, Value>, TransportError> {
             let value = match text.filter(|text| !text.is_empty()) {
                 None => None,
@@ -70,11 +69,18 @@ impl GraphQlParams {
             };
             json_map(value, name)
         };
+        let extensions = parse(raw.extensions, "extensions")?;
+        let query = match raw.query {
+            Some(query) => query,
+            // A persisted query names its document by hash instead.
+            None if extensions.contains_key("persistedQuery") => String::new(),
+            None => return Ok(None),
+        };
         Ok(Some(Self {
             query,
             operation_name: raw.operation_name.filter(|name| !name.is_empty()),
             variables: parse(raw.variables, "variables")?,
-            extensions: parse(raw.extensions, "extensions")?,
+            extensions,
         }))
     }
 
@@ -93,6 +99,11 @@ impl GraphQlParams {
         );
         request
     }
+}
+
+/// Whether `extensions` asks for a persisted query.
+fn persisted(extensions: Option<&Value>) -> bool {
+    extensions.and_then(Value::as_object).is_some_and(|extensions| extensions.contains_key("persistedQuery"))
 }
 
 /// Checks that a POST body is `application/json` in UTF-8 (the only charset

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use async_graphql::{ServerError, Value};
 use axum::{
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 
+use super::error::TransportError;
 use super::negotiation::ResponseMediaType;
 use crate::pipeline::Answer;
 
@@ -97,6 +98,57 @@ fn render_response(mut response: async_graphql::Response, media_type: ResponseMe
         }
     }
     http_response
+}
+
+/// A successful answer to a GET, made revalidatable: an `ETag` from its
+/// `data`, `Cache-Control: no-cache` (a cache may keep it, and asks again
+/// each time: no answer is older than the read model), `Vary` on every
+/// header that changes the answer, and 304 when the client's copy is
+/// still the answer (`If-None-Match`).
+pub async fn revalidated(response: Response, request_headers: &HeaderMap) -> Response {
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return TransportError::Internal.into_response();
+    };
+    #[derive(serde::Deserialize)]
+    struct Answered<'a> {
+        #[serde(borrow)]
+        data: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        errors: Option<&'a serde_json::value::RawValue>,
+    }
+    let data = match serde_json::from_slice::<Answered>(&bytes) {
+        Ok(Answered { data: Some(data), errors: None }) => data.get().as_bytes(),
+        _ => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    let tag: String = digest.as_ref()[..16].iter().map(|byte| format!("{byte:02x}")).collect();
+    let etag = HeaderValue::from_str(&format!("\"{tag}\"")).expect("hex is a header value");
+    let personal = request_headers.contains_key(header::AUTHORIZATION);
+    parts.headers.insert(header::ETAG, etag.clone());
+    parts
+        .headers
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(if personal { "private, no-cache" } else { "no-cache" }));
+    parts.headers.insert(header::VARY, HeaderValue::from_static("accept, authorization, x-consistency-token, x-query-strategy"));
+    let matches = request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|candidate| {
+            let candidate = candidate.trim();
+            candidate == "*" || candidate.trim_start_matches("W/") == etag.to_str().unwrap_or_default()
+        });
+    if matches {
+        parts.status = StatusCode::NOT_MODIFIED;
+        parts.headers.remove(header::CONTENT_TYPE);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(parts, axum::body::Body::empty());
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// A request error (the document did not parse or validate, variables did

@@ -207,12 +207,15 @@ impl Connection {
         }
     }
 
-    fn subscribe(&mut self, id: String, request: async_graphql::Request) -> Step {
+    fn subscribe(&mut self, id: String, mut request: async_graphql::Request) -> Step {
         let Some((caller, forwarded)) = &self.caller else {
             return Step::Close(4401, "Unauthorized".into());
         };
         if self.subscriptions.contains_key(&id) {
             return Step::Close(4409, format!("Subscriber for {id} already exists"));
+        }
+        if let Err(refused) = self.executor.resolve_document(&mut request) {
+            return Step::Send(vec![self.outbound.error(&id, &[refused])]);
         }
         let max = self.settings.max_subscriptions;
         if self.subscriptions.len() >= max {

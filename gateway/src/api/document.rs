@@ -1,11 +1,30 @@
 //! Which kind of operation a request would run, found before execution: GET
 //! (a safe method) refuses mutations with 405, only queries are cached, only
-//! subscriptions are shared.
+//! subscriptions are shared; and whether its answer depends on who asks.
 
 use async_graphql::parser::{
     parse_query,
-    types::{ExecutableDocument, OperationType},
+    types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
+
+/// The one field whose answer depends on the caller.
+const CALLER_FIELD: &str = "me";
+
+/// Whether `document` asks for anything whose answer depends on who asks
+/// (`me`); the answer to any other is the same for every caller, token or
+/// not (a field that needs a caller is a mutation's).
+pub fn reads_caller(document: &ExecutableDocument) -> bool {
+    fn reads(selection_set: &SelectionSet) -> bool {
+        selection_set.items.iter().any(|item| match &item.node {
+            Selection::Field(field) => field.node.name.node == CALLER_FIELD || reads(&field.node.selection_set.node),
+            // A fragment is looked at once, below.
+            Selection::FragmentSpread(_) => false,
+            Selection::InlineFragment(fragment) => reads(&fragment.node.selection_set.node),
+        })
+    }
+    document.operations.iter().any(|(_, operation)| reads(&operation.node.selection_set.node))
+        || document.fragments.values().any(|fragment| reads(&fragment.node.selection_set.node))
+}
 
 /// The type of the operation that `operation_name` selects in `query`, the
 /// way execution will select it. `None` when the document does not parse or
@@ -48,6 +67,17 @@ mod tests {
         assert_eq!(selected_operation_type(document, Some("Read")), Some(OperationType::Query));
         assert_eq!(selected_operation_type(document, None), None);
         assert_eq!(selected_operation_type(document, Some("Missing")), None);
+    }
+
+    #[test]
+    fn finds_the_caller_wherever_it_is_asked_for() {
+        let reads = |query: &str| reads_caller(&parse_query(query).unwrap());
+        assert!(reads("{ me { id } }"));
+        assert!(reads("{ who: me { id } }"));
+        assert!(reads("{ ... on Query { me { id } } }"));
+        assert!(reads("query { ...Mine } fragment Mine on Query { me { id } }"));
+        assert!(!reads("{ posts(first: 1) { edges { node { id author { username } } } } }"));
+        assert!(!reads("{ user(id: \"x\") { name: displayName } }"));
     }
 
     #[test]

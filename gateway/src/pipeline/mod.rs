@@ -54,7 +54,7 @@ use self::consistency_token::WaitForToken;
 use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
 use self::strategy::Strategy;
 use self::subscriptions::{execute_with_cursors, OperationKey};
-use crate::api::document::operation_type;
+use crate::api::document::{operation_type, reads_caller};
 use crate::api::subscription::ResumeFrom;
 use crate::api::{self, GatewaySchema, RequestContext};
 use crate::commands::Commands;
@@ -160,7 +160,11 @@ impl Pipeline {
         };
         let strategy = Strategy::of(headers);
         let mut cacheable = None;
-        if let Some(cache) = self.cache.as_ref().filter(|_| strategy == Strategy::ReadModel && cache_allowed(headers)) {
+        // A document that does not parse is not cached (it fails anyway).
+        let reads_caller = request.parsed_query().map_or(true, reads_caller);
+        if let Some(cache) =
+            self.cache.as_ref().filter(|_| strategy == Strategy::ReadModel && cache_allowed(headers, reads_caller))
+        {
             let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
             if !no_cache_requested(headers) {
                 if let Some(data) = cache.get(&key) {

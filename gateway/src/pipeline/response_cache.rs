@@ -9,10 +9,11 @@
 //! commit's notification arrived. Until then, it is as fresh as a query run
 //! a moment earlier: the eventual consistency every read-model query has.
 //! A request with a consistency token never uses the cache (it must see the
-//! database, not the last notification), nor does any request with a
-//! caller (its answer may depend on who asks), a mutation, an answer with
-//! errors, or the composition strategy. `Cache-Control: no-cache` from the
-//! client skips the lookup.
+//! database, not the last notification), nor does a document that reads
+//! the caller (`me`) with a token, a mutation, an answer with errors, or
+//! the composition strategy. Every other answer is the same for every
+//! caller: logged-in readers share it with anonymous ones.
+//! `Cache-Control: no-cache` from the client skips the lookup.
 
 use std::sync::Arc;
 
@@ -90,8 +91,8 @@ impl ResponseCache {
 /// Whether the request's answer may be shared: not when it names a caller
 /// (the answer may depend on who asks) or a consistency token (it must see
 /// the database itself).
-pub fn cache_allowed(headers: &HeaderMap) -> bool {
-    !headers.contains_key(header::AUTHORIZATION) && !headers.contains_key(CONSISTENCY_HEADER)
+pub fn cache_allowed(headers: &HeaderMap, reads_caller: bool) -> bool {
+    !(reads_caller && headers.contains_key(header::AUTHORIZATION)) && !headers.contains_key(CONSISTENCY_HEADER)
 }
 
 /// `Cache-Control: no-cache` (or `no-store`): the client wants a fresh answer.

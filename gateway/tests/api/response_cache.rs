@@ -75,10 +75,13 @@ async fn callers_fresh_requests_errors_and_composition_are_not_served_from_the_c
     gateway.create_post(&ada, "first").await;
     points_settled(&system, &ada, 10).await;
 
+    let me = "{ me { username } }";
     for _ in 0..2 {
-        let with_caller = gateway.query(POSTS, json!({}), &[bearer(&ada.token)]).await;
+        let with_caller = gateway.query(me, json!({}), &[bearer(&ada.token)]).await;
         assert_eq!(cache_of(&with_caller), None, "{with_caller}");
-        assert_eq!(with_caller["extensions"]["sqlStatements"], 1);
+        assert_eq!(with_caller["data"]["me"]["username"], "ada", "{with_caller}");
+        let anonymous = gateway.query(me, json!({}), &[]).await;
+        assert!(anonymous["data"]["me"].is_null(), "{anonymous}");
 
         let fresh = gateway.query(POSTS, json!({}), &[("cache-control", "no-cache".into())]).await;
         assert_eq!(cache_of(&fresh), Some("miss"), "{fresh}");
@@ -93,4 +96,33 @@ async fn callers_fresh_requests_errors_and_composition_are_not_served_from_the_c
     }
     // The answer computed for `no-cache` is kept for the next plain request.
     assert_eq!(cache_of(&gateway.query(POSTS, json!({}), &[]).await), Some("hit"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_in_readers_share_the_answers_that_do_not_depend_on_who_asks() {
+    let system = spawn_system().await;
+    let gateway = &system.gateway;
+    let ada = gateway.register("ada").await;
+    let bob = gateway.register("bob").await;
+    gateway.create_post(&ada, "first").await;
+    points_settled(&system, &ada, 10).await;
+
+    let computed = gateway.query(POSTS, json!({}), &[bearer(&ada.token)]).await;
+    assert_eq!(cache_of(&computed), Some("miss"), "{computed}");
+    let for_bob = gateway.query(POSTS, json!({}), &[bearer(&bob.token)]).await;
+    assert_eq!(cache_of(&for_bob), Some("hit"), "{for_bob}");
+    let for_anyone = gateway.query(POSTS, json!({}), &[]).await;
+    assert_eq!(cache_of(&for_anyone), Some("hit"));
+    assert_eq!(for_bob["data"], computed["data"]);
+    assert_eq!(for_anyone["data"], computed["data"]);
+    // A token that does not verify changes nothing for such an answer.
+    let forged = gateway.query(POSTS, json!({}), &[bearer("not.a.token")]).await;
+    assert_eq!((cache_of(&forged), &forged["data"]), (Some("hit"), &computed["data"]));
+
+    // What reads the caller is the caller's own, however it is asked.
+    let mine = "query { ...Mine } fragment Mine on Query { me { username } }";
+    let ada_sees = gateway.query(mine, json!({}), &[bearer(&ada.token)]).await;
+    let bob_sees = gateway.query(mine, json!({}), &[bearer(&bob.token)]).await;
+    assert_eq!((cache_of(&ada_sees), cache_of(&bob_sees)), (None, None));
+    assert_eq!((&ada_sees["data"]["me"]["username"], &bob_sees["data"]["me"]["username"]), (&json!("ada"), &json!("bob")));
 }

@@ -7,9 +7,11 @@
 //!
 //! Waiters wake on the projector's `agora_projection` notifications (one
 //! listener per process), whichever replica's projector applied the event.
-//! The same notifications drive the [`ProjectionClock`], which tells the
-//! response cache when the read model changed.
+//! The same notifications drive the [`ProjectionClock`], and say what each
+//! commit changed (its [`Tag`]s, in the payload), which tells the response
+//! cache which answers a commit made stale ([`Changes`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::records::PROJECTION_CHANNEL;
+use crate::records::{Tag, PROJECTION_CHANNEL};
 
 /// What this process knows of the read model's changes: `generation` grows
 /// with every projection notification, and whenever notifications may have
@@ -33,11 +35,63 @@ pub struct ProjectionClock {
     pub listening: bool,
 }
 
+/// When each part of the read model last changed, as this process heard
+/// it: the clock's generation at which a notification (or a write found
+/// applied) named its tag. Bounded: a tag forgotten to make room counts as
+/// changed when the latest forgotten one did.
+pub struct Changes {
+    changed: moka::sync::Cache<Tag, u64>,
+    /// Everything changed at this generation or before.
+    floor: Arc<AtomicU64>,
+}
+
+/// How many tags' changes are remembered.
+const REMEMBERED_TAGS: u64 = 1 << 20;
+
+impl Default for Changes {
+    fn default() -> Self {
+        let floor = Arc::new(AtomicU64::new(0));
+        let forgotten = floor.clone();
+        let changed = moka::sync::Cache::builder()
+            .max_capacity(REMEMBERED_TAGS)
+            .eviction_listener(move |_, generation: u64, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    forgotten.fetch_max(generation, Ordering::AcqRel);
+                }
+            })
+            .build();
+        Changes { changed, floor }
+    }
+}
+
+impl Changes {
+    /// `tags` changed at `generation`; `None`: everything may have.
+    fn record(&self, generation: u64, tags: Option<&[Tag]>) {
+        match tags {
+            None => {
+                self.floor.fetch_max(generation, Ordering::AcqRel);
+            }
+            Some(tags) => {
+                for tag in tags {
+                    self.changed.insert(tag.clone(), generation);
+                }
+            }
+        }
+    }
+
+    /// Whether anything of `tags` changed after `generation`.
+    pub fn since(&self, generation: u64, tags: &[Tag]) -> bool {
+        self.floor.load(Ordering::Acquire) > generation
+            || tags.iter().any(|tag| self.changed.get(tag).is_some_and(|changed| changed > generation))
+    }
+}
+
 /// Answers whether the read model reflects given writes, and waits for it.
 #[derive(Clone)]
 pub struct Consistency {
     pool: PgPool,
     clock: Arc<watch::Sender<ProjectionClock>>,
+    changes: Arc<Changes>,
 }
 
 impl Consistency {
@@ -45,13 +99,19 @@ impl Consistency {
     pub async fn start(pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let listener = listen(&pool).await.context("cannot listen for projections")?;
         let clock = Arc::new(watch::Sender::new(ProjectionClock { generation: 0, listening: true }));
-        tokio::spawn(follow_projections(pool.clone(), listener, clock.clone(), shutdown));
-        Ok(Consistency { pool, clock })
+        let changes = Arc::new(Changes::default());
+        tokio::spawn(follow_projections(pool.clone(), listener, clock.clone(), changes.clone(), shutdown));
+        Ok(Consistency { pool, clock, changes })
     }
 
     /// The read model's change clock, as this process last heard it.
     pub fn clock(&self) -> ProjectionClock {
         *self.clock.borrow()
+    }
+
+    /// What changed in the read model when, as this process heard it.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// True when the read model has applied every write of `receipts`. The
@@ -60,38 +120,68 @@ impl Consistency {
     /// next (the client that wrote, a subscriber) must not get an answer
     /// cached before them.
     async fn reached(&self, receipts: &[WriteReceipt]) -> sqlx::Result<bool> {
-        let reached = self.applied(receipts).await?;
-        if reached {
-            // Read by the response cache; waiters are not woken for it (each
-            // would query the database again, for nothing new).
-            self.clock.send_if_modified(|clock| {
-                clock.generation += 1;
-                false
-            });
-        }
-        Ok(reached)
+        let Some(changed) = self.applied(receipts).await? else { return Ok(false) };
+        // Read by the response cache; waiters are not woken for it (each
+        // would query the database again, for nothing new).
+        self.clock.send_if_modified(|clock| {
+            clock.generation += 1;
+            self.changes.record(clock.generation, Some(&changed));
+            false
+        });
+        Ok(true)
     }
 
-    async fn applied(&self, receipts: &[WriteReceipt]) -> sqlx::Result<bool> {
+    /// The tags of what the writes changed, if the read model applied them
+    /// all (the same tags as the projector's notification of them).
+    async fn applied(&self, receipts: &[WriteReceipt]) -> sqlx::Result<Option<Vec<Tag>>> {
+        let mut changed = Vec::new();
         for receipt in receipts {
-            let sql = match receipt.topic.as_str() {
-                topics::USER => "select exists (select 1 from read_user where id = $1 and profile_version >= $2)",
-                topics::POINTS => "select exists (select 1 from read_user where id = $1 and points_version >= $2)",
+            let (id, version) = (receipt.aggregate_id, receipt.aggregate_version);
+            match receipt.topic.as_str() {
+                topics::USER => {
+                    let username: Option<String> = sqlx::query_scalar(
+                        "select username from read_user where id = $1 and profile_version >= $2 and username is not null",
+                    )
+                    .bind(id)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let Some(username) = username else { return Ok(None) };
+                    changed.push(Tag::User(id));
+                    if version == 1 {
+                        changed.extend(Tag::of_registration(id, username));
+                    }
+                }
+                topics::POINTS => {
+                    let applied: bool =
+                        sqlx::query_scalar("select exists (select 1 from read_user where id = $1 and points_version >= $2)")
+                            .bind(id)
+                            .bind(version)
+                            .fetch_one(&self.pool)
+                            .await?;
+                    if !applied {
+                        return Ok(None);
+                    }
+                    changed.extend([Tag::User(id), Tag::Leaderboard]);
+                }
                 // Queries show a post only with its author: both must be there.
                 topics::POST => {
-                    "select exists (select 1 from read_post p join read_user u on u.id = p.author_id
-                                    where p.id = $1 and p.version >= $2 and u.username is not null)"
+                    let author: Option<uuid::Uuid> = sqlx::query_scalar(
+                        "select p.author_id from read_post p join read_user u on u.id = p.author_id
+                         where p.id = $1 and p.version >= $2 and u.username is not null",
+                    )
+                    .bind(id)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let Some(author) = author else { return Ok(None) };
+                    changed.extend(Tag::of_post(id, author));
                 }
                 // A topic the read model does not follow cannot be waited for.
                 _ => continue,
-            };
-            let applied: bool =
-                sqlx::query_scalar(sql).bind(receipt.aggregate_id).bind(receipt.aggregate_version).fetch_one(&self.pool).await?;
-            if !applied {
-                return Ok(false);
             }
         }
-        Ok(true)
+        Ok(Some(changed))
     }
 
     /// Waits until the writes are applied or `timeout` passes; true if they were.
@@ -135,12 +225,16 @@ async fn follow_projections(
     pool: PgPool,
     mut listener: PgListener,
     clock: Arc<watch::Sender<ProjectionClock>>,
+    changes: Arc<Changes>,
     shutdown: CancellationToken,
 ) {
-    let advance = |listening: bool| {
+    // `None` changed: everything may have (a notification that does not
+    // say what, or notifications lost).
+    let advance = |listening: bool, changed: Option<&[Tag]>| {
         clock.send_modify(|clock| {
             clock.generation += 1;
             clock.listening = listening;
+            changes.record(clock.generation, changed);
         })
     };
     loop {
@@ -149,14 +243,19 @@ async fn follow_projections(
             received = listener.try_recv() => received,
         };
         match received {
-            Ok(Some(_)) => advance(true),
+            Ok(Some(notification)) => {
+                let tags: Option<Vec<Tag>> = Some(notification.payload())
+                    .filter(|payload| !payload.is_empty())
+                    .and_then(|payload| payload.split(' ').map(Tag::from_text).collect());
+                advance(true, tags.as_deref());
+            }
             Ok(None) => {
                 tracing::warn!("projection notifications interrupted; listening again");
-                advance(true);
+                advance(true, None);
             }
             Err(error) => {
                 tracing::warn!(%error, "projection notifications lost");
-                advance(false);
+                advance(false, None);
                 listener = loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -167,7 +266,7 @@ async fn follow_projections(
                         Err(error) => tracing::warn!(%error, "cannot listen for projections yet"),
                     }
                 };
-                advance(true);
+                advance(true, None);
             }
         }
     }

@@ -59,7 +59,7 @@ use crate::api::subscription::ResumeFrom;
 use crate::api::{self, GatewaySchema, RequestContext};
 use crate::commands::Commands;
 use crate::live::{LiveFeed, SlowSubscriber};
-use crate::records::RoundTrips;
+use crate::records::{ReadTags, RoundTrips};
 use crate::sources::{DataSource, SourceFactory};
 use crate::upstream::Forwarded;
 
@@ -183,7 +183,8 @@ impl Pipeline {
         };
         let calls = Arc::new(RoundTrips::default());
         let statements = Arc::new(RoundTrips::default());
-        let source = match self.source(strategy, &forwarded, &calls, &statements) {
+        let read = Arc::new(ReadTags::default());
+        let source = match self.source(strategy, &forwarded, &calls, &statements, &read) {
             Ok(source) => source,
             Err(refusal) => return refuse(ErrorCode::BadUserInput, refusal),
         };
@@ -214,7 +215,7 @@ impl Pipeline {
         if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
             if response.errors.is_empty() {
                 // Serialized once, for the cache and for this answer.
-                if let Some(data) = cache.put(key, generation, &response.data) {
+                if let Some(data) = cache.put(key, generation, read.take(), &response.data) {
                     let extensions = annotate::extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
                     return Answer::Serialized { data, extensions };
                 }
@@ -233,11 +234,12 @@ impl Pipeline {
         forwarded: &Forwarded,
         calls: &Arc<RoundTrips>,
         statements: &Arc<RoundTrips>,
+        read: &Arc<ReadTags>,
     ) -> Result<Arc<dyn DataSource>, String> {
         match strategy {
-            Strategy::ReadModel => Ok((self.read_model)(forwarded.clone(), statements.clone())),
+            Strategy::ReadModel => Ok((self.read_model)(forwarded.clone(), statements.clone(), read.clone())),
             Strategy::Composition => match &self.composition {
-                Some(factory) => Ok(factory(forwarded.clone(), calls.clone())),
+                Some(factory) => Ok(factory(forwarded.clone(), calls.clone(), read.clone())),
                 None => Err("the composition strategy is not available".into()),
             },
             Strategy::Unknown(other) => Err(format!("unknown {STRATEGY_HEADER} {other:?}: use read-model or composition")),
@@ -247,7 +249,7 @@ impl Pipeline {
     /// The state a subscription resolves with: over the read model (the
     /// strategies are for queries); its round trips are not reported.
     fn subscription_context(&self, caller: Caller, forwarded: Forwarded) -> RequestContext {
-        let source = (self.read_model)(forwarded.clone(), Arc::default());
+        let source = (self.read_model)(forwarded.clone(), Arc::default(), Arc::default());
         RequestContext::new(caller, forwarded, source, Arc::default())
     }
 }

@@ -1,13 +1,18 @@
-//! Answers of the read-model strategy, kept until the read model changes.
+//! Answers of the read-model strategy, kept until what they read changes.
 //!
 //! The read model changes only when the projector commits, and every commit
-//! notifies `agora_projection` (see [`crate::commands::consistency`]). An
-//! answer is stored with the generation of the
-//! [`ProjectionClock`](crate::commands::ProjectionClock) read *before* it
-//! was computed and served only while the generation is unchanged, so an
-//! answer computed while a projection committed is never served after that
+//! notifies `agora_projection` with the tags of what it changed (see
+//! [`crate::commands::consistency`]). An answer is stored with the tags of
+//! what it read ([`Tag`]: the users, posts and lists) and the generation of
+//! the [`ProjectionClock`](crate::commands::ProjectionClock) read *before*
+//! it was computed, and served only while no change heard since names one
+//! of its tags: a rename drops the answers that showed that user, a new
+//! post the lists it belongs to, and the rest is served on. An answer
+//! computed while a projection committed is never served after that
 //! commit's notification arrived. Until then, it is as fresh as a query run
 //! a moment earlier: the eventual consistency every read-model query has.
+//! A write the gateway finds applied before its notification came (a
+//! mutation's read-your-writes wait) counts as heard, with the same tags.
 //! A request with a consistency token never uses the cache (it must see the
 //! database, not the last notification), nor does a document that reads
 //! the caller (`me`) with a token, a mutation, an answer with errors, or
@@ -24,6 +29,7 @@ use serde_json::value::RawValue;
 
 use super::consistency_token::CONSISTENCY_HEADER;
 use crate::commands::Consistency;
+use crate::records::Tag;
 
 /// A request's place in the cache: everything its answer depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,6 +45,8 @@ impl CacheKey {
 
 struct Entry {
     generation: u64,
+    /// What the answer read.
+    read: Box<[Tag]>,
     data: Arc<RawValue>,
 }
 
@@ -55,7 +63,8 @@ impl ResponseCache {
             entries: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|key: &CacheKey, entry: &Arc<Entry>| {
-                    u32::try_from(key.0.len() + entry.data.get().len()).unwrap_or(u32::MAX)
+                    let read = entry.read.len() * std::mem::size_of::<Tag>();
+                    u32::try_from(key.0.len() + entry.data.get().len() + read).unwrap_or(u32::MAX)
                 })
                 .build(),
             consistency,
@@ -69,20 +78,21 @@ impl ResponseCache {
         clock.listening.then_some(clock.generation)
     }
 
-    /// The stored `data` for `key`, if the read model has not changed since.
+    /// The stored `data` for `key`, if nothing it read has changed since.
     pub fn get(&self, key: &CacheKey) -> Option<Arc<RawValue>> {
-        let generation = self.generation()?;
+        self.generation()?;
         let entry = self.entries.get(key)?;
-        (entry.generation == generation).then(|| entry.data.clone())
+        (!self.consistency.changes().since(entry.generation, &entry.read)).then(|| entry.data.clone())
     }
 
-    /// Stores `data`, computed from the read model as of `generation`, unless
-    /// the read model changed meanwhile; `data` serialized, for the answer.
-    pub fn put(&self, key: CacheKey, generation: u64, data: &Value) -> Option<Arc<RawValue>> {
+    /// Stores `data`, computed from the read model as of `generation` and
+    /// reading `read`, unless that changed meanwhile; `data` serialized,
+    /// for the answer.
+    pub fn put(&self, key: CacheKey, generation: u64, read: Vec<Tag>, data: &Value) -> Option<Arc<RawValue>> {
         let json = serde_json::to_string(data).and_then(RawValue::from_string).ok()?;
         let data: Arc<RawValue> = Arc::from(json);
-        if self.generation() == Some(generation) {
-            self.entries.insert(key, Arc::new(Entry { generation, data: data.clone() }));
+        if self.generation().is_some() && !self.consistency.changes().since(generation, &read) {
+            self.entries.insert(key, Arc::new(Entry { generation, read: read.into(), data: data.clone() }));
         }
         Some(data)
     }

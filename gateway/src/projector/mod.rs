@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use agora_platform::consumer::{self, ApplyError, ConsumerSettings, Delivery, Handler};
 use agora_platform::kafka::KafkaSettings;
+use agora_schema::Event;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
-use crate::records::{PROJECTION_CHANNEL, READ_MODEL_TOPICS};
+use crate::records::{Tag, PROJECTION_CHANNEL, READ_MODEL_TOPICS};
 use generation::Generation;
 
 /// The consumer's name in its positions and dead letters.
@@ -90,7 +91,7 @@ impl Handler for ReadModel {
     async fn apply(&self, tx: &mut Transaction<'_, Postgres>, events: &[Delivery]) -> Result<(), ApplyError> {
         apply::apply(tx, events.iter().map(|delivery| (&delivery.envelope, &delivery.event))).await?;
         if let ReadModel::Serving = self {
-            notify(tx).await?;
+            notify(tx, &changes(events.iter().map(|delivery| &delivery.event))).await?;
         }
         Ok(())
     }
@@ -100,7 +101,7 @@ impl Handler for ReadModel {
     async fn reset(&self, tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
         self.begin(tx).await?;
         sqlx::query("truncate read_post, read_user").execute(&mut **tx).await?;
-        notify(tx).await
+        notify(tx, EVERYTHING).await
     }
 }
 
@@ -110,7 +111,41 @@ pub async fn dead_letters(pool: &PgPool, command: consumer::dead_letters::Comman
     consumer::dead_letters::execute(pool, CONSUMER_NAME, &ReadModel::Serving, command).await
 }
 
-async fn notify(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
-    sqlx::query("select pg_notify($1, '')").bind(PROJECTION_CHANNEL).execute(&mut **tx).await?;
+/// Tells every gateway that the read model changed, and what: the tags of
+/// what changed, space-separated, or [`EVERYTHING`] (also for a list longer
+/// than a notification holds).
+async fn notify(tx: &mut Transaction<'_, Postgres>, changed: &str) -> sqlx::Result<()> {
+    sqlx::query("select pg_notify($1, $2)").bind(PROJECTION_CHANNEL).bind(changed).execute(&mut **tx).await?;
     Ok(())
+}
+
+/// The notification that says everything may have changed.
+pub const EVERYTHING: &str = "";
+
+/// PostgreSQL's notification payloads are shorter than 8000 bytes.
+const MAX_CHANGES: usize = 7000;
+
+/// What applying `events` may change in the read model, as a notification.
+fn changes<'a>(events: impl Iterator<Item = &'a Event>) -> String {
+    let mut tags = Vec::new();
+    for event in events {
+        match event {
+            Event::UserRegistered(user) => {
+                tags.push(Tag::User(user.user_id));
+                tags.extend(Tag::of_registration(user.user_id, user.username.clone()));
+            }
+            Event::UserRenamed(renamed) => tags.push(Tag::User(renamed.user_id)),
+            Event::PointsAwarded(points) => tags.extend([Tag::User(points.user_id), Tag::Leaderboard]),
+            Event::PostCreated(post) => tags.extend(Tag::of_post(post.post_id, post.author_id)),
+        }
+    }
+    let mut texts: Vec<String> = tags.iter().map(Tag::to_text).collect();
+    texts.sort();
+    texts.dedup();
+    let changed = texts.join(" ");
+    if changed.len() > MAX_CHANGES || changed.is_empty() {
+        EVERYTHING.to_owned()
+    } else {
+        changed
+    }
 }

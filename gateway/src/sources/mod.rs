@@ -19,12 +19,13 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::ErrorExtensions;
 use uuid::Uuid;
 
-use crate::records::{PostRecord, RoundTrips, UserRecord};
+use crate::records::{PostRecord, ReadTags, RoundTrips, UserRecord};
 use crate::upstream::Forwarded;
 
 /// Makes a request's data source, on behalf of its caller; the counter
-/// counts the source's round trips.
-pub type SourceFactory = Arc<dyn Fn(Forwarded, Arc<RoundTrips>) -> Arc<dyn DataSource> + Send + Sync>;
+/// counts the source's round trips, the tags record what it read (for the
+/// response cache).
+pub type SourceFactory = Arc<dyn Fn(Forwarded, Arc<RoundTrips>, Arc<ReadTags>) -> Arc<dyn DataSource> + Send + Sync>;
 
 /// A failure to fetch data, with the code the client sees.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,5 +1,6 @@
-//! The response cache: anonymous read-model answers are served again only
-//! while the read model is unchanged, whoever changed it.
+//! The response cache: read-model answers are served again only while
+//! nothing they read has changed, whoever changed it, and on through the
+//! writes that changed something else.
 
 use std::time::Duration;
 
@@ -125,4 +126,51 @@ async fn logged_in_readers_share_the_answers_that_do_not_depend_on_who_asks() {
     let bob_sees = gateway.query(mine, json!({}), &[bearer(&bob.token)]).await;
     assert_eq!((cache_of(&ada_sees), cache_of(&bob_sees)), (None, None));
     assert_eq!((&ada_sees["data"]["me"]["username"], &bob_sees["data"]["me"]["username"]), (&json!("ada"), &json!("bob")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_drops_the_answers_that_read_what_it_changed_and_no_other() {
+    let system = spawn_system().await;
+    let gateway = &system.gateway;
+    let ada = gateway.register("ada").await;
+    let bob = gateway.register("bob").await;
+    gateway.create_post(&ada, "first").await;
+    points_settled(&system, &ada, 10).await;
+    let user = "query($id: ID!) { user(id: $id) { displayName points postCount } }";
+    let of = |account: &Account| json!({ "id": account.id });
+    let ada_before = gateway.query(user, of(&ada), &[]).await;
+    let bob_before = gateway.query(user, of(&bob), &[]).await;
+    gateway.query(POSTS, json!({}), &[]).await;
+    for (query, variables) in [(user, of(&ada)), (user, of(&bob)), (POSTS, json!({}))] {
+        assert_eq!(cache_of(&gateway.query(query, variables, &[]).await), Some("hit"));
+    }
+
+    // Ada's rename, past this gateway: once this gateway has heard of it
+    // (ada's cached answer shows the new name), bob's answer is still served.
+    let renamed = graphql(
+        system.services.auth.port,
+        "mutation { renameUser(displayName: \"Ada L.\") { id } }",
+        json!({}),
+        Some(&ada.token),
+    )
+    .await;
+    assert!(renamed["errors"].is_null(), "{renamed}");
+    wait_until(Duration::from_secs(10), "ada's new name", || async {
+        gateway.query(user, of(&ada), &[]).await["data"]["user"]["displayName"] == "Ada L."
+    })
+    .await;
+    let bob_now = gateway.query(user, of(&bob), &[]).await;
+    assert_eq!((cache_of(&bob_now), &bob_now["data"]), (Some("hit"), &bob_before["data"]));
+    // The page showing ada as an author was dropped too.
+    let page = gateway.query(POSTS, json!({}), &[]).await;
+    assert_eq!(page["data"]["posts"]["nodes"][0]["author"]["displayName"], "Ada L.", "{page}");
+
+    // Ada's second post (through the gateway, whose wait finds it applied):
+    // her record and every post list change, bob's record does not.
+    gateway.create_post(&ada, "second").await;
+    assert_eq!(titles(&gateway.query(POSTS, json!({}), &[]).await), ["second", "first"]);
+    let ada_now = gateway.query(user, of(&ada), &[]).await;
+    assert_eq!(ada_now["data"]["user"]["postCount"], 2, "{ada_now} (before: {ada_before})");
+    let bob_now = gateway.query(user, of(&bob), &[]).await;
+    assert_eq!((cache_of(&bob_now), &bob_now["data"]), (Some("hit"), &bob_before["data"]));
 }

@@ -49,7 +49,8 @@ impl CompositionSource {
 
 /// Makes a [`CompositionSource`] per request over the shared client.
 pub fn factory(upstream: Arc<Upstream>) -> SourceFactory {
-    Arc::new(move |forwarded, calls| Arc::new(CompositionSource::new(upstream.clone(), forwarded, calls)))
+    // Composition answers are not cached: what they read is not recorded.
+    Arc::new(move |forwarded, calls, _tags| Arc::new(CompositionSource::new(upstream.clone(), forwarded, calls)))
 }
 
 #[async_trait::async_trait]

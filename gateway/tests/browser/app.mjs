@@ -1,0 +1,243 @@
+// The demo app and GraphiQL in a real browser: headless Chromium (Debian's
+// `chromium`, or CHROMIUM_PATH) driven by playwright-core.
+//
+//   node app.mjs <gateway-url> <screenshot-dir>
+//
+// Every request to anything but loopback is aborted and recorded, and the
+// run fails if there was one: the app and the playground must work without
+// internet. Two pages of the app: a writer (desktop width) registers,
+// posts and renames; a reader (phone width, 375 px) sees the post appear,
+// the author's points tick up and the name change, live, without a reload.
+// Then GraphiQL runs a query and a subscription. Every wait is for a
+// condition, with a timeout. Prints one JSON line per step; the last is
+// {"passed":true,…} or {"failed":"…"} (then the exit status is 1).
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [base, screenshots] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const TIMEOUT = 20_000;
+const print = (value) => process.stdout.write(JSON.stringify(value) + '\n');
+const step = (name) => print({ step: name });
+
+class Failure extends Error {}
+const fail = (message) => {
+  throw new Failure(message);
+};
+
+if (!base || !screenshots) {
+  print({ failed: 'usage: node app.mjs <gateway-url> <screenshot-dir>' });
+  process.exit(2);
+}
+if (!existsSync(executablePath)) {
+  print({ failed: `Chromium is not installed at ${executablePath}: install Debian's package (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH` });
+  process.exit(1);
+}
+mkdirSync(screenshots, { recursive: true });
+
+const loopback = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const isLocal = (url) => {
+  const parsed = new URL(url);
+  return ['data:', 'blob:', 'about:'].includes(parsed.protocol) || loopback.has(parsed.hostname);
+};
+/** What the pages tried to reach beyond loopback (all aborted). */
+const attempted = [];
+/** Uncaught exceptions, and console errors such as CSP violations. */
+const pageProblems = [];
+/** The writer's session token (from sessionStorage), for posts the test publishes itself. */
+let writerToken = null;
+
+const browser = await chromium.launch({
+  executablePath,
+  // As root (CI), Chromium's sandbox cannot start.
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-background-networking'],
+});
+
+let exitCode = 0;
+try {
+  const context = await browser.newContext({ serviceWorkers: 'block' });
+  context.setDefaultTimeout(TIMEOUT);
+  await context.route(
+    (url) => !isLocal(url.href),
+    (route) => {
+      attempted.push(route.request().url());
+      return route.abort('blockedbyclient');
+    },
+  );
+  await context.routeWebSocket(
+    (url) => !isLocal(url.href),
+    (socket) => {
+      attempted.push(socket.url());
+      return socket.close();
+    },
+  );
+  const watch = (page, name) => {
+    page.on('pageerror', (error) => pageProblems.push(`${name}: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageProblems.push(`${name}: console: ${message.text()}`);
+    });
+    return page;
+  };
+
+  await app(context, watch);
+  await graphiql(context, watch);
+
+  if (attempted.length > 0) fail(`requests beyond loopback were attempted: ${attempted.join(', ')}`);
+  print({ passed: true, screenshots });
+} catch (error) {
+  exitCode = 1;
+  print({ failed: error instanceof Failure ? error.message : String(error?.stack ?? error), attempted, pageProblems });
+} finally {
+  await browser.close();
+}
+process.exit(exitCode);
+
+async function waitForText(locator, text, what) {
+  try {
+    await locator.filter({ hasText: text }).first().waitFor({ state: 'visible' });
+  } catch {
+    const shown = await locator.allTextContents().catch(() => []);
+    fail(`${what}: "${text}" did not show within ${TIMEOUT} ms; shown: ${JSON.stringify(shown)}`);
+  }
+}
+
+async function openApp(context, watch, name, viewport) {
+  const page = watch(await context.newPage(), name);
+  await page.setViewportSize(viewport);
+  const response = await page.goto(`${base}/app`);
+  if (response.status() !== 200) fail(`${name}: /app answered ${response.status()}`);
+  await waitForText(page.locator('#connection'), 'Live updates: on', `${name}: the live feed`);
+  return page;
+}
+
+async function app(context, watch) {
+  step('open the app twice');
+  const reader = await openApp(context, watch, 'reader', { width: 375, height: 812 });
+  const writer = await openApp(context, watch, 'writer', { width: 1024, height: 900 });
+
+  step('register');
+  const username = `ada_${Date.now().toString(36)}`;
+  const password = 'correct horse battery staple';
+  const register = writer.getByRole('group', { name: 'Register' });
+  await register.getByLabel('Username').fill(username);
+  await register.getByLabel('Password').fill(password);
+  await register.getByLabel('Display name').fill('Ada');
+  await register.getByRole('button', { name: 'Register' }).click();
+  await waitForText(writer.locator('#whoami'), `Signed in as Ada (@${username})`, 'writer: signed in');
+
+  step('a taken username and a wrong password read as such');
+  const again = reader.getByRole('group', { name: 'Register' });
+  await again.getByLabel('Username').fill(username);
+  await again.getByLabel('Password').fill(password);
+  await again.getByRole('button', { name: 'Register' }).click();
+  await waitForText(reader.getByRole('alert'), 'That username is taken', 'reader: registering a taken name');
+  const login = reader.getByRole('group', { name: 'Log in' });
+  await login.getByLabel('Username').fill(username);
+  await login.getByLabel('Password').fill('not the password');
+  await login.getByRole('button', { name: 'Log in' }).click();
+  await waitForText(reader.getByRole('alert'), 'Wrong username or password', 'reader: a wrong password');
+  await reader.getByRole('alert').getByRole('button', { name: 'Dismiss' }).click();
+
+  step('post, by keyboard');
+  const title = `Notes on the engine ${Date.now().toString(36)}`;
+  await writer.getByLabel('Title').focus();
+  await writer.keyboard.type(title);
+  await writer.keyboard.press('Tab');
+  await writer.keyboard.type('It weaves algebraic patterns.');
+  await writer.keyboard.press('Tab');
+  await writer.keyboard.press('Enter');
+  await waitForText(writer.locator('#write-receipt'), 'Read your write', 'writer: read-your-writes');
+  const receipt = await writer.locator('#write-receipt').getAttribute('data-read-your-writes');
+  if (receipt !== 'listed') fail(`writer: the post was not listed right after the mutation (${receipt})`);
+  await waitForText(writer.locator('#posts > li').first(), title, 'writer: own post at the top');
+  await waitForText(writer.locator('#answered-by'), 'Answered by the read-model strategy', 'writer: the strategy');
+
+  step('the reader sees the post arrive live, then the points tick');
+  const readersPost = reader.locator('#posts > li').filter({ hasText: title });
+  await waitForText(reader.locator('#posts > li').first(), title, 'reader: the new post at the top');
+  await waitForText(readersPost.locator('.points-badge'), '10 points', 'reader: the author earned 10 points');
+  await waitForText(writer.locator('#me-points'), '10', 'writer: own points');
+
+  step('rename');
+  await writer.getByLabel('New display name').fill('Ada Lovelace');
+  await writer.getByRole('button', { name: 'Rename' }).click();
+  await waitForText(writer.locator('#me-name'), 'Ada Lovelace', 'writer: renamed');
+  await waitForText(readersPost.locator('.author-name'), 'Ada Lovelace', 'reader: the new name on the post');
+
+  step('the composition strategy answers too');
+  await writer.getByLabel('Query strategy').selectOption('composition');
+  await waitForText(writer.locator('#answered-by'), 'Answered by the composition strategy', 'writer: composition');
+  await waitForText(writer.locator('#posts > li').first().locator('.author-name'), 'Ada Lovelace', 'writer: composed page');
+
+  step('phone width');
+  const overflow = await reader.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  if (overflow > 0) fail(`reader: the page is ${overflow} px wider than a 375 px phone`);
+  await reader.screenshot({ path: path.join(screenshots, 'app-reader-375px.png'), fullPage: true });
+  await writer.screenshot({ path: path.join(screenshots, 'app-writer.png'), fullPage: true });
+
+  const problems = pageProblems.filter((problem) => !problem.includes('Failed to load resource'));
+  if (problems.length > 0) fail(`the app's pages reported problems: ${problems.join(' | ')}`);
+  writerToken = await writer.evaluate(() => sessionStorage.getItem('agora.token'));
+  if (!writerToken) fail('writer: the token is not in sessionStorage');
+}
+
+async function runInGraphiql(page, operation) {
+  // The editor is CodeMirror 5: set its text as a whole (typing would fight
+  // its bracket completion).
+  await page.evaluate((text) => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(text), operation);
+  await page.locator('.graphiql-execute-button').click();
+}
+
+async function graphiql(context, watch) {
+  step('GraphiQL: a query');
+  const page = watch(await context.newPage(), 'graphiql');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${base}/graphql`);
+  await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+  const result = page.locator('.result-window');
+  await runInGraphiql(page, '{ posts(first: 3) { nodes { title author { displayName points } } } }');
+  await waitForText(result, 'Ada Lovelace', 'graphiql: the query result');
+  await page.screenshot({ path: path.join(screenshots, 'graphiql-query.png') });
+
+  step('GraphiQL: a subscription');
+  const subscribed = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Failure(`graphiql: no subscribe message was sent within ${TIMEOUT} ms`)), TIMEOUT);
+    page.on('websocket', (socket) =>
+      socket.on('framesent', (frame) => {
+        if (String(frame.payload).includes('"subscribe"')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      }));
+  });
+  await runInGraphiql(page, 'subscription { postCreated { title author { displayName } } }');
+  await subscribed;
+  // GraphiQL does not say when the server has registered the subscription:
+  // publish until one of these posts shows (each wait is for a condition).
+  const deadline = Date.now() + TIMEOUT;
+  for (let attempt = 1; ; attempt += 1) {
+    const title = `Seen in GraphiQL ${attempt}`;
+    await publish(title);
+    try {
+      await result.filter({ hasText: 'Seen in GraphiQL' }).waitFor({ timeout: 2_000 });
+      break;
+    } catch {
+      if (Date.now() > deadline) fail(`graphiql: no postCreated event shown within ${TIMEOUT} ms`);
+    }
+  }
+  await page.screenshot({ path: path.join(screenshots, 'graphiql-subscription.png') });
+}
+
+async function publish(title) {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${writerToken}` },
+    body: JSON.stringify({
+      query: 'mutation($input: CreatePostInput!) { createPost(input: $input) { id } }',
+      variables: { input: { title, body: 'Published by the browser test.' } },
+    }),
+  });
+  const body = await response.json();
+  if (!body.data?.createPost) fail(`publishing "${title}" failed: ${JSON.stringify(body)}`);
+}

@@ -55,8 +55,8 @@ const browser = await chromium.launch({
 });
 
 let exitCode = 0;
+const context = await browser.newContext({ serviceWorkers: 'block' });
 try {
-  const context = await browser.newContext({ serviceWorkers: 'block' });
   context.setDefaultTimeout(TIMEOUT);
   await context.route(
     (url) => !isLocal(url.href),
@@ -88,6 +88,10 @@ try {
 } catch (error) {
   exitCode = 1;
   print({ failed: error instanceof Failure ? error.message : String(error?.stack ?? error), attempted, pageProblems });
+  // What each page showed when it failed.
+  for (const [index, page] of context.pages().entries()) {
+    await page.screenshot({ path: path.join(screenshots, `failed-page-${index + 1}.png`), fullPage: true }).catch(() => {});
+  }
 } finally {
   await browser.close();
 }
@@ -182,10 +186,13 @@ async function app(context, watch) {
   if (!writerToken) fail('writer: the token is not in sessionStorage');
 }
 
-async function runInGraphiql(page, operation) {
+/** Runs `operation`, named `name`, in GraphiQL's editor. */
+async function runInGraphiql(page, name, operation) {
   // The editor is CodeMirror 5: set its text as a whole (typing would fight
-  // its bracket completion).
+  // its bracket completion). GraphiQL reads the operation's name from the
+  // text after a debounce and stores it: run once it has.
   await page.evaluate((text) => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(text), operation);
+  await page.waitForFunction((expected) => localStorage.getItem('graphiql:operationName') === expected, name);
   await page.locator('.graphiql-execute-button').click();
 }
 
@@ -196,7 +203,7 @@ async function graphiql(context, watch) {
   await page.goto(`${base}/graphql`);
   await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
   const result = page.locator('.result-window');
-  await runInGraphiql(page, '{ posts(first: 3) { nodes { title author { displayName points } } } }');
+  await runInGraphiql(page, 'BrowserTestPosts', 'query BrowserTestPosts { posts(first: 3) { nodes { title author { displayName points } } } }');
   await waitForText(result, 'Ada Lovelace', 'graphiql: the query result');
   await page.screenshot({ path: path.join(screenshots, 'graphiql-query.png') });
 
@@ -211,7 +218,7 @@ async function graphiql(context, watch) {
         }
       }));
   });
-  await runInGraphiql(page, 'subscription { postCreated { title author { displayName } } }');
+  await runInGraphiql(page, 'BrowserTestNewPosts', 'subscription BrowserTestNewPosts { postCreated { title author { displayName } } }');
   await subscribed;
   // GraphiQL does not say when the server has registered the subscription:
   // publish until one of these posts shows (each wait is for a condition).

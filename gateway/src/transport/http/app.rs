@@ -89,7 +89,8 @@ async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
         Some(file) => serve(file, &headers),
         None => {
             let message = format!("NOT_FOUND: the demo app has no file named {name:?}\n");
-            let mut response = (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response();
+            let mut response =
+                (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response();
             secure(&mut response, &headers);
             response
         }
@@ -123,8 +124,8 @@ fn already_has(request: &HeaderMap, etag: &HeaderValue) -> bool {
 
 /// The headers every answer of the app carries.
 fn secure(response: &mut Response, request: &HeaderMap) {
-    let policy = HeaderValue::try_from(content_security_policy(request.get(header::HOST)))
-        .expect("the policy holds only a checked host");
+    let policy =
+        HeaderValue::try_from(content_security_policy(request.get(header::HOST))).expect("the policy holds only a checked host");
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -138,9 +139,7 @@ fn secure(response: &mut Response, request: &HeaderMap) {
 /// directives), leaving `'self'` alone.
 fn content_security_policy(host: Option<&HeaderValue>) -> String {
     let host = host.and_then(|host| host.to_str().ok()).filter(|host| {
-        !host.is_empty()
-            && host.len() <= 255
-            && host.bytes().all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte))
+        !host.is_empty() && host.len() <= 255 && host.bytes().all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte))
     });
     let sockets = host.map(|host| format!(" ws://{host} wss://{host}")).unwrap_or_default();
     format!(

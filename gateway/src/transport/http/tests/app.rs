@@ -54,7 +54,8 @@ async fn the_page_is_served_with_a_strict_policy_and_loads_only_local_files() {
 async fn every_file_the_page_and_its_modules_load_is_served_with_its_type() {
     let server = spawn(HttpLimits::default()).await;
     let page = server.client.get(server.url("/app")).send().await.unwrap().text().await.unwrap();
-    let mut pending: Vec<String> = referenced_by_page(&page).iter().map(|url| url.trim_start_matches("app/").to_owned()).collect();
+    let mut pending: Vec<String> =
+        referenced_by_page(&page).iter().map(|url| url.trim_start_matches("app/").to_owned()).collect();
     let mut served = BTreeSet::new();
     while let Some(name) = pending.pop() {
         if !served.insert(name.clone()) {

@@ -41,16 +41,19 @@ export function describe(error, action) {
 export function show(error, action) {
   const paragraph = document.createElement('p');
   paragraph.dataset.code = error.code;
+  paragraph.dataset.action = action;
   paragraph.textContent = describe(error, action);
   const dismiss = document.createElement('button');
   dismiss.type = 'button';
   dismiss.className = 'secondary';
   dismiss.textContent = 'Dismiss';
-  dismiss.addEventListener('click', clear);
+  dismiss.addEventListener('click', () => clear());
   paragraph.append(' ', dismiss);
   region().replaceChildren(paragraph);
 }
 
-export function clear() {
-  region().replaceChildren();
+/** Hides the error shown, or only the error of `action` when one is named. */
+export function clear(action) {
+  const shown = region().firstElementChild;
+  if (!action || shown?.dataset.action === action) region().replaceChildren();
 }

@@ -15,6 +15,7 @@ const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', tim
 /** Forgets every post shown (a reload of the first page). */
 export function reset() {
   shown.clear();
+  authors.clear();
   list().replaceChildren();
   updateEmpty();
 }

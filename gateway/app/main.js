@@ -66,6 +66,7 @@ async function reload() {
     feed.reset();
     feed.append(page.edges.map((edge) => edge.node));
     showPaging(page);
+    errors.clear('load');
   } catch (error) {
     errors.show(error, 'load');
   }

@@ -81,6 +81,7 @@ try {
   };
 
   await app(context, watch);
+  await serverAway(context, watch);
   await graphiql(context, watch);
 
   if (attempted.length > 0) fail(`requests beyond loopback were attempted: ${attempted.join(', ')}`);
@@ -184,6 +185,37 @@ async function app(context, watch) {
   if (problems.length > 0) fail(`the app's pages reported problems: ${problems.join(' | ')}`);
   writerToken = await writer.evaluate(() => sessionStorage.getItem('agora.token'));
   if (!writerToken) fail('writer: the token is not in sessionStorage');
+}
+
+/** A third page whose requests and socket the test cuts: what it says, and that it recovers. */
+async function serverAway(context, watch) {
+  step('the server away: requests fail, the socket reconnects');
+  const page = watch(await context.newPage(), 'away');
+  const sockets = [];
+  // The page's socket goes through the test, which can close it.
+  await page.routeWebSocket(/\/graphql$/, (socket) => {
+    sockets.push(socket);
+    socket.connectToServer();
+  });
+  await page.goto(`${base}/app`);
+  await waitForText(page.locator('#connection'), 'Live updates: on', 'away: the live feed');
+  await page.route('**/graphql', (route) => route.abort('connectionrefused'));
+  await page.getByRole('button', { name: 'Reload' }).click();
+  await waitForText(page.getByRole('alert'), 'The server cannot be reached', 'away: a request that cannot be sent');
+  await page.unroute('**/graphql');
+  // 1012 (service restart): graphql-ws retries after a randomised back-off.
+  await sockets.at(-1).close({ code: 1012, reason: 'the browser test cuts the socket' });
+  await waitForText(page.locator('#connection'), 'reconnecting', 'away: the socket closed');
+  await page.screenshot({ path: path.join(screenshots, 'app-reconnecting.png') });
+  await waitForText(page.locator('#connection'), 'Live updates: on', 'away: the socket is back');
+  if (sockets.length < 2) fail(`away: the page did not open a new socket (${sockets.length})`);
+  await page.getByRole('button', { name: 'Reload' }).click();
+  try {
+    await page.locator('#errors p').waitFor({ state: 'detached' });
+  } catch {
+    fail('away: the error stayed after the page loaded again');
+  }
+  await page.close();
 }
 
 /** Runs `operation`, named `name`, in GraphiQL's editor. */

@@ -80,6 +80,7 @@ try {
     return page;
   };
 
+  await guardWorks(context);
   await app(context, watch);
   await serverAway(context, watch);
   await graphiql(context, watch);
@@ -97,6 +98,19 @@ try {
   await browser.close();
 }
 process.exit(exitCode);
+
+/** The guard itself: a blank page (no CSP) asks for a documentation address. */
+async function guardWorks(context) {
+  step('requests beyond loopback are aborted');
+  const probe = 'http://203.0.113.7/probe';
+  const page = await context.newPage();
+  const outcome = await page.evaluate((url) => fetch(url).then(() => 'answered', () => 'aborted'), probe);
+  await page.close();
+  if (outcome !== 'aborted' || attempted.length !== 1 || attempted[0] !== probe) {
+    fail(`the guard did not abort ${probe}: ${outcome}, recorded ${JSON.stringify(attempted)}`);
+  }
+  attempted.length = 0;
+}
 
 async function waitForText(locator, text, what) {
   try {
@@ -215,6 +229,26 @@ async function serverAway(context, watch) {
   } catch {
     fail('away: the error stayed after the page loaded again');
   }
+
+  step('every error code has its sentence');
+  const expected = [
+    [{ code: 'RATE_LIMITED', extensions: { retryAfter: 30 } }, 'login', 'Too many attempts: try again in 30 seconds.'],
+    [{ code: 'RATE_LIMITED' }, 'register', 'Too many attempts: wait a little and try again.'],
+    [{ code: 'CONFLICT' }, 'register', 'That username is taken: choose another one.'],
+    [{ code: 'UNAUTHENTICATED' }, 'login', 'Wrong username or password.'],
+    [{ code: 'UNAUTHENTICATED' }, 'post', 'Your session has ended: log in again.'],
+    [{ code: 'UPSTREAM_UNAVAILABLE' }, 'post', 'The server is away for a moment: try again shortly.'],
+    [{ code: 'UNAVAILABLE' }, 'load', 'The server is away for a moment: try again shortly.'],
+    [{ code: 'TIMEOUT' }, 'rename', 'The server is away for a moment: try again shortly.'],
+    [{ code: 'INTERNAL' }, 'load', 'Something went wrong on the server (INTERNAL). Try again later.'],
+  ];
+  const sentences = await page.evaluate(async (cases) => {
+    const { describe } = await import('./app/errors.js');
+    return cases.map(([error, action]) => describe({ message: 'the message', ...error }, action));
+  }, expected);
+  expected.forEach(([error, action, sentence], index) => {
+    if (sentences[index] !== sentence) fail(`${error.code} on ${action} reads "${sentences[index]}", not "${sentence}"`);
+  });
   await page.close();
 }
 

@@ -81,9 +81,10 @@ try {
   };
 
   await guardWorks(context);
-  await app(context, watch);
+  const { reader, firstTitle } = await app(context, watch);
   await serverAway(context, watch);
   await graphiql(context, watch);
+  await paging(reader, firstTitle);
 
   if (attempted.length > 0) fail(`requests beyond loopback were attempted: ${attempted.join(', ')}`);
   print({ passed: true, screenshots });
@@ -199,6 +200,7 @@ async function app(context, watch) {
   if (problems.length > 0) fail(`the app's pages reported problems: ${problems.join(' | ')}`);
   writerToken = await writer.evaluate(() => sessionStorage.getItem('agora.token'));
   if (!writerToken) fail('writer: the token is not in sessionStorage');
+  return { reader, firstTitle: title };
 }
 
 /** A third page whose requests and socket the test cuts: what it says, and that it recovers. */
@@ -300,6 +302,35 @@ async function graphiql(context, watch) {
     }
   }
   await page.screenshot({ path: path.join(screenshots, 'graphiql-subscription.png') });
+}
+
+/** More posts than a page: the first post is on the second page. */
+async function paging(reader, firstTitle) {
+  step('paging by cursor');
+  const fillers = Array.from({ length: 10 }, (_, index) => `Filler ${index + 1}`);
+  for (const filler of fillers) await publish(filler);
+  // Every one has arrived live (so none arrives after the reload) …
+  const titles = () => reader.locator('#posts .post-title').allTextContents();
+  try {
+    await reader.waitForFunction(
+      (expected) => expected.every((title) => [...document.querySelectorAll('#posts .post-title')].some((node) => node.textContent === title)),
+      fillers,
+    );
+  } catch {
+    fail(`reader: not every new post arrived live: ${JSON.stringify(await titles())}`);
+  }
+  // … and the reload shows only the newest page.
+  await reader.getByRole('button', { name: 'Reload' }).click();
+  try {
+    await reader.waitForFunction(() => document.querySelectorAll('#posts > li').length === 10);
+  } catch {
+    fail(`reader: the reload did not show a page of 10: ${JSON.stringify(await titles())}`);
+  }
+  const firstPost = reader.locator('#posts > li').filter({ hasText: firstTitle });
+  if ((await firstPost.count()) !== 0) fail(`reader: the first page is not the 10 newest: ${JSON.stringify(await titles())}`);
+  await reader.getByRole('button', { name: 'Older posts' }).click();
+  await waitForText(firstPost, firstTitle, 'reader: the second page');
+  await waitForText(firstPost.locator('.author-name'), 'Ada Lovelace', 'reader: the second page\'s author');
 }
 
 async function publish(title) {

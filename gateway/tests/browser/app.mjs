@@ -190,6 +190,13 @@ async function app(context, watch) {
   await waitForText(writer.locator('#answered-by'), 'Answered by the composition strategy', 'writer: composition');
   await waitForText(writer.locator('#posts > li').first().locator('.author-name'), 'Ada Lovelace', 'writer: composed page');
 
+  step('every field has a label');
+  for (const [name, page] of [['reader', reader], ['writer', writer]]) {
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll('input, select, textarea')].filter((field) => field.labels.length === 0).map((field) => field.id));
+    if (unlabelled.length > 0) fail(`${name}: fields without a label: ${unlabelled.join(', ')}`);
+  }
+
   step('phone width');
   const overflow = await reader.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   if (overflow > 0) fail(`reader: the page is ${overflow} px wider than a 375 px phone`);
@@ -215,6 +222,12 @@ async function serverAway(context, watch) {
   });
   await page.goto(`${base}/app`);
   await waitForText(page.locator('#connection'), 'Live updates: on', 'away: the live feed');
+  // A fresh page: the first Tab stop is the skip link, which leads to the posts.
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.activeElement?.textContent);
+  if (first !== 'Skip to the posts') fail(`away: the first Tab stop is "${first}", not the skip link`);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.activeElement?.id === 'posts-heading');
   await page.route('**/graphql', (route) => route.abort('connectionrefused'));
   await page.getByRole('button', { name: 'Reload' }).click();
   await waitForText(page.getByRole('alert'), 'The server cannot be reached', 'away: a request that cannot be sent');

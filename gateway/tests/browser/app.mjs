@@ -6,10 +6,13 @@
 // Every request to anything but loopback is aborted and recorded, and the
 // run fails if there was one: the app and the playground must work without
 // internet. Two pages of the app: a writer (desktop width) registers,
-// posts and renames; a reader (phone width, 375 px) sees the post appear,
-// the author's points tick up and the name change, live, without a reload.
-// Then GraphiQL runs a query and a subscription. Every wait is for a
-// condition, with a timeout. Prints one JSON line per step; the last is
+// posts by keyboard and renames; a reader (phone width, 375 px) sees the
+// post appear, the author's points tick up and the name change, live,
+// without a reload, and gets a taken username and a wrong password
+// explained. A third page has its requests cut and its socket closed, and
+// recovers. Then GraphiQL runs a query and a subscription, and ten more
+// posts page the reader's list by cursor. Every wait is for a condition,
+// with a timeout. Prints one JSON line per step; the last is
 // {"passed":true,…} or {"failed":"…"} (then the exit status is 1).
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,9 @@
-//! Brings in the GraphiQL playground's assets: the npm packages pinned by the
-//! workspace's `package-lock.json` (installed with `npm ci` when missing or
-//! stale), copied into `OUT_DIR` for `include_bytes!`, their versions exported
-//! as `AGORA_<PACKAGE>_VERSION` so that asset URLs can be cached forever.
+//! Brings in the browser assets that come from npm (the GraphiQL
+//! playground's, and graphql-ws's browser client for the playground and the
+//! demo app): the npm packages pinned by the workspace's `package-lock.json`
+//! (installed with `npm ci` when missing or stale), copied into `OUT_DIR`
+//! for `include_bytes!`, their versions exported as `AGORA_<PACKAGE>_VERSION`
+//! so that asset URLs can be cached forever.
 
 use std::{
     env, fs,
@@ -12,11 +14,12 @@ use std::{
 use serde_json::Value;
 
 /// (npm package, file inside it, name in OUT_DIR, version variable)
-const ASSETS: [(&str, &str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str, &str); 5] = [
     ("graphiql", "graphiql.min.js", "graphiql.min.js", "AGORA_GRAPHIQL_VERSION"),
     ("graphiql", "graphiql.min.css", "graphiql.min.css", "AGORA_GRAPHIQL_VERSION"),
     ("react", "umd/react.production.min.js", "react.production.min.js", "AGORA_REACT_VERSION"),
     ("react-dom", "umd/react-dom.production.min.js", "react-dom.production.min.js", "AGORA_REACT_DOM_VERSION"),
+    ("graphql-ws", "umd/graphql-ws.min.js", "graphql-ws.min.js", "AGORA_GRAPHQL_WS_VERSION"),
 ];
 
 fn main() {
@@ -29,7 +32,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("package.json").display());
 
     let lock = read_json(&lock_path);
-    let packages = ["graphiql", "react", "react-dom"];
+    let packages = ["graphiql", "react", "react-dom", "graphql-ws"];
     let stale: Vec<&str> =
         packages.iter().copied().filter(|package| installed_version(&root, package) != locked_version(&lock, package)).collect();
     if !stale.is_empty() {

@@ -33,16 +33,19 @@ pub struct AppState {
     pub closing: CancellationToken,
 }
 
-/// `GET`/`POST /graphql` (a GET that asks to upgrade is a WebSocket), and
-/// the playground at `GET /` (and at `GET /graphql` for a browser), within
-/// the HTTP limits.
+/// `GET`/`POST /graphql` (a GET that asks to upgrade is a WebSocket), the
+/// playground at `GET /` (and at `GET /graphql` for a browser) and the demo
+/// app at `GET /app`, within the HTTP limits.
 ///
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the
 /// executor is given the peer address.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits;
-    let routes =
-        Router::new().route("/graphql", get(get_graphql).post(http::post)).merge(http::playground::routes()).with_state(state);
+    let routes = Router::new()
+        .route("/graphql", get(get_graphql).post(http::post))
+        .merge(http::playground::routes())
+        .merge(http::app::routes())
+        .with_state(state);
     http::limits::apply(routes, limits)
 }
 

@@ -1,5 +1,5 @@
 //! The full gateway over HTTP: the GraphQL-over-HTTP audits, the
-//! playground, and the strategy and cost it reports.
+//! playground, the demo app, and the strategy and cost it reports.
 
 use agora_testkit::{graphql_http_audits, http_client};
 
@@ -26,4 +26,22 @@ async fn a_browser_gets_graphiql_served_by_the_gateway_itself() {
     let html = page.text().await.unwrap();
     assert!(html.contains("graphiql"), "{html}");
     assert!(!html.contains("https://"), "the playground must not load anything from the internet:\n{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_itself_serves_the_demo_app_under_its_policy() {
+    let system = spawn_system().await;
+    let port = system.gateway.port();
+    let page = http_client().get(format!("http://127.0.0.1:{port}/app")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains(&format!("connect-src 'self' ws://127.0.0.1:{port} wss://127.0.0.1:{port};")), "{policy}");
+    let etag = page.headers()["etag"].clone();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("app/main.js") && !html.contains("https://"), "{html}");
+    let again = http_client().get(format!("http://127.0.0.1:{port}/app")).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+    let missing = http_client().get(format!("http://127.0.0.1:{port}/app/missing.js")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
 }

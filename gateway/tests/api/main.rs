@@ -2,6 +2,7 @@
 //! an embedded Kafka-protocol broker, real HTTP.
 
 mod backfill;
+mod browser;
 mod composition;
 mod consistency;
 mod dead_letters;

@@ -1,6 +1,7 @@
-//! GraphQL over HTTP for the gateway, plus the GraphiQL playground. The
-//! transport knows nothing of the read model or the services: it hands each
-//! parsed request to the pipeline's [`Executor`](crate::pipeline::Executor).
+//! GraphQL over HTTP for the gateway, plus the GraphiQL playground and the
+//! demo app. The transport knows nothing of the read model or the services:
+//! it hands each parsed request to the pipeline's
+//! [`Executor`](crate::pipeline::Executor).
 //!
 //! It follows the GraphQL-over-HTTP spec (checked by `graphql-http`'s server
 //! audits, see `gateway/tests/js/audit.mjs`): POST with `application/json`,
@@ -9,6 +10,7 @@
 //! `application/json` by `Accept`. Every error the transport itself produces
 //! is a GraphQL error body with `extensions.code`.
 
+pub mod app;
 mod error;
 mod handlers;
 pub mod limits;

@@ -5,9 +5,9 @@ use crate::transport::http::HttpLimits;
 
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-/// The `src`/`href` URLs the page loads.
+/// The `src`/stylesheet `href` URLs the page loads.
 fn referenced_urls(page: &str) -> Vec<String> {
-    ["src=\"", "href=\""]
+    ["src=\"", "rel=\"stylesheet\" href=\""]
         .iter()
         .flat_map(|attribute| page.split(attribute).skip(1).map(|rest| rest.split('"').next().unwrap().to_owned()))
         .collect()
@@ -22,6 +22,7 @@ async fn a_browser_gets_graphiql_at_the_root_and_at_the_endpoint() {
         assert_eq!(response.headers()["content-type"], "text/html; charset=utf-8");
         let page = response.text().await.unwrap();
         assert!(page.contains("GraphiQL.createFetcher"), "{page}");
+        assert!(page.contains("<a href=\"app\">"), "the playground links to the demo app: {page}");
         assert!(!page.contains("{{"), "a placeholder was left in the page: {page}");
     }
 }

@@ -1,0 +1,60 @@
+// The live feed: the gateway's subscriptions over one graphql-transport-ws
+// socket (graphql-ws's browser client, loaded by the page as the global
+// `graphqlWs`). The socket reconnects for ever, with graphql-ws's
+// randomised back-off, and resubscribes by itself; what happened while it
+// was away is fetched again by the page (`onReconnected`).
+
+import { endpoint, SUBSCRIPTIONS } from './api.js';
+
+const socketUrl = new URL(endpoint);
+socketUrl.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+
+/**
+ * Opens the socket and subscribes.
+ * @param {{ postCreated(post), userRenamed(user), pointsChanged(change), onReconnected(), onStatus(state, text) }} handlers
+ */
+export function start(handlers) {
+  let connectedBefore = false;
+  const client = globalThis.graphqlWs.createClient({
+    url: socketUrl.href,
+    lazy: false,
+    keepAlive: 10_000,
+    retryAttempts: Infinity,
+    shouldRetry: () => true,
+    onNonLazyError: () => {},
+    on: {
+      connecting: () => handlers.onStatus('connecting', connectedBefore ? 'Live updates: reconnecting…' : 'Live updates: connecting…'),
+      connected: () => {
+        const reconnected = connectedBefore;
+        connectedBefore = true;
+        // The server handles a socket's messages in order: once a query sent
+        // after the (re)subscriptions has answered, they are registered, and
+        // "on" means no event is missed from then on.
+        client.subscribe({ query: '{ __typename }' }, {
+          next: () => {},
+          error: () => {},
+          complete: () => {
+            handlers.onStatus('connected', 'Live updates: on');
+            if (reconnected) handlers.onReconnected();
+          },
+        });
+      },
+      closed: () => {
+        if (connectedBefore) handlers.onStatus('reconnecting', 'Live updates: the connection was lost, reconnecting…');
+      },
+      error: () => handlers.onStatus('reconnecting', 'Live updates: the server cannot be reached, retrying…'),
+    },
+  });
+  const follow = (query, field, handle) =>
+    client.subscribe({ query }, {
+      next: (result) => {
+        if (result.data?.[field]) handle(result.data[field]);
+      },
+      error: () => handlers.onStatus('failed', `Live updates: the ${field} feed failed; reload the page to try again.`),
+      complete: () => {},
+    });
+  follow(SUBSCRIPTIONS.postCreated, 'postCreated', handlers.postCreated);
+  follow(SUBSCRIPTIONS.userRenamed, 'userRenamed', handlers.userRenamed);
+  follow(SUBSCRIPTIONS.pointsChanged, 'pointsChanged', handlers.pointsChanged);
+  return client;
+}

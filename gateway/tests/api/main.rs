@@ -17,6 +17,7 @@ mod live_feed;
 mod node;
 mod outage;
 mod projector;
+mod readiness;
 mod rebuild;
 mod response_cache;
 mod restart;

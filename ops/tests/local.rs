@@ -66,6 +66,7 @@ fn command(folder: &Path, ports: &Ports) -> Command {
         .current_dir(folder)
         .env_remove("KAFKA_BROKERS")
         .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .env("AGORA_POSTGRES_URL", format!("postgres://postgres@127.0.0.1:{}", ports.closed_postgres))
         .env("AGORA_GATEWAY_PORT", ports.gateway.to_string())
         .env("AGORA_AUTH_PORT", ports.auth.to_string())
@@ -160,6 +161,19 @@ async fn read_model_state(port: u16) -> Value {
     response["data"].clone()
 }
 
+/// The read model's state once `condition` holds of it.
+async fn read_model_until(port: u16, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    let seen = Mutex::new(Value::Null);
+    wait_until(DEADLINE, what, || async {
+        let state = read_model_state(port).await;
+        let holds = condition(&state);
+        *seen.lock().unwrap() = state;
+        holds
+    })
+    .await;
+    seen.into_inner().unwrap()
+}
+
 /// The number of posts, asked of post-service itself (composition).
 async fn posts_in_post_service(port: u16) -> usize {
     let response =
@@ -201,12 +215,7 @@ async fn starts_its_own_postgres_seeds_once_and_stops_it_on_sigterm_and_sigint()
     let metrics = agora_testkit::get(ports.gateway_metrics, "/metrics").await.text().await.unwrap();
     assert!(metrics.contains("agora_projector_lag_events"), "{metrics}");
 
-    let mut seeded = Value::Null;
-    wait_until(DEADLINE, "the read model shows the seed with its points", || async {
-        seeded = read_model_state(ports.gateway).await;
-        settled(&seeded)
-    })
-    .await;
+    let seeded = read_model_until(ports.gateway, "the read model shows the seed with its points", settled).await;
     let posts = seeded["posts"]["nodes"].as_array().unwrap().len();
     assert!(posts > 0, "{seeded}");
     assert_eq!(posts_in_post_service(ports.gateway).await, posts);
@@ -227,12 +236,7 @@ async fn starts_its_own_postgres_seeds_once_and_stops_it_on_sigterm_and_sigint()
     let seeded_line = output.lines().find(|line| line.contains("seeded")).unwrap_or_else(|| panic!("{output}"));
     assert!(seeded_line.contains("users_registered=0") && seeded_line.contains("posts_created=0"), "{seeded_line}");
     assert_eq!(posts_in_post_service(ports.gateway).await, posts, "no post was added twice");
-    let mut again = Value::Null;
-    wait_until(DEADLINE, "the read model shows the same seed", || async {
-        again = read_model_state(ports.gateway).await;
-        again == seeded
-    })
-    .await;
+    read_model_until(ports.gateway, "the read model shows the same seed", |state| *state == seeded).await;
     let postgres = private_postgres_port(&folder).expect("the private server runs again");
 
     // SIGINT (Ctrl-C) stops it all the same.

@@ -223,10 +223,6 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     pub fn folder(&self) -> &Path {
         &self.data
     }

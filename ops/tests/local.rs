@@ -155,9 +155,13 @@ fn listening(port: u16) -> bool {
 /// Users, their points and post counts, and every post title, from the
 /// read model.
 async fn read_model_state(port: u16) -> Value {
-    let response =
-        graphql(port, "{ leaderboard(first: 100) { username points postCount } posts(first: 100) { nodes { title } } }", json!({}), None)
-            .await;
+    let response = graphql(
+        port,
+        "{ leaderboard(first: 100) { username points postCount } posts(first: 100) { nodes { title } } }",
+        json!({}),
+        None,
+    )
+    .await;
     response["data"].clone()
 }
 
@@ -176,9 +180,13 @@ async fn read_model_until(port: u16, what: &str, condition: impl Fn(&Value) -> b
 
 /// The number of posts, asked of post-service itself (composition).
 async fn posts_in_post_service(port: u16) -> usize {
-    let response =
-        graphql_with_headers(port, "{ posts(first: 100) { nodes { id } } }", json!({}), &[("x-query-strategy", "composition".into())])
-            .await;
+    let response = graphql_with_headers(
+        port,
+        "{ posts(first: 100) { nodes { id } } }",
+        json!({}),
+        &[("x-query-strategy", "composition".into())],
+    )
+    .await;
     response["data"]["posts"]["nodes"].as_array().unwrap_or_else(|| panic!("no posts in {response}")).len()
 }
 
@@ -187,7 +195,9 @@ fn settled(state: &Value) -> bool {
     let Some(users) = state["leaderboard"].as_array() else { return false };
     let posts = state["posts"]["nodes"].as_array().map_or(0, Vec::len) as i64;
     let counted: i64 = users.iter().map(|user| user["postCount"].as_i64().unwrap_or(0)).sum();
-    users.len() == 3 && counted == posts && users.iter().all(|user| user["points"].as_i64() == user["postCount"].as_i64().map(|count| count * 10))
+    users.len() == 3
+        && counted == posts
+        && users.iter().all(|user| user["points"].as_i64() == user["postCount"].as_i64().map(|count| count * 10))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,7 +51,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(dependencies: Dependencies) -> R
 }
 
 /// [`router`], with `/readyz` also asking each of `checks`.
-pub fn router_with_checks<S: Clone + Send + Sync + 'static>(dependencies: Dependencies, checks: Vec<Arc<dyn Check>>) -> Router<S> {
+pub fn router_with_checks<S: Clone + Send + Sync + 'static>(
+    dependencies: Dependencies,
+    checks: Vec<Arc<dyn Check>>,
+) -> Router<S> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

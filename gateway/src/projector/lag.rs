@@ -92,8 +92,11 @@ impl Check for ProjectorLag {
             Measured::Lag(lag) => {
                 let events = lag.events();
                 let ok = events <= self.max_events;
-                let behind: serde_json::Map<String, serde_json::Value> =
-                    lag.behind.iter().map(|((topic, partition), events)| (format!("{topic}/{partition}"), json!(events))).collect();
+                let behind: serde_json::Map<String, serde_json::Value> = lag
+                    .behind
+                    .iter()
+                    .map(|((topic, partition), events)| (format!("{topic}/{partition}"), json!(events)))
+                    .collect();
                 let status = json!({
                     "status": if ok { "ok" } else { "behind" },
                     "lag_events": events,
@@ -201,7 +204,10 @@ mod tests {
     use super::*;
 
     fn lag(behind: &[(&str, i32, u64)]) -> Lag {
-        Lag { behind: behind.iter().map(|(topic, partition, events)| (((*topic).to_owned(), *partition), *events)).collect(), seconds: 2.5 }
+        Lag {
+            behind: behind.iter().map(|(topic, partition, events)| (((*topic).to_owned(), *partition), *events)).collect(),
+            seconds: 2.5,
+        }
     }
 
     #[test]

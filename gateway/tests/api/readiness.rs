@@ -69,10 +69,8 @@ async fn readyz_answers_503_naming_the_lag_while_the_projector_is_further_behind
     let metrics = get(system.gateway.metrics_port, "/metrics").await.text().await.unwrap();
     assert!(metrics.contains("agora_projector_lag_events{"), "{metrics}");
     assert!(metrics.lines().any(|line| line.starts_with("agora_projector_lag_seconds ")), "{metrics}");
-    let lagging_partitions = metrics
-        .lines()
-        .filter(|line| line.starts_with("agora_projector_lag_events{") && !line.ends_with(" 0"))
-        .count();
+    let lagging_partitions =
+        metrics.lines().filter(|line| line.starts_with("agora_projector_lag_events{") && !line.ends_with(" 0")).count();
     assert!(lagging_partitions > 0, "{metrics}");
 
     // Released, the projector catches up and the gateway is ready again.

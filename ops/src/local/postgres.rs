@@ -138,7 +138,8 @@ impl RunAs {
 /// reach its data.
 fn reachable_by_others(data: &Path) -> anyhow::Result<()> {
     for ancestor in data.ancestors().skip(1) {
-        let mode = std::fs::metadata(ancestor).with_context(|| format!("cannot read {}", ancestor.display()))?.permissions().mode();
+        let mode =
+            std::fs::metadata(ancestor).with_context(|| format!("cannot read {}", ancestor.display()))?.permissions().mode();
         if mode & 0o001 == 0 {
             bail!(
                 "the user postgres cannot reach {}: {} is not open to other users (mode {:o}); set AGORA_POSTGRES_FOLDER \
@@ -265,8 +266,11 @@ impl PrivatePostgres {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<Output> {
-        let output =
-            self.command(program).args(args).output().with_context(|| format!("cannot run {}", self.bindir.join(program).display()))?;
+        let output = self
+            .command(program)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot run {}", self.bindir.join(program).display()))?;
         if !output.status.success() {
             bail!(
                 "{program} {} failed ({}): {}{}",

@@ -57,7 +57,10 @@ pub struct Seeded {
 
 /// Seeds through the gateway at `graphql_url`.
 pub async fn seed(graphql_url: &str) -> anyhow::Result<Seeded> {
-    let client = Client { http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?, url: graphql_url.to_owned() };
+    let client = Client {
+        http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?,
+        url: graphql_url.to_owned(),
+    };
     let mut seeded = Seeded { users_registered: 0, users_existing: 0, posts_created: 0, posts_existing: 0 };
     for user in &USERS {
         let (token, id, registered) = client.register_or_log_in(user).await?;

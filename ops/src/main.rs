@@ -41,12 +41,16 @@ struct Args {
     post_port: u16,
     #[arg(long, env = "AGORA_GATEWAY_PORT", default_value_t = 8080)]
     gateway_port: u16,
-    #[arg(long, env = "AGORA_AUTH_METRICS_PORT", default_value_t = 9081)]
-    auth_metrics_port: u16,
-    #[arg(long, env = "AGORA_POST_METRICS_PORT", default_value_t = 9082)]
-    post_metrics_port: u16,
-    #[arg(long, env = "AGORA_GATEWAY_METRICS_PORT", default_value_t = 9080)]
-    gateway_metrics_port: u16,
+    /// Port of auth-service's `/metrics`; unset: as auth-service reads it
+    /// (`METRICS_PORT`, else 9081).
+    #[arg(long, env = "AGORA_AUTH_METRICS_PORT")]
+    auth_metrics_port: Option<u16>,
+    /// Port of post-service's `/metrics`; unset: `METRICS_PORT`, else 9082.
+    #[arg(long, env = "AGORA_POST_METRICS_PORT")]
+    post_metrics_port: Option<u16>,
+    /// Port of the gateway's `/metrics`; unset: `METRICS_PORT`, else 9080.
+    #[arg(long, env = "AGORA_GATEWAY_METRICS_PORT")]
+    gateway_metrics_port: Option<u16>,
     /// Where auth-service keeps its token signing key (created if missing).
     #[arg(long, env = "AUTH_SIGNING_KEY_FILE", default_value = ".agora/auth-signing-key.pem")]
     signing_key_file: PathBuf,
@@ -58,7 +62,7 @@ struct Args {
     kafka: kafka::KafkaArgs,
 }
 
-/// How long the gateway may take to become ready.
+/// How long the ready message waits for the gateway's `/readyz`.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// mimalloc: the request path makes many small, short-lived allocations
@@ -146,36 +150,39 @@ async fn start(args: &Args, postgres_url: &str) -> anyhow::Result<Started> {
 
     // Each service reads the environment as its own binary would; the
     // ports, databases and addresses of its neighbours are this run's.
+    let auth_environment = agora_auth_service::Config::from_environment()?;
     let auth = agora_auth_service::Config {
         port: args.auth_port,
-        metrics_port: args.auth_metrics_port,
+        metrics_port: args.auth_metrics_port.unwrap_or(auth_environment.metrics_port),
         database_url: database("agora_auth")?,
         signing_key_file: args.signing_key_file.clone(),
         // The gateway calls from loopback and names the client; so could
         // any local process (a local run only).
         trusted_proxies: vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()],
-        ..agora_auth_service::Config::from_environment()?
+        ..auth_environment
     };
     let auth = agora_auth_service::Application::build(auth, kafka.clone()).await.context("auth-service failed to start")?;
 
     let jwks_url = format!("http://127.0.0.1:{}/.well-known/jwks.json", auth.port());
+    let post_environment = agora_post_service::Config::from_environment()?;
     let post = agora_post_service::Config {
         port: args.post_port,
-        metrics_port: args.post_metrics_port,
+        metrics_port: args.post_metrics_port.unwrap_or(post_environment.metrics_port),
         database_url: database("agora_post")?,
         jwks_url: jwks_url.clone(),
-        ..agora_post_service::Config::from_environment()?
+        ..post_environment
     };
     let post = agora_post_service::Application::build(post, kafka.clone()).await.context("post-service failed to start")?;
 
+    let gateway_environment = agora_gateway::Config::from_environment()?;
     let gateway = agora_gateway::Config {
         port: args.gateway_port,
-        metrics_port: args.gateway_metrics_port,
+        metrics_port: args.gateway_metrics_port.unwrap_or(gateway_environment.metrics_port),
         database_url: database("agora_read")?,
         auth_url: format!("http://127.0.0.1:{}/graphql", auth.port()),
         post_url: format!("http://127.0.0.1:{}/graphql", post.port()),
         jwks_url,
-        ..agora_gateway::Config::from_environment()?
+        ..gateway_environment
     };
     let gateway = agora_gateway::Application::build(gateway, kafka.clone()).await.context("the gateway failed to start")?;
     Ok(Started { auth, post, gateway, kafka, _embedded_broker: embedded_broker })
@@ -235,7 +242,9 @@ async fn wait_for_readiness(url: &str) -> anyhow::Result<()> {
             Err(error) => error.to_string(),
         };
         if Instant::now() > deadline {
-            anyhow::bail!("the gateway is not ready after {READY_TIMEOUT:?} ({url} answers {last})");
+            // Slow, not broken (a long replay): the run goes on.
+            tracing::warn!(url, answer = %last, "the gateway is not ready after {READY_TIMEOUT:?}; going on");
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -2,7 +2,8 @@
 //! listener and assembles the stages (the commands, the live feed, the
 //! pipeline over the schema and the sources, the transports' one
 //! application state), `run_until_stopped` serves HTTP and WebSocket and
-//! runs the projector and the live feed until shutdown.
+//! runs the projector, the live feed and the projector's lag monitor
+//! (for `/metrics` and `/readyz`) until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

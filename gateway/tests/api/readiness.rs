@@ -65,10 +65,17 @@ async fn readyz_answers_503_naming_the_lag_while_the_projector_is_further_behind
         .unwrap();
     assert_eq!(applied, 0, "the lock holds the projector");
 
+    // The oldest event not applied ages while the projector is held.
+    wait_until(DEADLINE, "the lag in seconds grows", || async {
+        readiness(port).await.1["projector"]["lag_seconds"].as_f64().is_some_and(|seconds| seconds >= 0.2)
+    })
+    .await;
+
     // The gauges are on /metrics, with the lag per partition.
     let metrics = get(system.gateway.metrics_port, "/metrics").await.text().await.unwrap();
     assert!(metrics.contains("agora_projector_lag_events{"), "{metrics}");
-    assert!(metrics.lines().any(|line| line.starts_with("agora_projector_lag_seconds ")), "{metrics}");
+    let seconds = metrics.lines().find_map(|line| line.strip_prefix("agora_projector_lag_seconds ")).expect("the seconds gauge");
+    assert!(seconds.trim().parse::<f64>().unwrap() > 0.0, "{metrics}");
     let lagging_partitions =
         metrics.lines().filter(|line| line.starts_with("agora_projector_lag_events{") && !line.ends_with(" 0")).count();
     assert!(lagging_partitions > 0, "{metrics}");

@@ -3,8 +3,9 @@
 //! for every listener. It starts a private PostgreSQL in
 //! `.agora/postgres`, answers GraphQL, seeds through the public API (a
 //! second `--seed` on the same data adds nothing), and stops its PostgreSQL
-//! on SIGTERM and SIGINT. Without server binaries it exits saying what to
-//! install.
+//! on SIGTERM and SIGINT; a server left running by a killed run is used by
+//! the next and stopped with it. Without server binaries it exits saying
+//! what to install.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -273,5 +274,30 @@ async fn without_server_binaries_it_exits_saying_what_to_install() {
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
     assert!(stderr.contains("AGORA_POSTGRES_BINDIR"), "{stderr}");
     assert!(!folder.join(".agora/postgres").exists(), "no data folder is made without a server to run it");
+    std::fs::remove_dir_all(&folder).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_left_running_by_a_killed_run_is_used_and_stopped_by_the_next() {
+    let folder = working_folder("killed");
+    let ports = Ports::free();
+    let mut killed = Run::start(&folder, &ports, &[]);
+    killed.wait_for_output("Agora is ready", STARTUP).await;
+    let postgres = private_postgres_port(&folder).expect("the private server runs");
+    killed.signal(libc::SIGKILL);
+    let status = killed.wait_for_exit().await;
+    assert!(!status.success());
+    assert!(listening(postgres), "pg_ctl detached the server: it outlives a killed run");
+
+    let mut next = Run::start(&folder, &ports, &[]);
+    next.wait_for_output("Agora is ready", STARTUP).await;
+    assert!(next.output().contains("still running: using it"), "{}", next.output());
+    assert_eq!(private_postgres_port(&folder), Some(postgres));
+    let answer = graphql(ports.gateway, "{ posts(first: 1) { nodes { id } } }", json!({}), None).await;
+    assert!(answer["data"]["posts"].is_object(), "{answer}");
+    next.signal(libc::SIGTERM);
+    assert!(next.wait_for_exit().await.success(), "{}", next.output());
+    assert!(!folder.join(".agora/postgres/postmaster.pid").exists(), "postmaster.pid is gone");
+    assert!(!listening(postgres), "nothing listens on {postgres} any more");
     std::fs::remove_dir_all(&folder).unwrap();
 }

@@ -51,6 +51,13 @@ pub struct Config {
     /// The most events the projector applies in one transaction.
     #[arg(long, env = "PROJECTOR_BATCH_SIZE", default_value_t = 500)]
     pub projector_batch_size: usize,
+    /// `/readyz` answers 503 while the projector is more than this many
+    /// events behind the log.
+    #[arg(long, env = "READY_MAX_PROJECTOR_LAG", default_value_t = 1_000)]
+    pub ready_max_projector_lag: u64,
+    /// How often the projector's lag is measured (for `/metrics` and `/readyz`).
+    #[arg(long = "projector-lag-interval-ms", env = "PROJECTOR_LAG_INTERVAL_MS", value_name = "MILLISECONDS", default_value = "1000", value_parser = milliseconds)]
+    pub projector_lag_interval: Duration,
     /// Fields nested in fields.
     #[arg(long, env = "MAX_QUERY_DEPTH", default_value_t = 12)]
     pub max_query_depth: usize,

@@ -2,7 +2,8 @@
 //! listener and assembles the stages (the commands, the live feed, the
 //! pipeline over the schema and the sources, the transports' one
 //! application state), `run_until_stopped` serves HTTP and WebSocket and
-//! runs the projector and the live feed until shutdown.
+//! runs the projector, the live feed and the projector's lag monitor
+//! (for `/metrics` and `/readyz`) until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::commands::{Commands, Consistency};
 use crate::config::Config;
 use crate::live::{LiveFeed, LiveReader};
 use crate::pipeline::{self, Pipeline, ResponseCache, SharedOperations, TokenKey, TrustedDocuments};
+use crate::projector::lag::{LagMonitor, ProjectorLag};
 use crate::projector::{generation, Projector, ProjectorSettings};
 use crate::sources::{composition, read_model};
 use crate::transport::{self, http::HttpLimits, AppState};
@@ -45,6 +47,8 @@ pub struct Application {
     metrics: MetricsServer,
     /// The partitions the projector is positioned on and consuming.
     projecting: consumer::Positioned,
+    /// Measures the projector's lag for `/metrics` and `/readyz`.
+    lag_monitor: LagMonitor,
 }
 
 impl Application {
@@ -90,8 +94,10 @@ impl Application {
             closing: sockets.clone(),
         };
         let dependencies = health::Dependencies { database: pool.clone(), kafka: KafkaProbe::new(&kafka, "gateway-readiness")? };
+        let lag = ProjectorLag::new(config.ready_max_projector_lag);
+        let lag_monitor = LagMonitor::new(pool.clone(), &kafka, lag.clone(), config.projector_lag_interval)?;
         let router = transport::router(state)
-            .merge(health::router(dependencies))
+            .merge(health::router_with_checks(dependencies, vec![Arc::new(lag)]))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(TrustedProxies::new(config.trusted_proxies.iter().copied())),
                 client_address::resolve,
@@ -103,7 +109,20 @@ impl Application {
         let port = listener.local_addr()?.port();
         let metrics = MetricsServer::bind(config.metrics_host, config.metrics_port).await?;
         let projecting = consumer::Positioned::new(Vec::new());
-        Ok(Application { listener, port, pool, kafka, config, router, background, sockets, live_reader, metrics, projecting })
+        Ok(Application {
+            listener,
+            port,
+            pool,
+            kafka,
+            config,
+            router,
+            background,
+            sockets,
+            live_reader,
+            metrics,
+            projecting,
+            lag_monitor,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -144,6 +163,7 @@ impl Application {
             ("projector", tokio::spawn(projector.run(shutdown.child_token()))),
             ("live feed", tokio::spawn(self.live_reader.run(shutdown.child_token()))),
             ("metrics server", tokio::spawn(self.metrics.run(shutdown.child_token()))),
+            ("projector lag", tokio::spawn(self.lag_monitor.run(shutdown.child_token()))),
             // WebSockets are told to close as soon as shutdown starts.
             (
                 "websocket closer",

@@ -1,9 +1,11 @@
 //! `/healthz` (the process is up) and `/readyz` (its database and Kafka
-//! answer) on the public port, and `/metrics` (Prometheus text format) on a
+//! answer, and whatever further [`Check`]s a part adds, such as the
+//! gateway's projector lag) on the public port, and `/metrics` (Prometheus text format) on a
 //! listener of its own (loopback by default: what a process counts is for
 //! its operators, not for every client), the same for every part.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,8 +30,35 @@ pub struct Dependencies {
     pub kafka: KafkaProbe,
 }
 
+/// A further condition of readiness, beside the database and Kafka. It
+/// answers at once from what it last measured (a readiness probe must not
+/// wait on the thing it reports).
+pub trait Check: Send + Sync + 'static {
+    /// Its key in the body of `/readyz`.
+    fn name(&self) -> &'static str;
+    /// Whether it holds, and what `/readyz` says of it.
+    fn status(&self) -> (bool, serde_json::Value);
+}
+
+#[derive(Clone)]
+struct Readiness {
+    dependencies: Dependencies,
+    checks: Vec<Arc<dyn Check>>,
+}
+
 pub fn router<S: Clone + Send + Sync + 'static>(dependencies: Dependencies) -> Router<S> {
-    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(ready)).with_state(dependencies)
+    router_with_checks(dependencies, Vec::new())
+}
+
+/// [`router`], with `/readyz` also asking each of `checks`.
+pub fn router_with_checks<S: Clone + Send + Sync + 'static>(
+    dependencies: Dependencies,
+    checks: Vec<Arc<dyn Check>>,
+) -> Router<S> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(Readiness { dependencies, checks })
 }
 
 /// `/metrics` on its own listener, bound by [`MetricsServer::bind`].
@@ -64,14 +93,22 @@ impl MetricsServer {
     }
 }
 
-async fn ready(State(dependencies): State<Dependencies>) -> impl IntoResponse {
+async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let dependencies = &readiness.dependencies;
     let database = async {
         tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("select 1").execute(&dependencies.database))
             .await
             .is_ok_and(|result| result.is_ok())
     };
     let (database, kafka) = tokio::join!(database, dependencies.kafka.reachable(CHECK_TIMEOUT));
-    let status = if database && kafka { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (status, Json(serde_json::json!({ "database": word(database), "kafka": word(kafka) })))
+    let mut body = serde_json::json!({ "database": word(database), "kafka": word(kafka) });
+    let mut ok = database && kafka;
+    for check in &readiness.checks {
+        let (holds, status) = check.status();
+        ok &= holds;
+        body[check.name()] = status;
+    }
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
 }

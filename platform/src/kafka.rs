@@ -201,7 +201,10 @@ impl LogProbe {
         if offset < low {
             return Ok(LogVerdict::Retained);
         }
-        match self.event_id_at(topic, partition, offset)? {
+        let found = self.read_at(topic, partition, offset, |message| {
+            message.payload().and_then(|payload| agora_schema::Envelope::from_slice(payload).ok()).map(|e| e.event_id)
+        })?;
+        match found.flatten() {
             Some(found) if found == event_id => Ok(LogVerdict::Holds),
             found => Ok(LogVerdict::Foreign(format!(
                 "{topic}/{partition} holds {} at offset {offset}, not the recorded event {event_id}",
@@ -210,7 +213,23 @@ impl LogProbe {
         }
     }
 
-    fn event_id_at(&self, topic: &str, partition: i32, offset: i64) -> anyhow::Result<Option<Uuid>> {
+    /// When the message at `offset` was put on the log (its timestamp, in
+    /// milliseconds since the epoch); `None` when it has no timestamp, or
+    /// the log no longer holds that offset. Blocking.
+    pub fn timestamp_at(&self, topic: &str, partition: i32, offset: i64) -> anyhow::Result<Option<i64>> {
+        let found = self.read_at(topic, partition, offset, |message| message.timestamp().to_millis())?;
+        Ok(found.flatten())
+    }
+
+    /// Reads the message at `offset` and returns what `read` takes from it
+    /// (`None`: the log moved past the offset, `read` was given nothing).
+    fn read_at<T>(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        read: impl Fn(&rdkafka::message::BorrowedMessage<'_>) -> T,
+    ) -> anyhow::Result<Option<T>> {
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(topic, partition, Offset::Offset(offset))?;
         self.consumer.assign(&assignment).context("cannot assign the probed partition")?;
@@ -221,12 +240,7 @@ impl LogProbe {
                 anyhow::bail!("{topic}/{partition} did not return offset {offset} in time");
             }
             match self.consumer.poll(remaining) {
-                Some(Ok(message)) if message.offset() == offset => {
-                    break message
-                        .payload()
-                        .and_then(|payload| agora_schema::Envelope::from_slice(payload).ok())
-                        .map(|e| e.event_id)
-                }
+                Some(Ok(message)) if message.offset() == offset => break Some(read(&message)),
                 // The log moved past the offset (it was compacted away): another message.
                 Some(Ok(message)) if message.offset() > offset => break None,
                 Some(Ok(_)) => {}

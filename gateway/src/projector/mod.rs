@@ -12,13 +12,15 @@
 //!
 //! The read model has generations ([`generation`]): the projector writes to
 //! the serving one; [`rebuild`] builds the next one from the start of the
-//! log beside it and switches every replica over.
+//! log beside it and switches every replica over. [`lag`] measures how far
+//! it is behind the log, for `/metrics` and `/readyz`.
 //!
 //! Stage: Kafka -> read model. Uses only `records` (the topics and the
 //! channel); nothing of the request path.
 
 mod apply;
 pub mod generation;
+pub mod lag;
 pub mod rebuild;
 
 use std::time::Duration;

@@ -19,6 +19,7 @@ mod node;
 mod outage;
 mod persisted;
 mod projector;
+mod readiness;
 mod rebuild;
 mod response_cache;
 mod restart;

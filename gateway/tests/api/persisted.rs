@@ -61,10 +61,12 @@ async fn seed(system: &crate::helpers::LoneGateway, titles: &[&str]) {
         publish_event(&kafka, &post(ada, title)).await;
     }
     let expected = titles.len() as i64;
-    // A post shows once its author is known too (another topic).
+    // A post shows once its author is registered too (another topic; a post
+    // that comes first makes a row for its author, without a username).
     wait_until(DEADLINE, "the author and the posts projected", || async {
         sqlx::query_scalar::<_, i64>(
-            "select count(*) from read_post join read_user on read_user.id = read_post.author_id where author_id = $1",
+            "select count(*) from read_post join read_user on read_user.id = read_post.author_id
+             where author_id = $1 and read_user.username is not null",
         )
         .bind(ada)
         .fetch_one(&system.gateway.read_db)

@@ -95,7 +95,7 @@ fn install(service: &'static str) -> anyhow::Result<()> {
     let traces = provider
         .as_ref()
         .ok()
-        .flatten()
+        .and_then(Option::as_ref)
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer(service)).with_filter(LevelFilter::INFO));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));

@@ -157,9 +157,10 @@ impl Pipeline {
             }
             Err(refusal) => return Response::from_errors(vec![refusal.into_server_error()]).into(),
         };
+        let operation_name = request.operation_name.clone();
         if let Ok(document) = request.parsed_query() {
-            facts.operation = selected_operation(document, request.operation_name.as_deref())
-                .map(|(name, ty)| (name.map(str::to_owned), ty));
+            facts.operation =
+                selected_operation(document, operation_name.as_deref()).map(|(name, ty)| (name.map(str::to_owned), ty));
         }
         let mut cacheable = None;
         if let Some(cache) = self.cache.as_ref().filter(|_| strategy == Strategy::ReadModel && cache_allowed(headers)) {
@@ -189,7 +190,6 @@ impl Pipeline {
             Err(refusal) => return refuse(ErrorCode::BadUserInput, refusal),
         };
         // Parsed once, by the check; execution takes the parsed document.
-        let operation_name = request.operation_name.clone();
         if let Ok(document) = request.parsed_query() {
             if operation_type(document, operation_name.as_deref()) != Some(OperationType::Query) {
                 cacheable = None;

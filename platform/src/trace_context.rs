@@ -116,7 +116,11 @@ const NAMED_PATHS: [&str; 5] = ["/graphql", "/healthz", "/readyz", "/.well-known
 /// named `POST /graphql` in traces), a child of the caller's `traceparent`
 /// if it sent one. `service` names the process serving it, for a process
 /// that runs several (`agora-local`, the tests).
-pub async fn http_requests(axum::extract::State(service): axum::extract::State<&'static str>, request: Request, next: Next) -> Response {
+pub async fn http_requests(
+    axum::extract::State(service): axum::extract::State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path();
     let route = NAMED_PATHS.iter().find(|named| **named == path).copied().unwrap_or("other");

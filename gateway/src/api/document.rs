@@ -22,7 +22,10 @@ pub fn operation_type(document: &ExecutableDocument, operation_name: Option<&str
 
 /// The name (`None`: anonymous) and type of the operation that
 /// `operation_name` selects in `document`; `None` when it selects nothing.
-pub fn selected_operation<'d>(document: &'d ExecutableDocument, operation_name: Option<&str>) -> Option<(Option<&'d str>, OperationType)> {
+pub fn selected_operation<'d>(
+    document: &'d ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<(Option<&'d str>, OperationType)> {
     let mut operations = document.operations.iter();
     let (name, operation) = match operation_name {
         Some(wanted) => operations.find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted))?,

@@ -85,7 +85,8 @@ fn the_readme_lists_every_metric_the_code_exports_and_nothing_else() {
     let documented = documented();
     let code = exported_by_code();
     // The operator commands' own metrics are documented with their commands.
-    let undocumented: Vec<&String> = code.iter().filter(|name| !documented.contains(*name) && !readme.contains(name.as_str())).collect();
+    let undocumented: Vec<&String> =
+        code.iter().filter(|name| !documented.contains(*name) && !readme.contains(name.as_str())).collect();
     assert!(undocumented.is_empty(), "exported but not in the README: {undocumented:?}");
     let unknown: Vec<&String> =
         documented.iter().filter(|name| !code.contains(*name) && !PENDING.contains(&name.as_str())).collect();
@@ -134,10 +135,8 @@ async fn after_some_traffic_every_listed_metric_is_on_metrics() {
     // An event nobody can read: both consumers set it aside.
     agora_testkit::publish(&system.services.kafka.settings(), agora_schema::topics::POST, "poison", b"not an event").await;
 
-    let expected: Vec<String> = documented()
-        .into_iter()
-        .filter(|name| !UNCOMMON.contains(&name.as_str()) && !PENDING.contains(&name.as_str()))
-        .collect();
+    let expected: Vec<String> =
+        documented().into_iter().filter(|name| !UNCOMMON.contains(&name.as_str()) && !PENDING.contains(&name.as_str())).collect();
     let missing = |text: &str| -> Vec<String> {
         let present: BTreeSet<&str> = text
             .lines()

@@ -53,9 +53,8 @@ async fn the_gateway_logs_one_line_per_request_with_what_it_did() {
         reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok_and(|response| response.status().is_success())
     })
     .await;
-    let requests = || -> Vec<Value> {
-        lines.lock().unwrap().iter().filter(|line| line["target"] == "agora::request").cloned().collect()
-    };
+    let requests =
+        || -> Vec<Value> { lines.lock().unwrap().iter().filter(|line| line["target"] == "agora::request").cloned().collect() };
     assert!(requests().is_empty(), "no request yet: {:?}", requests());
 
     // Every request sent is counted, to compare with the lines.
@@ -80,8 +79,17 @@ async fn the_gateway_logs_one_line_per_request_with_what_it_did() {
     wait_until(DEADLINE, "a line for every request", || async { requests().len() >= sent }).await;
     let logged = requests();
     assert_eq!(logged.len(), sent, "one line per request: {logged:#?}");
-    let fields =
-        ["operation", "operationType", "strategy", "status", "durationMs", "cache", "sqlStatements", "upstreamRequests", "traceId"];
+    let fields = [
+        "operation",
+        "operationType",
+        "strategy",
+        "status",
+        "durationMs",
+        "cache",
+        "sqlStatements",
+        "upstreamRequests",
+        "traceId",
+    ];
     for line in &logged {
         for field in fields {
             assert!(!line[field].is_null(), "{field} in {line}");

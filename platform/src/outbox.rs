@@ -359,15 +359,20 @@ impl Relay {
         // continuing the trace of the command that wrote it.
         let mut spans = Vec::with_capacity(rows.len());
         for row in &rows {
-            let span = tracing::info_span!(
-                "outbox publish",
-                otel.kind = "producer",
-                relay = %self.client_id,
-                topic = %row.topic,
-                event_type = %row.event_type,
-                outbox_id = row.id,
-            );
+            // (None for a row written without a trace, a backfill's say: a
+            // replay of thousands of rows is no trace of its own.)
             let written_by = TraceParent::parse(row.traceparent.as_deref());
+            let span = match written_by.as_deref() {
+                Some(_) => tracing::info_span!(
+                    "outbox publish",
+                    otel.kind = "producer",
+                    relay = %self.client_id,
+                    topic = %row.topic,
+                    event_type = %row.event_type,
+                    outbox_id = row.id,
+                ),
+                None => tracing::Span::none(),
+            };
             written_by.continue_in(&span);
             let traceparent = TraceParent::of_span(&span).or(&written_by);
             let key = row.aggregate_id.to_string();

@@ -113,14 +113,8 @@ fn install(service: &'static str) -> anyhow::Result<()> {
 
 /// The OTLP/HTTP exporter the environment asks for; `None` when it asks for none.
 fn tracer_provider(service: &'static str) -> anyhow::Result<Option<SdkTracerProvider>> {
-    if !traces_wanted()? {
+    if !traces_wanted(variable)? {
         return Ok(None);
-    }
-    let protocol = variable("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|| variable("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .unwrap_or_else(|| "http/protobuf".to_owned());
-    if protocol != "http/protobuf" {
-        anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: Agora exports traces over http/protobuf");
     }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -134,17 +128,23 @@ fn tracer_provider(service: &'static str) -> anyhow::Result<Option<SdkTracerProv
     Ok(Some(SdkTracerProvider::builder().with_resource(resource.build()).with_batch_exporter(exporter).build()))
 }
 
-/// Whether the standard variables ask for traces (see the module).
-fn traces_wanted() -> anyhow::Result<bool> {
+/// Whether the standard variables, as `variable` reads them, ask for
+/// traces (see the module); an error for what cannot be honoured.
+fn traces_wanted(variable: impl Fn(&str) -> Option<String>) -> anyhow::Result<bool> {
     if variable("OTEL_SDK_DISABLED").is_some_and(|disabled| disabled.eq_ignore_ascii_case("true")) {
         return Ok(false);
     }
-    match variable("OTEL_TRACES_EXPORTER").map(|exporter| exporter.to_ascii_lowercase()).as_deref() {
-        None => Ok(variable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| variable("OTEL_EXPORTER_OTLP_ENDPOINT")).is_some()),
-        Some("none") => Ok(false),
-        Some("otlp") => Ok(true),
+    let wanted = match variable("OTEL_TRACES_EXPORTER").map(|exporter| exporter.to_ascii_lowercase()).as_deref() {
+        None => variable("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| variable("OTEL_EXPORTER_OTLP_ENDPOINT")).is_some(),
+        Some("none") => false,
+        Some("otlp") => true,
         Some(other) => anyhow::bail!("OTEL_TRACES_EXPORTER={other} is not supported: use otlp or none"),
+    };
+    let protocol = variable("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| variable("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    if let Some(protocol) = protocol.filter(|protocol| wanted && protocol != "http/protobuf") {
+        anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: Agora exports traces over http/protobuf");
     }
+    Ok(wanted)
 }
 
 /// A variable's value, unless it is unset or empty.
@@ -175,6 +175,38 @@ pub fn metrics() -> PrometheusHandle {
 
 #[cfg(test)]
 mod tests {
+    use super::traces_wanted;
+
+    /// Whether traces are wanted with these variables set.
+    fn wanted(variables: &[(&str, &str)]) -> anyhow::Result<bool> {
+        traces_wanted(|name| variables.iter().find(|(set, _)| *set == name).map(|(_, value)| value.to_string()))
+    }
+
+    #[test]
+    fn traces_are_off_unless_an_endpoint_or_the_exporter_is_named() {
+        assert!(!wanted(&[]).unwrap());
+        assert!(wanted(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]).unwrap());
+        assert!(wanted(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces")]).unwrap());
+        assert!(wanted(&[("OTEL_TRACES_EXPORTER", "otlp")]).unwrap());
+    }
+
+    #[test]
+    fn none_or_a_disabled_sdk_turns_them_off() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        assert!(!wanted(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")]).unwrap());
+        assert!(!wanted(&[endpoint, ("OTEL_SDK_DISABLED", "TRUE")]).unwrap());
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_an_error() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        assert!(wanted(&[("OTEL_TRACES_EXPORTER", "zipkin")]).is_err());
+        let grpc = wanted(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap_err();
+        assert!(grpc.to_string().contains("http/protobuf"), "{grpc}");
+        // A protocol for traces that are off is no error.
+        assert!(!wanted(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap());
+    }
+
     #[test]
     fn latency_buckets_rise() {
         assert!(super::LATENCY_BUCKETS.windows(2).all(|pair| pair[0] < pair[1]));

@@ -138,11 +138,8 @@ async fn after_some_traffic_every_listed_metric_is_on_metrics() {
     let expected: Vec<String> =
         documented().into_iter().filter(|name| !UNCOMMON.contains(&name.as_str()) && !PENDING.contains(&name.as_str())).collect();
     let missing = |text: &str| -> Vec<String> {
-        let present: BTreeSet<&str> = text
-            .lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| line.split(|c: char| c == '{' || c == ' ').next())
-            .collect();
+        let present: BTreeSet<&str> =
+            text.lines().filter(|line| !line.starts_with('#')).filter_map(|line| line.split(['{', ' ']).next()).collect();
         expected
             .iter()
             .filter(|name| !["", "_bucket", "_count"].iter().any(|suffix| present.contains(format!("{name}{suffix}").as_str())))

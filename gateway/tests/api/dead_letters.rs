@@ -43,7 +43,12 @@ async fn a_dead_letter_is_listed_replayed_once_after_its_cause_is_fixed_and_anot
     // The two keys may land on different partitions, which the projector
     // reads in no set order: the impostor comes once ada is in.
     wait_until(DEADLINE, "ada in the read model", || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from read_user where id = $1").bind(ada).fetch_one(pool).await.unwrap() == 1
+        sqlx::query_scalar::<_, i64>("select count(*) from read_user where id = $1")
+            .bind(ada)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            == 1
     })
     .await;
     publish_event(&kafka, &registered(impostor, "ada")).await;

@@ -19,6 +19,8 @@
 //! has server-side TCP keepalives and timeouts, so a leader whose host
 //! vanishes loses the lock in about ten seconds, not hours.
 
+mod backlog;
+
 use std::time::Duration;
 
 use agora_schema::receipts::WriteReceipt;
@@ -176,11 +178,11 @@ impl Relay {
     }
 
     /// Runs until `shutdown`: stands by until it is the leader, then publishes.
-    /// Leader or not, it exports the outbox's backlog (see [`Relay::watch_backlog`]).
+    /// Leader or not, it exports the outbox's backlog ([`backlog`]).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tokio::select! {
             result = self.relay(&shutdown) => result,
-            never = self.watch_backlog() => match never {},
+            never = backlog::watch(&self.pool, &self.client_id) => match never {},
         }
     }
 
@@ -433,35 +435,6 @@ impl Relay {
                     }
                 }
             }
-        }
-    }
-}
-
-/// How often the backlog gauges are refreshed.
-const BACKLOG_REFRESH: Duration = Duration::from_secs(2);
-
-impl Relay {
-    /// Exports, every [`BACKLOG_REFRESH`], how many rows wait
-    /// (`agora_outbox_backlog_events`) and how long the oldest of them has
-    /// waited (`agora_outbox_oldest_unpublished_age_seconds`, 0 when none),
-    /// from the database: a relay that is stuck still shows its backlog grow.
-    async fn watch_backlog(&self) -> std::convert::Infallible {
-        let labels = [("relay", self.client_id.clone())];
-        loop {
-            let sampled: sqlx::Result<(i64, f64)> = sqlx::query_as(
-                "select count(*), coalesce(extract(epoch from now() - min(created_at))::float8, 0)
-                 from outbox where published_at is null",
-            )
-            .fetch_one(&self.pool)
-            .await;
-            match sampled {
-                Ok((backlog, age)) => {
-                    metrics::gauge!("agora_outbox_backlog_events", &labels).set(backlog as f64);
-                    metrics::gauge!("agora_outbox_oldest_unpublished_age_seconds", &labels).set(age.max(0.0));
-                }
-                Err(error) => tracing::warn!(relay = %self.client_id, %error, "cannot measure the outbox backlog"),
-            }
-            tokio::time::sleep(BACKLOG_REFRESH).await;
         }
     }
 }

@@ -6,8 +6,9 @@
 //! only while fewer than [`MAX_OPERATION_NAMES`] names have been seen by
 //! this process (the names clients choose are unbounded), after that
 //! `other`; a request without a name is `anonymous`, one whose document
-//! selects no operation (it does not parse, names a missing operation) is
-//! `unknown`. The log line keeps the name itself.
+//! selects no operation (it does not parse, names a missing operation) or
+//! that the query limits refused (its document is then not read further)
+//! is `unknown`. The log line keeps the name itself.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};

@@ -2,7 +2,9 @@
 //! real `gateway` binary, started with `LOG_FORMAT=json`, its standard
 //! output parsed line by line. It runs alone (its own embedded broker, a
 //! fresh read model, no service reachable), which is enough to see queries
-//! answered, cached and not, and requests failing with their codes.
+//! answered, cached and not, and requests failing with their codes. It
+//! exports its traces to this process's receiver, with a batch delay far
+//! longer than the test: they arrive because it flushes them when stopped.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -17,8 +19,8 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_gateway_logs_one_line_per_request_with_what_it_did() {
-    crate::setup();
+async fn the_gateway_logs_one_line_per_request_and_flushes_its_traces_when_stopped() {
+    let receiver = crate::setup();
     let read_model = TestDatabase::new("agora_read_test");
     let (port, nowhere) = (free_port(), free_port());
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
@@ -26,6 +28,11 @@ async fn the_gateway_logs_one_line_per_request_with_what_it_did() {
         command.env_remove(name);
     }
     let mut gateway = command
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("http://127.0.0.1:{}/v1/traces", receiver.port))
+        // Nothing exported before the stop: no delay elapses, no batch fills.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "600000")
+        .env("OTEL_BSP_MAX_QUEUE_SIZE", "8192")
+        .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8192")
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
         .env("PORT", port.to_string())
@@ -105,7 +112,7 @@ async fn the_gateway_logs_one_line_per_request_with_what_it_did() {
     // (A miss, or a bypass if the cache did not yet hear from the read model.)
     assert_ne!(first["cache"], "hit", "{first}");
     assert!(first["sqlStatements"].as_u64().unwrap() >= 1, "{first}");
-    assert_eq!(first["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736", "the client's trace, without an exporter of its own");
+    assert_eq!(first["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736", "the request continues the client's trace");
     let hit = &logged[logged.len() - 4];
     assert_eq!([&hit["operation"], &hit["cache"], &hit["sqlStatements"]], [&json!("Feed"), &json!("hit"), &json!(0)], "{hit}");
     let [composed, refused, unparsable] = [&logged[logged.len() - 3], &logged[logged.len() - 2], &logged[logged.len() - 1]];
@@ -118,5 +125,21 @@ async fn the_gateway_logs_one_line_per_request_with_what_it_did() {
     assert_eq!([&refused["operationType"], &refused["status"]], ["mutation", "UPSTREAM_UNAVAILABLE"], "{refused}");
     assert_eq!([&unparsable["operation"], &unparsable["operationType"]], ["unknown", "unknown"], "{unparsable}");
     assert!(!["ok", ""].contains(&unparsable["status"].as_str().unwrap()), "{unparsable}");
-    gateway.kill().await.expect("the gateway stops");
+
+    // Stopped as an orchestrator stops it, it flushes its traces: the
+    // request that came with a trace context is a child of the client's span.
+    assert!(receiver.spans().iter().all(|span| span.service_name != "gateway"), "nothing exported before the stop");
+    let pid = gateway.id().expect("the gateway runs").to_string();
+    let signalled = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(DEADLINE, gateway.wait()).await.expect("the gateway stops in time").unwrap();
+    assert!(status.success(), "the gateway stops cleanly: {status}");
+    let exported = receiver.spans();
+    let request = exported
+        .iter()
+        .find(|span| {
+            span.service_name == "gateway" && span.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736" && span.name == "POST /graphql"
+        })
+        .unwrap_or_else(|| panic!("the traced request's span, named by its service, is exported: {exported:#?}"));
+    assert_eq!(request.parent_span_id, "00f067aa0ba902b7", "{request:#?}");
 }

@@ -16,6 +16,7 @@ use agora_schema::{topics, Envelope, Event, PointsAwarded, PostCreated};
 use chrono::Utc;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub const POINTS_PER_POST: i32 = 10;
 pub const REASON_POST_CREATED: &str = "POST_CREATED";
@@ -63,7 +64,8 @@ impl Handler for Ledger {
         let mut awarded = 0;
         for delivery in events {
             if let Event::PostCreated(post) = &delivery.event {
-                if let Outcome::Awarded { .. } = award(tx, &delivery.envelope, post, &delivery.trace).await? {
+                let awarding = award(tx, &delivery.envelope, post, &delivery.trace).instrument(delivery.span.clone());
+                if let Outcome::Awarded { .. } = awarding.await? {
                     awarded += 1;
                 }
             }
@@ -103,7 +105,7 @@ pub async fn apply(pool: &PgPool, payload: &[u8]) -> Result<Outcome, ApplyError>
     Ok(outcome)
 }
 
-#[tracing::instrument(skip_all, fields(event_id = %envelope.event_id, author_id = %post.author_id))]
+#[tracing::instrument(name = "ledger award", skip_all, fields(event_id = %envelope.event_id, author_id = %post.author_id))]
 async fn award(
     tx: &mut Transaction<'_, Postgres>,
     envelope: &Envelope,

@@ -10,7 +10,7 @@ use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::outbox::{Relay, RelaySettings};
 use agora_platform::receipts::WriteReceipts;
-use agora_platform::{db, health, subgraph, tokens};
+use agora_platform::{db, health, subgraph, tokens, trace_context};
 use anyhow::Context;
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::{Extension, State};
@@ -79,7 +79,8 @@ impl Application {
             .with_state(state)
             .merge(health::router(dependencies))
             .layer(axum::middleware::from_fn_with_state(trusted_proxies, client_address::resolve))
-            .layer(TraceLayer::new_for_http());
+            .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn_with_state("auth-service", trace_context::http_requests));
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;

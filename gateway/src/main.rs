@@ -21,7 +21,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_logging();
+    // Flushes the traces still buffered when main returns.
+    let _telemetry = telemetry::init("gateway")?;
     let Cli { operation, config } = Cli::parse();
     if let Some(operation) = operation {
         return operations::run(operation, config, shutdown::on_signal()).await;

@@ -13,7 +13,7 @@ use agora_platform::client_address::{self, TrustedProxies};
 use agora_platform::health::MetricsServer;
 use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::tokens::JwksVerifier;
-use agora_platform::{consumer, db, health};
+use agora_platform::{consumer, db, health, trace_context};
 use anyhow::Context;
 use axum::Router;
 use sqlx::PgPool;
@@ -102,7 +102,8 @@ impl Application {
                 Arc::new(TrustedProxies::new(config.trusted_proxies.iter().copied())),
                 client_address::resolve,
             ))
-            .layer(TraceLayer::new_for_http());
+            .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn_with_state("gateway", trace_context::http_requests));
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;

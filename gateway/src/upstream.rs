@@ -225,11 +225,15 @@ impl Upstream {
             Service::Auth => &self.auth_url,
             Service::Post => &self.post_url,
         };
+        // The service continues this call's span (or, when traces are not
+        // exported, the client's trace context as it came).
+        let span = tracing::info_span!("upstream", otel.name = format!("call {service}"), otel.kind = "client", %service);
+        let traceparent = TraceParent::of_span(&span).or(&TraceParent::parse(forwarded.traceparent.as_deref()));
         let mut request = self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         if let Some(authorization) = &forwarded.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
-        if let Some(traceparent) = &forwarded.traceparent {
+        if let Some(traceparent) = traceparent.as_deref() {
             request = request.header(TraceParent::HEADER, traceparent);
         }
         if let Some(address) = forwarded.client_address {
@@ -238,45 +242,53 @@ impl Upstream {
         if let Some(key) = &forwarded.idempotency_key {
             request = request.header(agora_platform::idempotency::HEADER, key);
         }
-        let span = tracing::info_span!("upstream", %service);
         async move {
             metrics::counter!("agora_gateway_upstream_requests_total", "service" => service.to_string()).increment(1);
-            let classify = |error: reqwest::Error| {
-                tracing::warn!(%service, %error, "upstream call failed");
-                if error.is_timeout() {
-                    UpstreamError::Timeout(service)
-                } else {
-                    UpstreamError::Unavailable(service)
-                }
-            };
-            let response = request.send().await.map_err(classify)?;
-            let status = response.status();
-            if !status.is_success() {
-                tracing::warn!(%service, %status, "upstream answered with an HTTP error");
-                // A GraphQL error with a code (UNAVAILABLE: its database is
-                // away) is the service's own answer: relayed with its code.
-                let refusal = response.json::<Envelope>().await.ok().and_then(|envelope| envelope.errors.into_iter().next());
-                return Err(match refusal {
-                    Some(error) if error.code().is_some() => UpstreamError::Refused(error),
-                    _ => UpstreamError::Unavailable(service),
-                });
-            }
-            let envelope: Envelope = response.json().await.map_err(classify)?;
-            if envelope.data.is_null() {
-                let error = envelope.errors.into_iter().next().unwrap_or(UpstreamGraphqlError {
-                    message: format!("{service} answered without data"),
-                    path: Vec::new(),
-                    extensions: None,
-                });
-                return Err(UpstreamError::Refused(error));
-            }
-            Ok(ServiceAnswer {
-                data: envelope.data,
-                writes: envelope.extensions.map(|extensions| extensions.writes).unwrap_or_default(),
-                errors: envelope.errors,
-            })
+            let started = std::time::Instant::now();
+            let answer = Self::exchange(service, request).await;
+            metrics::histogram!("agora_gateway_upstream_duration_seconds", "service" => service.to_string())
+                .record(started.elapsed().as_secs_f64());
+            answer
         }
         .instrument(span)
+    }
+
+    /// Sends `request` and reads the service's answer.
+    async fn exchange(service: Service, request: reqwest::RequestBuilder) -> Result<ServiceAnswer, UpstreamError> {
+        let classify = |error: reqwest::Error| {
+            tracing::warn!(%service, %error, "upstream call failed");
+            if error.is_timeout() {
+                UpstreamError::Timeout(service)
+            } else {
+                UpstreamError::Unavailable(service)
+            }
+        };
+        let response = request.send().await.map_err(classify)?;
+        let status = response.status();
+        if !status.is_success() {
+            tracing::warn!(%service, %status, "upstream answered with an HTTP error");
+            // A GraphQL error with a code (UNAVAILABLE: its database is
+            // away) is the service's own answer: relayed with its code.
+            let refusal = response.json::<Envelope>().await.ok().and_then(|envelope| envelope.errors.into_iter().next());
+            return Err(match refusal {
+                Some(error) if error.code().is_some() => UpstreamError::Refused(error),
+                _ => UpstreamError::Unavailable(service),
+            });
+        }
+        let envelope: Envelope = response.json().await.map_err(classify)?;
+        if envelope.data.is_null() {
+            let error = envelope.errors.into_iter().next().unwrap_or(UpstreamGraphqlError {
+                message: format!("{service} answered without data"),
+                path: Vec::new(),
+                extensions: None,
+            });
+            return Err(UpstreamError::Refused(error));
+        }
+        Ok(ServiceAnswer {
+            data: envelope.data,
+            writes: envelope.extensions.map(|extensions| extensions.writes).unwrap_or_default(),
+            errors: envelope.errors,
+        })
     }
 }
 

@@ -72,7 +72,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_logging();
+    let _telemetry = telemetry::init("agora-local")?;
     let args = Args::parse();
     let stop = shutdown::on_signal();
     let mut private = None;

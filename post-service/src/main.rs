@@ -28,7 +28,8 @@ enum Operation {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init_logging();
+    // Flushes the traces still buffered when main returns.
+    let _telemetry = telemetry::init("post-service")?;
     let Cli { operation, config } = Cli::parse();
     if let Some(Operation::Backfill(args)) = operation {
         let pool = db::connect_and_migrate(&config.database(), startup::migrations()).await?;

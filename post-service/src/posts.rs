@@ -30,7 +30,7 @@ impl PostRow {
 
 /// Publishes a post by `author_id`: the post and what it wrote. With an
 /// idempotency key, a retry gets the first answer back and publishes nothing.
-#[tracing::instrument(skip_all, fields(%author_id))]
+#[tracing::instrument(name = "create post", skip_all, fields(%author_id))]
 pub async fn create(
     pool: &PgPool,
     author_id: Uuid,

@@ -9,7 +9,7 @@ use agora_platform::kafka::{KafkaProbe, KafkaSettings};
 use agora_platform::outbox::{Relay, RelaySettings};
 use agora_platform::receipts::WriteReceipts;
 use agora_platform::tokens::{self, Caller, JwksVerifier};
-use agora_platform::{db, health, subgraph};
+use agora_platform::{db, health, subgraph, trace_context};
 use anyhow::Context;
 use async_graphql_axum::GraphQLRequest;
 use axum::extract::State;
@@ -71,7 +71,8 @@ impl Application {
             )
             .with_state(state)
             .merge(health::router(dependencies))
-            .layer(TraceLayer::new_for_http());
+            .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn_with_state("post-service", trace_context::http_requests));
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;

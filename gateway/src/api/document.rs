@@ -36,8 +36,17 @@ pub fn selected_operation_type(query: &str, operation_name: Option<&str>) -> Opt
 /// The type of the operation that `operation_name` selects in `document`;
 /// `None` when it selects nothing.
 pub fn operation_type(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
+    selected_operation(document, operation_name).map(|(_, ty)| ty)
+}
+
+/// The name (`None`: anonymous) and type of the operation that
+/// `operation_name` selects in `document`; `None` when it selects nothing.
+pub fn selected_operation<'d>(
+    document: &'d ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<(Option<&'d str>, OperationType)> {
     let mut operations = document.operations.iter();
-    let (_, operation) = match operation_name {
+    let (name, operation) = match operation_name {
         Some(wanted) => operations.find(|(name, _)| name.is_some_and(|name| name.as_str() == wanted))?,
         None => {
             let first = operations.next()?;
@@ -47,7 +56,7 @@ pub fn operation_type(document: &ExecutableDocument, operation_name: Option<&str
             first
         }
     };
-    Some(operation.node.ty)
+    Some((name.map(|name| name.as_str()), operation.node.ty))
 }
 
 #[cfg(test)]

@@ -185,6 +185,7 @@ impl Consistency {
     }
 
     /// Waits until the writes are applied or `timeout` passes; true if they were.
+    #[tracing::instrument(name = "read-your-writes wait", skip_all, fields(writes = receipts.len()))]
     pub async fn wait(&self, receipts: &[WriteReceipt], timeout: Duration) -> sqlx::Result<bool> {
         if receipts.is_empty() {
             return Ok(true);

@@ -10,7 +10,8 @@
 //! 5. the caller's token, verified; then execution, over the strategy's
 //!    data source;
 //! 6. the extensions the answer carries ([`annotate`]), and after a
-//!    mutation the consistency token naming its writes.
+//!    mutation the consistency token naming its writes;
+//! 7. the request's log line and latency ([`report`]).
 //!
 //! Subscriptions are checked and executed here too; the subscribers of one
 //! operation share its execution ([`subscriptions`]).
@@ -23,6 +24,7 @@ pub mod consistency_token;
 #[cfg(test)]
 mod fuzz;
 pub mod persisted;
+pub mod report;
 pub mod response_cache;
 pub mod resume;
 pub mod strategy;
@@ -31,7 +33,7 @@ pub mod subscriptions;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agora_platform::errors::ErrorCode;
 use agora_platform::query_limits::{Checked, QueryLimiter, QueryLimitsExtension};
@@ -51,10 +53,11 @@ pub use strategy::STRATEGY_HEADER;
 pub use subscriptions::{Outcome, SharedOperations};
 
 use self::consistency_token::WaitForToken;
+use self::report::RequestFacts;
 use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
 use self::strategy::Strategy;
 use self::subscriptions::{execute_with_cursors, OperationKey};
-use crate::api::document::{operation_type, reads_caller};
+use crate::api::document::{operation_type, reads_caller, selected_operation};
 use crate::api::subscription::ResumeFrom;
 use crate::api::{self, GatewaySchema, RequestContext};
 use crate::commands::Commands;
@@ -148,7 +151,16 @@ struct Cacheable {
 }
 
 impl Pipeline {
-    async fn run(&self, mut request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
+    /// Runs a request, noting in `facts` what the report needs to know.
+    async fn run(
+        &self,
+        mut request: async_graphql::Request,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        facts: &mut RequestFacts,
+    ) -> Answer {
+        let strategy = Strategy::of(headers);
+        facts.strategy = strategy.label();
         // Measured once, in time bounded by the document's size; the schema's
         // extension trusts this measure (and the parsed document is kept).
         let cost = match self.limiter.check(&mut request) {
@@ -158,19 +170,32 @@ impl Pipeline {
             }
             Err(refusal) => return Response::from_errors(vec![refusal.into_server_error()]).into(),
         };
-        let strategy = Strategy::of(headers);
+        let operation_name = request.operation_name.clone();
+        if let Ok(document) = request.parsed_query() {
+            facts.operation =
+                selected_operation(document, operation_name.as_deref()).map(|(name, ty)| (name.map(str::to_owned), ty));
+        }
         let mut cacheable = None;
-        // A document that does not parse is not cached (it fails anyway).
-        let reads_caller = request.parsed_query().map_or(true, reads_caller);
+        // Only queries are cached; a document that does not parse is not
+        // (it fails anyway). Parsed once, by the check.
+        let (query, reads_caller) = match request.parsed_query() {
+            Ok(document) => {
+                (operation_type(document, operation_name.as_deref()) == Some(OperationType::Query), reads_caller(document))
+            }
+            Err(_) => (false, true),
+        };
         if let Some(cache) =
-            self.cache.as_ref().filter(|_| strategy == Strategy::ReadModel && cache_allowed(headers, reads_caller))
+            self.cache.as_ref().filter(|_| query && strategy == Strategy::ReadModel && cache_allowed(headers, reads_caller))
         {
             let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
             if !no_cache_requested(headers) {
                 if let Some(data) = cache.get(&key) {
+                    metrics::counter!("agora_gateway_response_cache_hits_total").increment(1);
                     return Answer::Serialized { data, extensions: annotate::extensions(cost, "read-model", 0, 0, Some("hit")) };
                 }
             }
+            // Not answered from the cache: not there, or a fresh answer asked for.
+            metrics::counter!("agora_gateway_response_cache_misses_total").increment(1);
             cacheable = cache.generation().map(|generation| Cacheable { key, generation });
         }
         let forwarded = Forwarded {
@@ -188,13 +213,6 @@ impl Pipeline {
             Ok(source) => source,
             Err(refusal) => return refuse(ErrorCode::BadUserInput, refusal),
         };
-        // Parsed once, by the check; execution takes the parsed document.
-        let operation_name = request.operation_name.clone();
-        if let Ok(document) = request.parsed_query() {
-            if operation_type(document, operation_name.as_deref()) != Some(OperationType::Query) {
-                cacheable = None;
-            }
-        }
         let pending = match consistency_token::pending(headers, &self.token_key, self.consistency_timeout) {
             Ok(pending) => pending,
             Err(_) => return refuse(ErrorCode::BadUserInput, format!("{CONSISTENCY_HEADER} is not a token this API issued")),
@@ -257,7 +275,12 @@ impl Pipeline {
 #[async_trait::async_trait]
 impl Executor for Pipeline {
     async fn execute(&self, request: async_graphql::Request, headers: &HeaderMap, peer: SocketAddr) -> Answer {
-        self.run(request, headers, peer).await
+        let started = Instant::now();
+        let mut facts = RequestFacts::default();
+        let answer = self.run(request, headers, peer, &mut facts).await;
+        let trace = TraceParent::current().or(&TraceParent::from_headers(headers));
+        report::report(&facts, &answer, started.elapsed(), &trace);
+        answer
     }
 
     async fn verify(&self, token: &str) -> Result<Claims, TokenError> {

@@ -14,6 +14,15 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Its name in metrics and logs: `read-model`, `composition`, `unknown`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Strategy::ReadModel => "read-model",
+            Strategy::Composition => "composition",
+            Strategy::Unknown(_) => "unknown",
+        }
+    }
+
     /// The strategy the headers name; none, or an empty value, is the read model.
     pub fn of(headers: &HeaderMap) -> Self {
         let Some(value) = headers.get(STRATEGY_HEADER) else { return Strategy::ReadModel };

@@ -72,6 +72,11 @@ pub struct Delivery {
     pub event: Event,
     /// The trace context the message carried (`traceparent` header).
     pub trace: TraceParent,
+    /// The span of its apply (`<consumer> apply`), a child of the publish
+    /// that sent it, open until its batch's transaction has ended; none for
+    /// a message without a trace context (a backfill's, say) and outside
+    /// the consumer. A handler runs its own work for the event in it.
+    pub span: tracing::Span,
 }
 
 /// A message turned into an event, or the reason it cannot be.
@@ -93,7 +98,27 @@ pub fn decode(message: &impl Message) -> Result<Delivery, String> {
         envelope,
         event,
         trace,
+        span: tracing::Span::none(),
     })
+}
+
+/// The span of `delivery`'s apply by `consumer` (see [`Delivery::span`]).
+fn apply_span(consumer: &str, delivery: &Delivery) -> tracing::Span {
+    if delivery.trace.as_deref().is_none() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "consumer apply",
+        otel.name = format!("{consumer} apply"),
+        otel.kind = "consumer",
+        consumer,
+        topic = %delivery.topic,
+        partition = delivery.partition,
+        offset = delivery.offset,
+        event_type = %delivery.envelope.event_type,
+    );
+    delivery.trace.continue_in(&span);
+    span
 }
 
 /// Why an apply failed.
@@ -427,7 +452,10 @@ impl<H: Handler> Worker<H> {
                 continue; // Applied before (a replay after a crash or rebalance).
             }
             match decode(message) {
-                Ok(delivery) => fresh.push(delivery),
+                Ok(mut delivery) => {
+                    delivery.span = apply_span(name, &delivery);
+                    fresh.push(delivery);
+                }
                 Err(reason) => {
                     self.dead_letters.publish(&mut tx, message, Kind::Undecodable, &reason).await?;
                     self.dead_lettered.store(true, std::sync::atomic::Ordering::Relaxed);

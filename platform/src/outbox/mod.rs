@@ -19,6 +19,8 @@
 //! has server-side TCP keepalives and timeouts, so a leader whose host
 //! vanishes loses the lock in about ten seconds, not hours.
 
+mod backlog;
+
 use std::time::Duration;
 
 use agora_schema::receipts::WriteReceipt;
@@ -38,8 +40,10 @@ use crate::trace_context::TraceParent;
 const NOTIFY_CHANNEL: &str = "agora_outbox";
 
 /// Writes an event to the outbox inside the caller's transaction and returns
-/// the receipt the command hands back to its caller.
-#[tracing::instrument(skip_all, fields(event_type = %envelope.event_type, aggregate_id = %envelope.aggregate_id))]
+/// the receipt the command hands back to its caller. The row carries this
+/// insert's trace context (or, when traces are not exported, `trace`), so
+/// that the relay's publish continues the trace of the command.
+#[tracing::instrument(name = "outbox insert", skip_all, fields(event_type = %envelope.event_type, aggregate_id = %envelope.aggregate_id))]
 pub async fn append(
     tx: &mut Transaction<'_, Postgres>,
     topic: &str,
@@ -56,7 +60,7 @@ pub async fn append(
     .bind(envelope.aggregate_id)
     .bind(envelope.aggregate_version)
     .bind(sqlx::types::Json(envelope))
-    .bind(trace.as_deref())
+    .bind(TraceParent::current().or(trace).as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(WriteReceipt {
@@ -174,14 +178,22 @@ impl Relay {
     }
 
     /// Runs until `shutdown`: stands by until it is the leader, then publishes.
+    /// Leader or not, it exports the outbox's backlog ([`backlog`]).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tokio::select! {
+            result = self.relay(&shutdown) => result,
+            never = backlog::watch(&self.pool, &self.client_id) => match never {},
+        }
+    }
+
+    async fn relay(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
         loop {
             let mut leader = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 connection = self.become_leader() => connection?,
             };
             tracing::info!(client_id = %self.client_id, "outbox relay is the leader");
-            match self.lead(&mut leader, &shutdown).await {
+            match self.lead(&mut leader, shutdown).await {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     metrics::counter!("agora_outbox_relay_restarts_total").increment(1);
@@ -343,17 +355,38 @@ impl Relay {
         if rows.is_empty() {
             return Ok(None);
         }
+        let started = std::time::Instant::now();
         let mut deliveries = Vec::with_capacity(rows.len());
+        // One span per event, from its enqueueing to the broker's acknowledgement,
+        // continuing the trace of the command that wrote it.
+        let mut spans = Vec::with_capacity(rows.len());
         for row in &rows {
+            // (None for a row written without a trace, a backfill's say: a
+            // replay of thousands of rows is no trace of its own.)
+            let written_by = TraceParent::parse(row.traceparent.as_deref());
+            let span = match written_by.as_deref() {
+                Some(_) => tracing::info_span!(
+                    "outbox publish",
+                    otel.kind = "producer",
+                    relay = %self.client_id,
+                    topic = %row.topic,
+                    event_type = %row.event_type,
+                    outbox_id = row.id,
+                ),
+                None => tracing::Span::none(),
+            };
+            written_by.continue_in(&span);
+            let traceparent = TraceParent::of_span(&span).or(&written_by);
             let key = row.aggregate_id.to_string();
             let mut headers = OwnedHeaders::new().insert(Header { key: "event_type", value: Some(&row.event_type) });
-            if let Some(traceparent) = &row.traceparent {
-                headers = headers.insert(Header { key: "traceparent", value: Some(traceparent) });
+            if let Some(traceparent) = traceparent.as_deref() {
+                headers = headers.insert(Header { key: TraceParent::HEADER, value: Some(traceparent) });
             }
             let record = FutureRecord::to(&row.topic).key(&key).payload(&row.payload).headers(headers);
             // Enqueued one by one, in id order: librdkafka keeps that order per partition.
             let delivery = producer.send_result(record).map_err(|(error, _)| error).context("cannot enqueue an event")?;
             deliveries.push(delivery);
+            spans.push(span);
         }
         let mut landed: Vec<Landed> = Vec::new();
         for (row, delivery) in rows.iter().zip(self.while_leading(&mut tx, join_all(deliveries)).await?) {
@@ -377,6 +410,9 @@ impl Relay {
                 Err(_) => anyhow::bail!("the producer dropped outbox row {}", row.id),
             }
         }
+        metrics::histogram!("agora_outbox_publish_duration_seconds", "relay" => self.client_id.clone())
+            .record(started.elapsed().as_secs_f64());
+        drop(spans);
         Ok(Some(ClaimedBatch { tx, ids: rows.iter().map(|row| row.id).collect(), landed }))
     }
 }

@@ -161,3 +161,37 @@ async fn with_an_allow_list_only_its_documents_run_and_a_changed_list_is_reloade
     .await;
     std::fs::remove_dir_all(&folder).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apollo_clients_persisted_query_link_registers_once_then_reads_by_hash_over_get() {
+    let system = with_posts(&["one"]).await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/apq.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}/graphql", system.gateway.port()))
+        .arg(POSTS)
+        .arg(json!({ "first": 5 }).to_string())
+        .arg("3")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DEADLINE, output).await.expect("the client finished in time").expect("node runs");
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(output.status.success() && lines.last() == Some(&json!({ "done": true })), "{lines:#?}");
+    let results: Vec<&Value> = lines.iter().filter(|line| line.get("data").is_some()).collect();
+    assert_eq!(results.len(), 3);
+    for result in &results {
+        assert_eq!(result["data"]["posts"]["edges"][0]["node"]["title"], "one", "{result}");
+    }
+    let requests: Vec<&Value> = lines.iter().filter(|line| line.get("method").is_some()).collect();
+    // The hash first, unknown; then the query once, which registers it; then
+    // the hash alone, over GET, for every later run.
+    assert_eq!((&requests[0]["method"], &requests[0]["hasQuery"]), (&json!("GET"), &json!(false)), "{requests:#?}");
+    assert_eq!(requests.iter().filter(|request| request["hasQuery"] == true).count(), 1, "{requests:#?}");
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    for later in &requests[2..] {
+        assert_eq!((&later["method"], &later["hasQuery"], &later["status"]), (&json!("GET"), &json!(false), &json!(200)));
+    }
+}

@@ -1,8 +1,14 @@
 // The live feed: the gateway's subscriptions over one graphql-transport-ws
 // socket (graphql-ws's browser client, loaded by the page as the global
 // `graphqlWs`). The socket reconnects for ever, with graphql-ws's
-// randomised back-off, and resubscribes by itself; what happened while it
-// was away is fetched again by the page (`onReconnected`).
+// randomised back-off, and resubscribes by itself. Each subscription keeps
+// the cursor of its last result (`extensions.resumeCursor`) in its own
+// subscribe payload, which graphql-ws sends again on every reconnect: the
+// gateway then first replays what the page missed while away
+// (`extensions.resumeFrom`). A cursor too old to resume from
+// (CURSOR_EXPIRED) starts the subscription afresh; the page also fetches its
+// newest posts again after a reconnect (`onReconnected`), which shows what
+// a replay cannot (and a post already shown is not shown twice).
 
 import { endpoint, SUBSCRIPTIONS } from './api.js';
 
@@ -45,14 +51,27 @@ export function start(handlers) {
       error: () => handlers.onStatus('reconnecting', 'Live updates: the server cannot be reached, retrying…'),
     },
   });
-  const follow = (query, field, handle) =>
-    client.subscribe({ query }, {
+  const follow = (query, field, handle) => {
+    // graphql-ws sends this very object again when it resubscribes.
+    const payload = { query, extensions: {} };
+    client.subscribe(payload, {
       next: (result) => {
+        const cursor = result.extensions?.resumeCursor;
+        if (cursor) payload.extensions.resumeFrom = cursor;
         if (result.data?.[field]) handle(result.data[field]);
       },
-      error: () => handlers.onStatus('failed', `Live updates: the ${field} feed failed; reload the page to try again.`),
+      error: (errors) => {
+        const expired = Array.isArray(errors) && errors.some((error) => error.extensions?.code === 'CURSOR_EXPIRED');
+        if (expired) {
+          follow(query, field, handle);
+          handlers.onReconnected();
+          return;
+        }
+        handlers.onStatus('failed', `Live updates: the ${field} feed failed; reload the page to try again.`);
+      },
       complete: () => {},
     });
+  };
   follow(SUBSCRIPTIONS.postCreated, 'postCreated', handlers.postCreated);
   follow(SUBSCRIPTIONS.userRenamed, 'userRenamed', handlers.userRenamed);
   follow(SUBSCRIPTIONS.pointsChanged, 'pointsChanged', handlers.pointsChanged);

@@ -10,7 +10,8 @@
 // post appear, the author's points tick up and the name change, live,
 // without a reload, and gets a taken username and a wrong password
 // explained. A third page has its requests cut and its socket closed, and
-// recovers. Then GraphiQL runs a query and a subscription, and ten more
+// recovers: it resubscribes with its resume cursors, and the gateway replays
+// the post it missed while away. Then GraphiQL runs a query and a subscription, and ten more
 // posts page the reader's list by cursor. Every wait is for a condition,
 // with a timeout. Prints one JSON line per step; the last is
 // {"passed":true,…} or {"failed":"…"} (then the exit status is 1).
@@ -218,13 +219,39 @@ async function serverAway(context, watch) {
   step('the server away: requests fail, the socket reconnects');
   const page = watch(await context.newPage(), 'away');
   const sockets = [];
-  // The page's socket goes through the test, which can close it.
-  await page.routeWebSocket(/\/graphql$/, (socket) => {
-    sockets.push(socket);
-    socket.connectToServer();
+  // What the page sends and receives on each socket, by the socket's number.
+  const frames = [];
+  let framesChanged = () => {};
+  let letThrough;
+  const held = new Promise((resolve) => {
+    letThrough = resolve;
+  });
+  // The page's socket goes through the test, which can close it, and holds
+  // the second one back until the test lets it through.
+  await page.routeWebSocket(/\/graphql$/, async (socket) => {
+    const number = sockets.push(socket);
+    const early = [];
+    let server = null;
+    socket.onMessage((message) => {
+      frames.push({ number, sent: JSON.parse(message) });
+      framesChanged();
+      if (server) server.send(message);
+      else early.push(message);
+    });
+    if (number > 1) await held;
+    server = socket.connectToServer();
+    server.onMessage((message) => {
+      frames.push({ number, received: JSON.parse(message) });
+      framesChanged();
+      socket.send(message);
+    });
+    for (const message of early) server.send(message);
   });
   await page.goto(`${base}/app`);
   await waitForText(page.locator('#connection'), 'Live updates: on', 'away: the live feed');
+  const seen = `Seen before the cut ${Date.now()}`;
+  await publish(seen);
+  await waitForText(page.locator('#posts'), seen, 'away: a post live before the cut');
   // A fresh page: the first Tab stop is the skip link, which leads to the posts.
   await page.keyboard.press('Tab');
   const first = await page.evaluate(() => document.activeElement?.textContent);
@@ -239,8 +266,42 @@ async function serverAway(context, watch) {
   await sockets.at(-1).close({ code: 1012, reason: 'the browser test cuts the socket' });
   await waitForText(page.locator('#connection'), 'reconnecting', 'away: the socket closed');
   await page.screenshot({ path: path.join(screenshots, 'app-reconnecting.png') });
+  // A post while the page is away; then its socket gets through.
+  const missed = `Missed while away ${Date.now()}`;
+  await publish(missed);
+  letThrough();
   await waitForText(page.locator('#connection'), 'Live updates: on', 'away: the socket is back');
   if (sockets.length < 2) fail(`away: the page did not open a new socket (${sockets.length})`);
+  step('the page resumes its subscriptions and the gateway replays what it missed');
+  const resubscribed = frames.filter(
+    (frame) => frame.number > 1 && frame.sent?.type === 'subscribe' && frame.sent.payload.query.includes('postCreated'),
+  );
+  if (!resubscribed.some((frame) => typeof frame.sent.payload.extensions?.resumeFrom === 'string')) {
+    fail(`away: the postCreated resubscription carries no resumeFrom: ${JSON.stringify(resubscribed)}`);
+  }
+  const replayed = () =>
+    frames.some(
+      (frame) =>
+        frame.number > 1 &&
+        frame.received?.type === 'next' &&
+        frame.received.payload.data?.postCreated?.title === missed &&
+        typeof frame.received.payload.extensions?.resumeCursor === 'string',
+    );
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const later = JSON.stringify(frames.filter((frame) => frame.number > 1));
+      reject(new Failure(`away: the gateway did not replay the missed post on the new socket within 10 s: ${later}`));
+    }, 10_000);
+    framesChanged = () => {
+      if (!replayed()) return;
+      clearTimeout(timer);
+      resolve();
+    };
+    framesChanged();
+  });
+  await waitForText(page.locator('#posts'), missed, 'away: the missed post shows');
+  const shown = await page.locator('#posts').getByText(missed).count();
+  if (shown !== 1) fail(`away: the missed post shows ${shown} times`);
   await page.getByRole('button', { name: 'Reload' }).click();
   try {
     await page.locator('#errors p').waitFor({ state: 'detached' });

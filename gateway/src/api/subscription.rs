@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use agora_platform::errors::ErrorCode;
 use agora_platform::input::InputError;
+use agora_schema::topics;
 use async_graphql::{Context, ErrorExtensions, SimpleObject, Subscription as SubscriptionObject, ID};
 use futures::{Stream, StreamExt};
 use uuid::Uuid;
@@ -55,12 +56,14 @@ impl LastPosition {
 /// The feed's events for one subscriber (after those it missed, if it
 /// resumes); one that falls behind is told through the request's
 /// [`SlowSubscriber`].
-fn events(ctx: &Context<'_>) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Arc<Pushed>>>> {
+/// A resumed subscription replays the events of `topic` only, the one its
+/// field shows.
+fn events(ctx: &Context<'_>, topic: &str) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Arc<Pushed>>>> {
     let feed = ctx.data::<LiveFeed>()?;
     let slow = ctx.data_opt::<SlowSubscriber>().cloned();
     let last = ctx.data_opt::<LastPosition>().cloned();
     let events = match ctx.data_opt::<ResumeFrom>() {
-        Some(ResumeFrom(from)) => feed.resume(from.clone(), slow).map(|event| event.map_err(resume_error)).boxed(),
+        Some(ResumeFrom(from)) => feed.resume(from.clone(), topic, slow).map(|event| event.map_err(resume_error)).boxed(),
         None => feed.events(slow).map(Ok).boxed(),
     };
     Ok(events.inspect(move |event| {
@@ -97,7 +100,7 @@ impl Subscription {
         author_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Post>>> {
         let author_id = filter_id("authorId", author_id)?;
-        Ok(results(events(ctx)?, move |event| match event {
+        Ok(results(events(ctx, topics::POST)?, move |event| match event {
             LiveEvent::PostCreated(post) if author_id.is_none_or(|id| id == post.author_id) => Some(Post(post.clone())),
             _ => None,
         }))
@@ -110,7 +113,7 @@ impl Subscription {
         user_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<User>>> {
         let user_id = filter_id("userId", user_id)?;
-        Ok(results(events(ctx)?, move |event| match event {
+        Ok(results(events(ctx, topics::USER)?, move |event| match event {
             LiveEvent::UserRenamed(user) if user_id.is_none_or(|id| id == user.id) => Some(User(user.clone())),
             _ => None,
         }))
@@ -123,7 +126,7 @@ impl Subscription {
         user_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<PointsChange>>> {
         let user_id = filter_id("userId", user_id)?;
-        Ok(results(events(ctx)?, move |event| match event {
+        Ok(results(events(ctx, topics::POINTS)?, move |event| match event {
             LiveEvent::PointsChanged { user, delta, total, reason } if user_id.is_none_or(|id| id == user.id) => {
                 Some(PointsChange { user: User(user.clone()), delta: *delta, total: *total, reason: reason.clone() })
             }

@@ -169,14 +169,19 @@ impl LiveFeed {
         live(self.subscribe().1, slow)
     }
 
-    /// The events a subscriber at `from` missed, in order, then the feed's
-    /// events from now on, with no gap and no repeat; each carries the
+    /// The events of `topic` a subscriber at `from` missed, in order, then
+    /// the feed's events from now on, with no gap and no repeat; each carries the
     /// subscriber's position (`from` and what it got since). A position
     /// this feed cannot serve ends the stream with an error.
-    pub fn resume(&self, from: Position, slow: Option<SlowSubscriber>) -> impl Stream<Item = Result<Arc<Pushed>, ResumeError>> {
+    pub fn resume(
+        &self,
+        from: Position,
+        topic: &str,
+        slow: Option<SlowSubscriber>,
+    ) -> impl Stream<Item = Result<Arc<Pushed>, ResumeError>> {
         let (at, receiver) = self.subscribe();
         let (replayed, missed) = mpsc::channel(64);
-        tokio::spawn(replay(self.0.clone(), from.clone(), at, replayed));
+        tokio::spawn(replay(self.0.clone(), from.clone(), topic_index(topic), at, replayed));
         let live = live(receiver, slow).filter_map(move |pushed| {
             // Pushed after the subscribe; the subscriber may have got it
             // from another replica before it resumed here.
@@ -311,11 +316,18 @@ async fn push(feed: &LiveFeed, delivery: Delivery) {
     }
 }
 
-/// Replays to a subscriber at `from` the events settled at `at` (the feed's
-/// position when it subscribed) that were not settled at `from`, in each
-/// partition's order, then ends (the feed's pushes follow).
-async fn replay(shared: Arc<Shared>, from: Position, at: Position, out: mpsc::Sender<Result<Arc<Pushed>, ResumeError>>) {
-    if let Err(error) = replay_into(&shared, &from, &at, &out).await {
+/// Replays to a subscriber at `from` the events of `topic` (the one its
+/// subscription shows) settled at `at` (the feed's position when it
+/// subscribed) that were not settled at `from`, in each partition's order,
+/// then ends (the feed's pushes follow).
+async fn replay(
+    shared: Arc<Shared>,
+    from: Position,
+    topic: Option<u8>,
+    at: Position,
+    out: mpsc::Sender<Result<Arc<Pushed>, ResumeError>>,
+) {
+    if let Err(error) = replay_into(&shared, &from, topic, &at, &out).await {
         metrics::counter!("agora_live_resumes_refused_total", "reason" => match error {
             ResumeError::Expired(_) => "expired",
             ResumeError::Unavailable(_) => "unavailable",
@@ -328,6 +340,7 @@ async fn replay(shared: Arc<Shared>, from: Position, at: Position, out: mpsc::Se
 async fn replay_into(
     shared: &Shared,
     from: &Position,
+    topic: Option<u8>,
     at: &Position,
     out: &mpsc::Sender<Result<Arc<Pushed>, ResumeError>>,
 ) -> Result<(), ResumeError> {
@@ -335,6 +348,7 @@ async fn replay_into(
     // not settled to the last one the feed had read.
     let ranges: BTreeMap<PartitionId, (i64, i64)> = at
         .extents()
+        .filter(|(partition, _, _)| Some(partition.0) == topic)
         .filter_map(|(partition, _, next)| {
             Some((partition, (from.first_unsettled(partition), next))).filter(|(_, (start, end))| start < end)
         })

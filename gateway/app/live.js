@@ -6,7 +6,9 @@
 // subscribe payload, which graphql-ws sends again on every reconnect: the
 // gateway then first replays what the page missed while away
 // (`extensions.resumeFrom`). A cursor too old to resume from
-// (CURSOR_EXPIRED) starts the subscription afresh; the page also fetches its
+// (CURSOR_EXPIRED) or no longer accepted (BAD_CURSOR) starts the
+// subscription afresh, a replay that cannot run yet (UNAVAILABLE) is tried
+// again with the same cursor; the page also fetches its
 // newest posts again after a reconnect (`onReconnected`), which shows what
 // a replay cannot (and a post already shown is not shown twice).
 
@@ -51,9 +53,9 @@ export function start(handlers) {
       error: () => handlers.onStatus('reconnecting', 'Live updates: the server cannot be reached, retrying…'),
     },
   });
-  const follow = (query, field, handle) => {
+  const follow = (query, field, handle, resumeFrom) => {
     // graphql-ws sends this very object again when it resubscribes.
-    const payload = { query, extensions: {} };
+    const payload = { query, extensions: resumeFrom ? { resumeFrom } : {} };
     client.subscribe(payload, {
       next: (result) => {
         const cursor = result.extensions?.resumeCursor;
@@ -61,10 +63,17 @@ export function start(handlers) {
         if (result.data?.[field]) handle(result.data[field]);
       },
       error: (errors) => {
-        const expired = Array.isArray(errors) && errors.some((error) => error.extensions?.code === 'CURSOR_EXPIRED');
-        if (expired) {
+        const codes = Array.isArray(errors) ? errors.map((error) => error.extensions?.code) : [];
+        if (codes.includes('CURSOR_EXPIRED') || codes.includes('BAD_CURSOR')) {
+          // Too far behind, or a cursor the server no longer accepts (its
+          // key changed): follow afresh, and fetch the newest posts.
           follow(query, field, handle);
           handlers.onReconnected();
+          return;
+        }
+        if (codes.includes('UNAVAILABLE')) {
+          // The server could not replay yet: try again with the same cursor.
+          setTimeout(() => follow(query, field, handle, payload.extensions.resumeFrom), 2000);
           return;
         }
         handlers.onStatus('failed', `Live updates: the ${field} feed failed; reload the page to try again.`);

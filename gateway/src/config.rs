@@ -52,7 +52,9 @@ pub struct Config {
     #[arg(long, env = "PROJECTOR_BATCH_SIZE", default_value_t = 500)]
     pub projector_batch_size: usize,
     /// `/readyz` answers 503 while the projector is more than this many
-    /// events behind the log.
+    /// events behind the log (0: the lag does not count). Every replica
+    /// shares the projector's lag, so all of them leave the load balancer
+    /// together: set it above what a burst or a backfill produces.
     #[arg(long, env = "READY_MAX_PROJECTOR_LAG", default_value_t = 1_000)]
     pub ready_max_projector_lag: u64,
     /// How often the projector's lag is measured (for `/metrics` and `/readyz`).

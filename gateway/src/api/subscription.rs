@@ -76,6 +76,7 @@ fn events(ctx: &Context<'_>, topic: &str) -> async_graphql::Result<impl Stream<I
 fn resume_error(error: ResumeError) -> async_graphql::Error {
     match error {
         ResumeError::Expired(reason) => ErrorCode::CursorExpired.error(reason),
+        foreign @ ResumeError::Foreign => ErrorCode::BadCursor.error(foreign.to_string()),
         ResumeError::Unavailable(error) => {
             tracing::warn!(error = format!("{error:#}"), "a subscription cannot resume now");
             ErrorCode::Unavailable.error("cannot replay the missed events now; try again")

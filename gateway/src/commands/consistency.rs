@@ -11,8 +11,8 @@
 //! commit changed (its [`Tag`]s, in the payload), which tells the response
 //! cache which answers a commit made stale ([`Changes`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use agora_schema::receipts::WriteReceipt;
@@ -37,52 +37,45 @@ pub struct ProjectionClock {
 
 /// When each part of the read model last changed, as this process heard
 /// it: the clock's generation at which a notification (or a write found
-/// applied) named its tag. Bounded: a tag forgotten to make room counts as
-/// changed when the latest forgotten one did.
-pub struct Changes {
-    changed: moka::sync::Cache<Tag, u64>,
+/// applied) named its tag. Bounded: when it holds too many tags, it forgets
+/// them all and counts everything as changed then (its floor), under the
+/// same lock, so no reader sees a tag forgotten and the floor not raised.
+#[derive(Default)]
+pub struct Changes(RwLock<Changed>);
+
+#[derive(Default)]
+struct Changed {
+    by_tag: HashMap<Tag, u64>,
     /// Everything changed at this generation or before.
-    floor: Arc<AtomicU64>,
+    floor: u64,
 }
 
 /// How many tags' changes are remembered.
-const REMEMBERED_TAGS: u64 = 1 << 20;
-
-impl Default for Changes {
-    fn default() -> Self {
-        let floor = Arc::new(AtomicU64::new(0));
-        let forgotten = floor.clone();
-        let changed = moka::sync::Cache::builder()
-            .max_capacity(REMEMBERED_TAGS)
-            .eviction_listener(move |_, generation: u64, cause| {
-                if cause == moka::notification::RemovalCause::Size {
-                    forgotten.fetch_max(generation, Ordering::AcqRel);
-                }
-            })
-            .build();
-        Changes { changed, floor }
-    }
-}
+const REMEMBERED_TAGS: usize = 1 << 20;
 
 impl Changes {
     /// `tags` changed at `generation`; `None`: everything may have.
     fn record(&self, generation: u64, tags: Option<&[Tag]>) {
+        let mut changed = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         match tags {
-            None => {
-                self.floor.fetch_max(generation, Ordering::AcqRel);
-            }
-            Some(tags) => {
+            Some(tags) if changed.by_tag.len() + tags.len() <= REMEMBERED_TAGS => {
                 for tag in tags {
-                    self.changed.insert(tag.clone(), generation);
+                    changed.by_tag.insert(tag.clone(), generation);
                 }
+            }
+            // Generations are recorded in order (under the clock's lock):
+            // the floor covers every tag remembered so far.
+            _ => {
+                changed.floor = generation;
+                changed.by_tag.clear();
             }
         }
     }
 
     /// Whether anything of `tags` changed after `generation`.
     pub fn since(&self, generation: u64, tags: &[Tag]) -> bool {
-        self.floor.load(Ordering::Acquire) > generation
-            || tags.iter().any(|tag| self.changed.get(tag).is_some_and(|changed| changed > generation))
+        let changed = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        changed.floor > generation || tags.iter().any(|tag| changed.by_tag.get(tag).is_some_and(|&at| at > generation))
     }
 }
 
@@ -270,5 +263,25 @@ async fn follow_projections(
                 advance(true, None);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn a_change_counts_for_its_tags_after_the_generation_it_came_at() {
+        let changes = Changes::default();
+        let (ada, bob) = (Tag::User(Uuid::now_v7()), Tag::User(Uuid::now_v7()));
+        changes.record(3, Some(std::slice::from_ref(&ada)));
+        assert!(changes.since(2, std::slice::from_ref(&ada)), "computed before the change");
+        assert!(!changes.since(3, std::slice::from_ref(&ada)), "computed once it was heard");
+        assert!(!changes.since(0, std::slice::from_ref(&bob)), "another tag");
+        // Everything, at 5: what was computed before counts as changed.
+        changes.record(5, None);
+        assert!(changes.since(4, std::slice::from_ref(&bob)) && !changes.since(5, &[ada, bob]));
     }
 }

@@ -41,7 +41,7 @@ use futures::{Stream, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_util::sync::CancellationToken;
@@ -77,6 +77,10 @@ pub enum ResumeError {
     /// The events since the position cannot be served (any more).
     #[error("{0}")]
     Expired(String),
+    /// The position is another subscription's: each field's results carry
+    /// their own.
+    #[error("the cursor is another subscription's: pass the cursor of this subscription's results")]
+    Foreign,
     /// The log or the read model cannot be read now: retryable.
     #[error("cannot replay the missed events now: {0:#}")]
     Unavailable(anyhow::Error),
@@ -96,7 +100,19 @@ struct Shared {
     kafka: KafkaSettings,
     /// The most events a resumed subscription may have missed.
     max_replay: u64,
+    /// Events held (read, waiting to be pushed), and a signal when one is
+    /// pushed.
+    held: AtomicUsize,
+    released: Notify,
+    /// Replays running at once.
+    replays: Semaphore,
 }
+
+/// The most events held at once ([`LiveReader::run`]).
+const MAX_HELD: usize = 4096;
+
+/// The most replays that run at once; more wait their turn.
+const MAX_REPLAYS: usize = 8;
 
 /// How long one wait for the read model lasts before it is logged and
 /// started again.
@@ -147,6 +163,9 @@ impl LiveFeed {
             resolver: Resolver { pool, consistency },
             kafka: kafka.clone(),
             max_replay,
+            held: AtomicUsize::new(0),
+            released: Notify::new(),
+            replays: Semaphore::new(MAX_REPLAYS),
         }));
         Ok((feed.clone(), LiveReader { consumer, feed }))
     }
@@ -244,6 +263,16 @@ impl LiveReader {
         let mut lanes: HashMap<Aggregate, Lane> = HashMap::new();
         let pushed_versions: moka::sync::Cache<Aggregate, i64> = moka::sync::Cache::new(REMEMBERED_AGGREGATES);
         loop {
+            // At most MAX_HELD events wait for the read model at once: a
+            // stalled projection holds the feed back rather than growing
+            // every position (and so every cursor) without bound.
+            while feed.0.held.load(Ordering::Acquire) >= MAX_HELD {
+                // A release between the check and the wait left a permit.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = feed.0.released.notified() => {}
+                }
+            }
             let message = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 message = consumer.recv() => message,
@@ -271,8 +300,12 @@ impl LiveReader {
                 continue;
             }
             pushed_versions.insert(aggregate.clone(), version);
-            if feed.0.sender.receiver_count() == 0 {
-                continue; // Nobody listens: no need to wait or load (a resumed subscription replays it).
+            // Nobody listens: no need to wait or load (a resumed subscription
+            // replays it), unless the aggregate's earlier events still wait
+            // in its lane (this one must not be settled before them).
+            let waiting = lanes.get(&aggregate).is_some_and(|lane| lane.pending.load(Ordering::Acquire) > 0);
+            if feed.0.sender.receiver_count() == 0 && !waiting {
+                continue;
             }
             position.hold(partition, delivery.offset);
             drop(position);
@@ -281,6 +314,7 @@ impl LiveReader {
             }
             let lane = lanes.entry(aggregate).or_insert_with(|| open_lane(feed.clone(), shutdown.child_token()));
             lane.pending.fetch_add(1, Ordering::AcqRel);
+            feed.0.held.fetch_add(1, Ordering::AcqRel);
             let _ = lane.events.send(delivery);
         }
     }
@@ -306,6 +340,8 @@ fn open_lane(feed: LiveFeed, shutdown: CancellationToken) -> Lane {
 /// Pushes one held event once the read model shows it, and settles it.
 async fn push(feed: &LiveFeed, delivery: Delivery) {
     let live = feed.0.resolver.resolve(&delivery, GIVE_UP_WAITING).await;
+    feed.0.held.fetch_sub(1, Ordering::AcqRel);
+    feed.0.released.notify_one();
     let Some(partition) = topic_index(&delivery.topic).map(|topic| (topic, delivery.partition)) else { return };
     let mut position = feed.position();
     position.settle(partition, delivery.offset);
@@ -327,9 +363,19 @@ async fn replay(
     at: Position,
     out: mpsc::Sender<Result<Arc<Pushed>, ResumeError>>,
 ) {
-    if let Err(error) = replay_into(&shared, &from, topic, &at, &out).await {
+    let replayed = async {
+        let _turn = shared.replays.acquire().await.map_err(|error| ResumeError::Unavailable(error.into()))?;
+        replay_into(&shared, &from, topic, &at, &out).await
+    };
+    let outcome = tokio::select! {
+        outcome = replayed => outcome,
+        // The subscriber left: nothing more to replay.
+        _ = out.closed() => Ok(()),
+    };
+    if let Err(error) = outcome {
         metrics::counter!("agora_live_resumes_refused_total", "reason" => match error {
             ResumeError::Expired(_) => "expired",
+            ResumeError::Foreign => "foreign",
             ResumeError::Unavailable(_) => "unavailable",
         })
         .increment(1);
@@ -353,6 +399,9 @@ async fn replay_into(
             Some((partition, (from.first_unsettled(partition), next))).filter(|(_, (start, end))| start < end)
         })
         .collect();
+    if from.anchor().is_some_and(|anchor| Some(anchor.partition.0) != topic) {
+        return Err(ResumeError::Foreign);
+    }
     let missed: i64 = ranges.values().map(|(start, end)| end - start).sum();
     if missed as u64 > shared.max_replay {
         return Err(ResumeError::Expired(format!(
@@ -382,19 +431,24 @@ async fn replay_into(
             continue;
         }
         *done = offset + 1;
-        if !at.is_settled(partition, offset) || from.is_settled(partition, offset) {
-            continue; // Still to be pushed live, or seen before.
-        }
         let Ok(delivery) = consumer::decode(&message) else { continue };
         if matches!(delivery.event, Event::UserRegistered(_)) {
             continue;
         }
+        // Every version in the range counts, seen before, to be pushed live
+        // or replayed: a republished copy of any of them is not replayed.
         let aggregate = (delivery.topic.clone(), delivery.envelope.aggregate_id);
         if pushed_versions.get(&aggregate).is_some_and(|&seen| seen >= delivery.envelope.aggregate_version) {
             continue; // Republished.
         }
         pushed_versions.insert(aggregate, delivery.envelope.aggregate_version);
-        let Some(event) = shared.resolver.resolve(&delivery, PROJECTION_WAIT).await else { continue };
+        if !at.is_settled(partition, offset) || from.is_settled(partition, offset) {
+            continue; // Still to be pushed live, or seen before.
+        }
+        let resolved = tokio::time::timeout(REPLAY_STALL, shared.resolver.resolve(&delivery, PROJECTION_WAIT)).await;
+        let resolved = resolved
+            .map_err(|_| ResumeError::Unavailable(anyhow::anyhow!("the read model could not be read for {REPLAY_STALL:?}")))?;
+        let Some(event) = resolved else { continue };
         let anchor = Anchor::new(partition, offset, delivery.envelope.event_id);
         let position = from.union(&at.before(&progress)).anchored(anchor);
         replayed += 1;

@@ -2,8 +2,8 @@
 //! result carries `extensions.resumeCursor`; a client that comes back (here
 //! after the gateway restarted) and subscribes with it in
 //! `extensions.resumeFrom` first gets what it missed, in order, then live
-//! results, with no gap and no repeat. A cursor this API did not issue is
-//! BAD_CURSOR; one whose missed events are more than a resume replays is
+//! results, with no gap and no repeat. A cursor this API did not issue, or
+//! another subscription's, is BAD_CURSOR; one whose missed events are more than a resume replays is
 //! CURSOR_EXPIRED.
 
 use agora_testkit::{publish_event, wait_until, DEADLINE};
@@ -128,9 +128,9 @@ async fn a_cursor_this_api_did_not_issue_or_too_far_behind_is_refused_with_its_c
     let cursor = last_cursor(&client, "renames");
     drop(client);
 
-    // A made-up cursor.
+    // A made-up cursor, and a real one of another subscription's results.
     let forged = format!("{}x", cursor);
-    let mut client = Subscriber::start(system.gateway.service.port, subscriptions(ada, Some((&forged, "nope")))).await;
+    let mut client = Subscriber::start(system.gateway.service.port, subscriptions(ada, Some((&forged, &cursor)))).await;
     client.wait_for("both refused", |received| received.iter().filter(|line| line["errors"].is_array()).count() == 2).await;
     for line in client.received.iter().filter(|line| line["errors"].is_array()) {
         assert_eq!(line["errors"][0]["extensions"]["code"], "BAD_CURSOR", "{line}");

@@ -126,7 +126,8 @@ pub async fn revalidated(response: Response, request_headers: &HeaderMap) -> Res
     };
     let digest = ring::digest::digest(&ring::digest::SHA256, data);
     let tag: String = digest.as_ref()[..16].iter().map(|byte| format!("{byte:02x}")).collect();
-    let etag = HeaderValue::from_str(&format!("\"{tag}\"")).expect("hex is a header value");
+    // Weak: the same data in another media type (`Accept`) has the same tag.
+    let etag = HeaderValue::from_str(&format!("W/\"{tag}\"")).expect("hex is a header value");
     let personal = request_headers.contains_key(header::AUTHORIZATION);
     parts.headers.insert(header::ETAG, etag.clone());
     parts
@@ -140,7 +141,8 @@ pub async fn revalidated(response: Response, request_headers: &HeaderMap) -> Res
         .flat_map(|value| value.split(','))
         .any(|candidate| {
             let candidate = candidate.trim();
-            candidate == "*" || candidate.trim_start_matches("W/") == etag.to_str().unwrap_or_default()
+            let ours = etag.to_str().unwrap_or_default().trim_start_matches("W/");
+            candidate == "*" || candidate.trim_start_matches("W/") == ours
         });
     if matches {
         parts.status = StatusCode::NOT_MODIFIED;

@@ -111,7 +111,7 @@ async fn run(args: &Args, postgres_url: &str, private: Option<&PrivatePostgres>,
         post_metrics: post.metrics_port(),
     };
     let postgres = match private {
-        Some(server) => format!("{} (private, data in {})", server.url(), server.folder().display()),
+        Some(server) => format!("{} (private, data in {})", server.shown_url(), server.folder().display()),
         None => postgres_url.to_owned(),
     };
     let seed = args.seed;

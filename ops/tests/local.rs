@@ -223,6 +223,17 @@ async fn starts_its_own_postgres_seeds_once_and_stops_it_on_sigterm_and_sigint()
     let postgres = private_postgres_port(&folder).expect("the private server's postmaster.pid names its port");
     assert_ne!(postgres, ports.closed_postgres);
     assert!(listening(postgres));
+    // Its superuser has a password only the caller can read; the ready
+    // message does not print it.
+    let password_file = folder.join(".agora/postgres.password");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&password_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    assert!(!output.contains(password.trim()), "{output}");
+    let without = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:{postgres}/postgres")).await;
+    assert!(without.is_err(), "the private server let the superuser in without a password");
+    let with = sqlx::PgPool::connect(&format!("postgres://postgres:{}@127.0.0.1:{postgres}/postgres", password.trim())).await;
+    with.expect("the password lets the superuser in").close().await;
     let metrics = agora_testkit::get(ports.gateway_metrics, "/metrics").await.text().await.unwrap();
     assert!(metrics.contains("agora_projector_lag_events"), "{metrics}");
 

@@ -1,8 +1,11 @@
 //! A private PostgreSQL for `agora-local`, when nothing answers on the
 //! configured server: a data folder of its own (`.agora/postgres`, kept, so
-//! the data survives restarts), initialized once with trust auth for the
-//! user `postgres`, started on a free loopback port with `pg_ctl`, and
-//! stopped (`pg_ctl stop -m fast`) when the run ends.
+//! the data survives restarts), initialized once for the user `postgres`
+//! with a random password (SCRAM; kept next to the folder in
+//! `postgres.password`, readable by its owner only: another local user
+//! cannot log in as the superuser), started on a free loopback port with
+//! `pg_ctl`, and stopped (`pg_ctl stop -m fast`) when the run ends. A folder
+//! made by an earlier version (trust auth, no password file) still works.
 //!
 //! Hand-rolled rather than a crate: the crates that run a PostgreSQL for a
 //! program (postgresql_embedded, pg-embed) download server binaries at run
@@ -191,8 +194,11 @@ impl PrivatePostgres {
                 bail!("{} is not empty and holds no PostgreSQL data folder (no PG_VERSION): move it away", server.data.display());
             }
             tracing::info!(folder = %server.data.display(), "initializing a private PostgreSQL data folder");
-            let data = server.data.display().to_string();
-            server.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"])?;
+            let password = server.password_file();
+            write_private(&password, &uuid::Uuid::new_v4().simple().to_string(), run_as)?;
+            let (data, pwfile) = (server.data.display().to_string(), format!("--pwfile={}", password.display()));
+            let initdb = ["-D", &data, "-U", "postgres", "--auth=scram-sha-256", &pwfile, "--encoding=UTF8", "--locale=C"];
+            server.run("initdb", &initdb)?;
         }
         if let Some(port) = server.running_port() {
             tracing::warn!(port, folder = %server.data.display(), "a private PostgreSQL left by an earlier run is still running: using it");
@@ -219,9 +225,26 @@ impl PrivatePostgres {
         Ok(server)
     }
 
-    /// Its URL, for the services' databases.
+    /// Its URL, for the services' databases (with its password, when the
+    /// folder has one).
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}", self.port)
+        match std::fs::read_to_string(self.password_file()) {
+            Ok(password) => format!("postgres://postgres:{}@127.0.0.1:{}", password.trim(), self.port),
+            Err(_) => format!("postgres://postgres@127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Its URL as printed: the password stays in its file.
+    pub fn shown_url(&self) -> String {
+        match self.password_file().exists() {
+            true => format!("postgres://postgres:…@127.0.0.1:{} (password in {})", self.port, self.password_file().display()),
+            false => self.url(),
+        }
+    }
+
+    /// Where the superuser's password is kept: next to the data folder.
+    fn password_file(&self) -> PathBuf {
+        self.data.with_extension("password")
     }
 
     pub fn folder(&self) -> &Path {
@@ -288,6 +311,26 @@ impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Writes `text` to a new file at `path` only its owner can read: the
+/// server's user, which reads it once (initdb), and root.
+fn write_private(path: &Path, text: &str, owner: Option<RunAs>) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::chown(path, Some(owner.uid), Some(owner.gid))
+            .with_context(|| format!("cannot give {} to the user postgres", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A loopback port nothing listens on now.

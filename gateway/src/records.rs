@@ -63,7 +63,7 @@ impl RoundTrips {
 /// A part of the read model an answer read and a commit may change: the
 /// response cache drops exactly the answers that read what a commit
 /// changed. Written into the projector's notification as text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tag {
     /// One user's record (asked for by id, found or not).
     User(Uuid),
@@ -137,7 +137,7 @@ impl ReadTags {
     /// Each tag once.
     pub fn take(&self) -> Vec<Tag> {
         let mut tags = std::mem::take(&mut *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        tags.sort_by_cached_key(Tag::to_text);
+        tags.sort_unstable();
         tags.dedup();
         tags
     }

@@ -24,6 +24,16 @@ async fn points_settled(system: &TestSystem, user: &Account, points: i64) {
     .await;
 }
 
+/// Ada with one post (its points settled) and bob, registered.
+async fn ada_with_a_post_and_bob() -> (TestSystem, Account, Account) {
+    let system = spawn_system().await;
+    let ada = system.gateway.register("ada").await;
+    let bob = system.gateway.register("bob").await;
+    system.gateway.create_post(&ada, "first").await;
+    points_settled(&system, &ada, 10).await;
+    (system, ada, bob)
+}
+
 fn titles(response: &Value) -> Vec<&str> {
     let nodes = response["data"]["posts"]["nodes"].as_array().unwrap_or_else(|| panic!("no posts in {response}"));
     nodes.iter().map(|node| node["title"].as_str().unwrap()).collect()
@@ -101,12 +111,8 @@ async fn callers_fresh_requests_errors_and_composition_are_not_served_from_the_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_in_readers_share_the_answers_that_do_not_depend_on_who_asks() {
-    let system = spawn_system().await;
+    let (system, ada, bob) = ada_with_a_post_and_bob().await;
     let gateway = &system.gateway;
-    let ada = gateway.register("ada").await;
-    let bob = gateway.register("bob").await;
-    gateway.create_post(&ada, "first").await;
-    points_settled(&system, &ada, 10).await;
 
     let computed = gateway.query(POSTS, json!({}), &[bearer(&ada.token)]).await;
     assert_eq!(cache_of(&computed), Some("miss"), "{computed}");
@@ -130,12 +136,8 @@ async fn logged_in_readers_share_the_answers_that_do_not_depend_on_who_asks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_drops_the_answers_that_read_what_it_changed_and_no_other() {
-    let system = spawn_system().await;
+    let (system, ada, bob) = ada_with_a_post_and_bob().await;
     let gateway = &system.gateway;
-    let ada = gateway.register("ada").await;
-    let bob = gateway.register("bob").await;
-    gateway.create_post(&ada, "first").await;
-    points_settled(&system, &ada, 10).await;
     let user = "query($id: ID!) { user(id: $id) { displayName points postCount } }";
     let of = |account: &Account| json!({ "id": account.id });
     let ada_before = gateway.query(user, of(&ada), &[]).await;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::events::{post, registered, renamed};
-use crate::helpers::{spawn_lone_gateway, spawn_lone_gateway_with, TestGateway};
+use crate::helpers::{spawn_lone_gateway, spawn_lone_gateway_with, LoneGateway, TestGateway};
 use crate::node::Subscriber;
 
 const RENAMES: &str = "subscription($id: ID) { userRenamed(userId: $id) { displayName } }";
@@ -23,6 +23,14 @@ async fn user_version(gateway: &TestGateway, id: Uuid) -> i64 {
         .fetch_one(&gateway.read_db)
         .await
         .unwrap()
+}
+
+/// Ada, registered and in the read model.
+async fn ada_registered(system: &LoneGateway) -> Uuid {
+    let ada = Uuid::now_v7();
+    publish_event(&system.kafka.settings(), &registered(ada, "ada")).await;
+    wait_until(DEADLINE, "ada in the read model", || async { user_version(&system.gateway, ada).await == 1 }).await;
+    ada
 }
 
 /// The client's subscriptions, each resuming from its cursor if it has one.
@@ -69,9 +77,7 @@ fn sorted(mut values: Vec<String>) -> Vec<String> {
 async fn a_subscriber_back_after_a_restart_gets_what_it_missed_in_order_then_live_results_once_each() {
     let mut system = spawn_lone_gateway().await;
     let kafka = system.kafka.settings();
-    let ada = Uuid::now_v7();
-    publish_event(&kafka, &registered(ada, "ada")).await;
-    wait_until(DEADLINE, "ada in the read model", || async { user_version(&system.gateway, ada).await == 1 }).await;
+    let ada = ada_registered(&system).await;
 
     // Given a client that got a rename and a post, each with a cursor.
     let mut client = Subscriber::start(system.gateway.service.port, subscriptions(ada, None)).await;
@@ -119,9 +125,7 @@ async fn a_subscriber_back_after_a_restart_gets_what_it_missed_in_order_then_liv
 async fn a_cursor_this_api_did_not_issue_or_too_far_behind_is_refused_with_its_code() {
     let mut system = spawn_lone_gateway_with(|config| config.resume_max_events = 2).await;
     let kafka = system.kafka.settings();
-    let ada = Uuid::now_v7();
-    publish_event(&kafka, &registered(ada, "ada")).await;
-    wait_until(DEADLINE, "ada in the read model", || async { user_version(&system.gateway, ada).await == 1 }).await;
+    let ada = ada_registered(&system).await;
     let mut client = Subscriber::start(system.gateway.service.port, subscriptions(ada, None)).await;
     publish_event(&kafka, &renamed(ada, "ada 2", 2)).await;
     client.wait_for("a rename", |received| names(received).len() == 1).await;

@@ -79,6 +79,10 @@ pub struct Config {
     /// (anonymous queries only; 0 turns the response cache off).
     #[arg(long, env = "RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub response_cache_bytes: u64,
+    /// Bytes of compiled read-model plans kept, by document (0 turns the
+    /// compiled executor off: the resolvers answer every query).
+    #[arg(long, env = "COMPILED_PLANS_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub compiled_plans_bytes: u64,
     /// Bytes of documents kept for automatic persisted queries.
     #[arg(long, env = "PERSISTED_QUERIES_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub persisted_queries_bytes: u64,

@@ -16,6 +16,7 @@
 //! | [`sources`] | read model -> query: the read model's SQL, or composition over the services |
 //! | [`live`] | Kafka -> broadcast, once the read model shows each event |
 //! | [`api`] | the GraphQL schema: queries, mutations, subscriptions, types |
+//! | [`plan`] | compiled read-model queries: document -> template -> one SQL statement -> response bytes |
 //! | [`pipeline`] | limits -> strategy -> response cache -> consistency token -> execute -> extensions |
 //! | [`transport`] | HTTP and WebSocket at `/graphql`, GraphiQL; the one application state |
 //! | [`config`] | flags and the environment |
@@ -33,6 +34,8 @@ pub mod sources;
 pub mod live;
 
 pub mod api;
+
+pub mod plan;
 
 pub mod pipeline;
 

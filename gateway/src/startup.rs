@@ -25,6 +25,7 @@ use crate::commands::{Commands, Consistency};
 use crate::config::Config;
 use crate::live::{LiveFeed, LiveReader};
 use crate::pipeline::{self, Pipeline, ResponseCache, SharedOperations, TokenKey, TrustedDocuments};
+use crate::plan::CompiledReads;
 use crate::projector::lag::{LagMonitor, ProjectorLag};
 use crate::projector::{generation, Projector, ProjectorSettings};
 use crate::sources::{composition, read_model};
@@ -79,7 +80,9 @@ impl Application {
             read_model: read_model::factory(pool.clone()),
             composition: Some(composition::factory(upstream)),
             verifier,
-            cache: ResponseCache::new(config.response_cache_bytes, consistency),
+            cache: ResponseCache::new(config.response_cache_bytes, consistency.clone()),
+            compiled: (config.compiled_plans_bytes > 0).then(|| CompiledReads::new(pool.clone(), config.compiled_plans_bytes)),
+            consistency,
             consistency_timeout: config.consistency_timeout,
             token_key: token_key.clone(),
             limiter: config.query_limiter(),

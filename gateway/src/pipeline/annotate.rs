@@ -1,6 +1,7 @@
 //! The last step: what every answer carries besides its data. Every error
 //! gets a code, and the extensions report what the request cost and did:
-//! `cost`, `strategy`, `upstreamRequests`, `sqlStatements`, `cache` (after
+//! `cost`, `strategy`, `upstreamRequests`, `sqlStatements`, `cache`,
+//! `executor` for queries (after
 //! a mutation, the consistency token adds `consistencyToken`, see
 //! [`super::consistency_token::annotate`]).
 
@@ -48,4 +49,11 @@ pub fn extensions(
         extensions.insert("cache".into(), Value::from(cache));
     }
     extensions
+}
+
+/// Who executed a query (`extensions.executor`): `compiled` or `resolvers`.
+pub fn executor(extensions: &mut BTreeMap<String, Value>, executor: Option<&'static str>) {
+    if let Some(executor) = executor {
+        extensions.insert("executor".into(), Value::from(executor));
+    }
 }

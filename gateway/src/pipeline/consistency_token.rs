@@ -22,7 +22,7 @@ use agora_platform::errors::ErrorCode;
 use agora_schema::receipts::WriteReceipt;
 use agora_schema::topics;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
-use async_graphql::{Response, Value};
+use async_graphql::{Response, ServerError, Value};
 use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -162,6 +162,21 @@ pub struct PendingConsistency {
     pub deadline: Instant,
 }
 
+/// Waits until the read model shows the writes `pending` names, until its
+/// deadline: whether it did, or the error to answer when it cannot be told.
+pub async fn wait(consistency: &Consistency, pending: &PendingConsistency) -> Result<bool, ServerError> {
+    let remaining = pending.deadline.saturating_duration_since(Instant::now());
+    consistency.wait(&pending.receipts, remaining).await.map_err(|error| {
+        tracing::error!(%error, "cannot check the consistency token");
+        let (code, message) = if agora_platform::db::is_unavailable(&error) {
+            (ErrorCode::Unavailable, "the read model cannot be checked for now; retry later")
+        } else {
+            (ErrorCode::Internal, "internal error")
+        };
+        request_error(code, message)
+    })
+}
+
 /// The schema extension that waits; see the module.
 pub struct WaitForToken(pub Consistency);
 
@@ -179,18 +194,9 @@ impl Extension for WaitForTokenExtension {
         let Some(pending) = ctx.data_opt::<PendingConsistency>() else {
             return next.run(ctx, operation_name).await;
         };
-        let remaining = pending.deadline.saturating_duration_since(Instant::now());
-        let reached = match self.0.wait(&pending.receipts, remaining).await {
+        let reached = match wait(&self.0, pending).await {
             Ok(reached) => reached,
-            Err(error) => {
-                tracing::error!(%error, "cannot check the consistency token");
-                let (code, message) = if agora_platform::db::is_unavailable(&error) {
-                    (ErrorCode::Unavailable, "the read model cannot be checked for now; retry later")
-                } else {
-                    (ErrorCode::Internal, "internal error")
-                };
-                return Response::from_errors(vec![request_error(code, message)]);
-            }
+            Err(error) => return Response::from_errors(vec![error]),
         };
         let mut response = next.run(ctx, operation_name).await;
         if !reached {

@@ -49,19 +49,20 @@ use serde_json::value::RawValue;
 pub use consistency_token::{ConsistencyToken, TokenKey, CONSISTENCY_HEADER};
 pub use persisted::TrustedDocuments;
 pub use response_cache::ResponseCache;
-pub use strategy::STRATEGY_HEADER;
+pub use strategy::{EXECUTOR_HEADER, STRATEGY_HEADER};
 pub use subscriptions::{Outcome, SharedOperations};
 
 use self::consistency_token::WaitForToken;
 use self::report::RequestFacts;
 use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
-use self::strategy::Strategy;
+use self::strategy::{Execution, Strategy};
 use self::subscriptions::{execute_with_cursors, OperationKey};
 use crate::api::document::{operation_type, reads_caller, selected_operation};
 use crate::api::subscription::ResumeFrom;
 use crate::api::{self, GatewaySchema, RequestContext};
-use crate::commands::Commands;
+use crate::commands::{Commands, Consistency};
 use crate::live::{LiveFeed, SlowSubscriber};
+use crate::plan::{Compiled, CompiledReads, FirstSight, FirstSightRequest, Planned};
 use crate::records::{ReadTags, RoundTrips};
 use crate::sources::{DataSource, SourceFactory};
 use crate::upstream::Forwarded;
@@ -117,6 +118,8 @@ pub fn schema(commands: Commands, live: LiveFeed, limiter: QueryLimiter) -> Gate
         .data(live)
         .extension(QueryLimitsExtension::new(limiter))
         .extension(WaitForToken(commands.consistency.clone()))
+        // Last: it starts where the resolvers would.
+        .extension(FirstSight)
         .data(commands)
         .finish()
 }
@@ -137,6 +140,10 @@ pub struct Pipeline {
     pub subscriptions: SharedOperations,
     /// Persisted queries, or the only documents that run.
     pub trusted: TrustedDocuments,
+    /// The compiled executor of read-model queries; `None`: the resolvers answer every one.
+    pub compiled: Option<CompiledReads>,
+    /// Waits for the writes a consistency token names (when the compiled executor answers).
+    pub consistency: Consistency,
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
@@ -209,6 +216,7 @@ impl Pipeline {
         let calls = Arc::new(RoundTrips::default());
         let statements = Arc::new(RoundTrips::default());
         let read = Arc::new(ReadTags::default());
+        let read_model_query = query && strategy == Strategy::ReadModel;
         let source = match self.source(strategy, &forwarded, &calls, &statements, &read) {
             Ok(source) => source,
             Err(refusal) => return refuse(ErrorCode::BadUserInput, refusal),
@@ -221,27 +229,101 @@ impl Pipeline {
             Some(token) => Some(self.verifier.verify(token).await),
             None => None,
         };
+        let caller = Caller::from_verification(verification);
+        let compiled = match (&self.compiled, Execution::of(headers)) {
+            (_, Execution::Unknown(other)) => {
+                return refuse(ErrorCode::BadUserInput, format!("unknown {EXECUTOR_HEADER} {other:?}: use compiled or resolvers"))
+            }
+            (Some(reads), Execution::Compiled) if read_model_query => Some(reads),
+            _ => None,
+        };
+        let mut first_sight = None;
+        if let Some(reads) = compiled {
+            let caller_id = caller.claims().map(|claims| claims.sub);
+            match reads.lookup(&request.query, operation_name.as_deref()) {
+                Some(planned) => {
+                    if let Planned::Ready(template) = &*planned {
+                        let mut extensions = BTreeMap::new();
+                        if let Some(pending) = &pending {
+                            match consistency_token::wait(&self.consistency, pending).await {
+                                Ok(true) => {}
+                                Ok(false) => {
+                                    extensions.insert("consistent".to_owned(), async_graphql::Value::from(false));
+                                }
+                                Err(error) => return Response::from_errors(vec![error]).into(),
+                            }
+                        }
+                        let run = Compiled { variables: &request.variables, caller: caller_id, statements: &statements, tags: &read };
+                        if let Some(data) = reads.run(template, &run).await {
+                            return self.compiled_answer(data, extensions, cost, cacheable, &statements, &read);
+                        }
+                    }
+                }
+                None => {
+                    let seen = Arc::new(FirstSightRequest {
+                        reads: reads.clone(),
+                        query: request.query.clone(),
+                        operation_name: operation_name.clone(),
+                        caller: caller_id,
+                        statements: statements.clone(),
+                        tags: read.clone(),
+                        answer: Default::default(),
+                    });
+                    request = request.data(seen.clone());
+                    first_sight = Some(seen);
+                }
+            }
+        }
         let strategy_name = source.strategy();
-        let context = RequestContext::new(Caller::from_verification(verification), forwarded, source, calls.clone());
+        let context = RequestContext::new(caller, forwarded, source, calls.clone());
         let commands = context.commands.clone();
         let request = match pending {
             Some(pending) => request.data(pending),
             None => request,
         };
         let mut response = self.schema.execute(request.data(context)).await;
+        if let Some(data) = first_sight.and_then(|seen| seen.take_answer()) {
+            let extensions = std::mem::take(&mut response.extensions);
+            return self.compiled_answer(data, extensions, cost, cacheable, &statements, &read);
+        }
         annotate::add_missing_codes(&mut response);
+        let executor = query.then_some("resolvers");
         if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
             if response.errors.is_empty() {
                 // Serialized once, for the cache and for this answer.
                 if let Some(data) = cache.put(key, generation, read.take(), &response.data) {
-                    let extensions = annotate::extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
+                    let mut extensions = annotate::extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
+                    annotate::executor(&mut extensions, executor);
                     return Answer::Serialized { data, extensions };
                 }
             }
         }
-        response.extensions.extend(annotate::extensions(cost, strategy_name, calls.get(), statements.get(), None));
+        let mut extensions = annotate::extensions(cost, strategy_name, calls.get(), statements.get(), None);
+        annotate::executor(&mut extensions, executor);
+        response.extensions.extend(extensions);
         consistency_token::annotate(&mut response, &commands, &self.token_key);
         response.into()
+    }
+
+    /// The answer of the compiled executor: `data`, kept in the response
+    /// cache when the request may be, and the extensions every answer carries.
+    fn compiled_answer(
+        &self,
+        data: Arc<RawValue>,
+        mut extensions: BTreeMap<String, async_graphql::Value>,
+        cost: u64,
+        cacheable: Option<Cacheable>,
+        statements: &RoundTrips,
+        read: &ReadTags,
+    ) -> Answer {
+        let mut cache = None;
+        if let (Some(response_cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
+            response_cache.put_serialized(key, generation, read.take(), data.clone());
+            cache = Some("miss");
+        }
+        extensions.extend(annotate::extensions(cost, "read-model", 0, statements.get(), cache));
+        annotate::executor(&mut extensions, Some("compiled"));
+        Answer::Serialized { data, extensions }
     }
 
     /// The request's data source for `strategy`; the read model counts its

@@ -51,6 +51,10 @@ pub fn report(facts: &RequestFacts, answer: &Answer, elapsed: Duration, trace: &
         Some(Value::String(cache)) => cache.as_str(),
         _ => "bypass",
     };
+    let executor = match extensions.get("executor") {
+        Some(Value::String(executor)) => executor.as_str(),
+        _ => "none",
+    };
     let operation_type = match &facts.operation {
         Some((_, OperationType::Query)) => "query",
         Some((_, OperationType::Mutation)) => "mutation",
@@ -79,6 +83,7 @@ pub fn report(facts: &RequestFacts, answer: &Answer, elapsed: Duration, trace: &
         status = %status,
         durationMs = elapsed.as_secs_f64() * 1000.0,
         cache,
+        executor,
         sqlStatements = count("sqlStatements"),
         upstreamRequests = count("upstreamRequests"),
         traceId = trace.trace_id().unwrap_or_default(),

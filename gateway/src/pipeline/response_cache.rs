@@ -91,10 +91,15 @@ impl ResponseCache {
     pub fn put(&self, key: CacheKey, generation: u64, read: Vec<Tag>, data: &Value) -> Option<Arc<RawValue>> {
         let json = serde_json::to_string(data).and_then(RawValue::from_string).ok()?;
         let data: Arc<RawValue> = Arc::from(json);
-        if self.generation().is_some() && !self.consistency.changes().since(generation, &read) {
-            self.entries.insert(key, Arc::new(Entry { generation, read: read.into(), data: data.clone() }));
-        }
+        self.put_serialized(key, generation, read, data.clone());
         Some(data)
+    }
+
+    /// Stores `data`, serialized already, on the terms of [`Self::put`].
+    pub fn put_serialized(&self, key: CacheKey, generation: u64, read: Vec<Tag>, data: Arc<RawValue>) {
+        if self.generation().is_some() && !self.consistency.changes().since(generation, &read) {
+            self.entries.insert(key, Arc::new(Entry { generation, read: read.into(), data }));
+        }
     }
 }
 

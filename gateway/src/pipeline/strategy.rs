@@ -1,9 +1,12 @@
 //! The query strategy a request asks for with `x-query-strategy`: the read
-//! model (the default) or composition (calling the services).
+//! model (the default) or composition (calling the services); and, for the
+//! read model, the executor with `x-query-executor`: the compiled plan (the
+//! default) or the schema's resolvers (to compare the two).
 
 use axum::http::HeaderMap;
 
 pub const STRATEGY_HEADER: &str = "x-query-strategy";
+pub const EXECUTOR_HEADER: &str = "x-query-executor";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Strategy {
@@ -35,6 +38,30 @@ impl Strategy {
     }
 }
 
+/// Who executes a read-model query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Execution {
+    /// The compiled plan (`crate::plan`), which falls back to the resolvers
+    /// for what it does not cover.
+    Compiled,
+    /// The schema's resolvers, always.
+    Resolvers,
+    Unknown(String),
+}
+
+impl Execution {
+    /// The executor the headers name; none, or an empty value, is the compiled one.
+    pub fn of(headers: &HeaderMap) -> Self {
+        let Some(value) = headers.get(EXECUTOR_HEADER) else { return Execution::Compiled };
+        let value = value.to_str().unwrap_or_default().trim().to_ascii_lowercase();
+        match value.as_str() {
+            "" | "compiled" => Execution::Compiled,
+            "resolvers" => Execution::Resolvers,
+            _ => Execution::Unknown(value),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -54,5 +81,17 @@ mod tests {
         assert_eq!(Strategy::of(&with(" Read-Model ")), Strategy::ReadModel);
         assert_eq!(Strategy::of(&with("COMPOSITION")), Strategy::Composition);
         assert_eq!(Strategy::of(&with("federation")), Strategy::Unknown("federation".into()));
+    }
+
+    #[test]
+    fn the_compiled_executor_is_the_default() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(EXECUTOR_HEADER, HeaderValue::from_static(value));
+            headers
+        };
+        assert_eq!(Execution::of(&HeaderMap::new()), Execution::Compiled);
+        assert_eq!(Execution::of(&with(" Resolvers")), Execution::Resolvers);
+        assert_eq!(Execution::of(&with("jit")), Execution::Unknown("jit".into()));
     }
 }

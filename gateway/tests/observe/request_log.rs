@@ -93,6 +93,7 @@ async fn the_gateway_logs_one_line_per_request_and_flushes_its_traces_when_stopp
         "status",
         "durationMs",
         "cache",
+        "executor",
         "sqlStatements",
         "upstreamRequests",
         "traceId",

@@ -1,0 +1,235 @@
+//! A bound operation as one SQL statement over the read model: PostgreSQL
+//! gathers the whole answer (every root field, every page and its posts'
+//! authors, at any depth) into one JSON array with `json_build_array` and
+//! `json_agg`, as Hasura and PostGraphile do; the gateway then writes the
+//! response from it ([`super::write`]).
+//!
+//! The statement carries raw values only, in fixed positions (a user is
+//! `[id, username, displayName, points, postCount, createdAt µs, children…]`,
+//! a post `[id, title, body, createdAt µs, authorId, children…]`, a page the
+//! array of its rows, one more than asked to tell whether more follow), so
+//! the response's formats (timestamps, cursors, escapes) stay the ones the
+//! resolvers write. Every value a client gives is a parameter; the text
+//! depends only on the shape of the operation, so PostgreSQL's prepared
+//! statements are reused across requests.
+
+use agora_schema::paging::PageRequest;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::bind::{Authors, Bound, Connection, ConnectionField, EdgeField, Post, PostField, Refused, Root, User, UserField, UserKey};
+
+/// A parameter of the statement.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Uuid(Uuid),
+    Text(String),
+    Int(i64),
+    Time(DateTime<Utc>),
+}
+
+#[derive(Debug)]
+pub struct Statement {
+    pub text: String,
+    pub params: Vec<Param>,
+}
+
+/// PostgreSQL's limit on a function's arguments (`json_build_array`'s values).
+const MAX_VALUES: usize = 100;
+
+/// The statement answering `bound`, or `None` when no root field reads the
+/// read model (each is `__typename` or names nothing). `Refused` when a
+/// row would carry more values than PostgreSQL takes.
+pub fn statement(bound: &Bound) -> Result<Option<Statement>, Refused> {
+    let mut builder = Builder::default();
+    let mut roots = vec![String::from("null"); bound.slots];
+    let mut reads = false;
+    for (_, root) in &bound.root {
+        let (slot, expression) = match root {
+            Root::Typename => continue,
+            Root::User { key: None, slot, .. }
+            | Root::Post { id: None, slot, .. }
+            | Root::Posts { authors: Authors::Nobody, slot, .. } => (*slot, "null".to_owned()),
+            Root::User { key: Some(key), user, slot } => (*slot, builder.user(key, user)?),
+            Root::Post { id: Some(id), post, children, slot } => (*slot, builder.post(*id, post, *children)?),
+            Root::Posts { authors, page, connection, slot } => {
+                let author = match authors {
+                    Authors::One(id) => Author::Param(*id),
+                    _ => Author::Any,
+                };
+                (*slot, builder.page(author, page, connection)?)
+            }
+            Root::Leaderboard { first, user, slot } => (*slot, builder.leaderboard(*first, user)?),
+        };
+        reads |= expression != "null";
+        roots[slot] = expression;
+    }
+    if !reads {
+        return Ok(None);
+    }
+    let text = format!("select {}::text", array(roots)?);
+    Ok(Some(Statement { text, params: builder.params }))
+}
+
+/// Whose posts a page shows.
+enum Author<'a> {
+    Any,
+    Param(Uuid),
+    /// The user of the row around the page (`User.posts`), by its alias.
+    Of(&'a str),
+}
+
+#[derive(Default)]
+struct Builder {
+    params: Vec<Param>,
+    aliases: usize,
+}
+
+/// `json_build_array(values…)`.
+fn array(values: Vec<String>) -> Result<String, Refused> {
+    if values.len() > MAX_VALUES {
+        return Err(Refused);
+    }
+    Ok(format!("json_build_array({})", values.join(", ")))
+}
+
+/// A timestamp as microseconds since the epoch (exact: `extract` is numeric).
+fn micros(column: &str) -> String {
+    format!("(extract(epoch from {column}) * 1000000)::int8")
+}
+
+impl Builder {
+    fn param(&mut self, param: Param) -> String {
+        let cast = match param {
+            Param::Uuid(_) => "uuid",
+            Param::Text(_) => "text",
+            Param::Int(_) => "int8",
+            Param::Time(_) => "timestamptz",
+        };
+        self.params.push(param);
+        format!("${}::{cast}", self.params.len())
+    }
+
+    fn alias(&mut self, prefix: &str) -> String {
+        self.aliases += 1;
+        format!("{prefix}{}", self.aliases)
+    }
+
+    /// The row of the user `u` (an alias in scope), with its pages.
+    fn user_row(&mut self, u: &str, user: &User) -> Result<String, Refused> {
+        let mut values: Vec<String> = ["id", "username", "display_name", "points", "post_count"]
+            .iter()
+            .map(|column| format!("{u}.{column}"))
+            .chain([micros(&format!("{u}.created_at"))])
+            .collect();
+        let mut children = vec![String::new(); user.children];
+        for (_, field) in &user.fields {
+            if let UserField::Posts { page, connection, slot } = field {
+                children[*slot] = self.page(Author::Of(u), page, connection)?;
+            }
+        }
+        values.extend(children);
+        array(values)
+    }
+
+    /// The row of the post `p` whose author is `u`, with the authors of
+    /// `posts` (the selections sharing the row) in their slots.
+    fn post_row(&mut self, p: &str, u: &str, posts: &[&Post], children: usize) -> Result<String, Refused> {
+        let mut values: Vec<String> = ["id", "title", "body"]
+            .iter()
+            .map(|column| format!("{p}.{column}"))
+            .chain([micros(&format!("{p}.created_at")), format!("{p}.author_id")])
+            .collect();
+        let mut authors = vec![String::new(); children];
+        for post in posts {
+            for (_, field) in &post.fields {
+                if let PostField::Author { user, slot } = field {
+                    authors[*slot] = self.user_row(u, user)?;
+                }
+            }
+        }
+        values.extend(authors);
+        array(values)
+    }
+
+    fn user(&mut self, key: &UserKey, user: &User) -> Result<String, Refused> {
+        let u = self.alias("u");
+        let condition = match key {
+            UserKey::Id(id) => format!("{u}.id = {} and {u}.username is not null", self.param(Param::Uuid(*id))),
+            UserKey::Username(username) => format!("{u}.username = {}", self.param(Param::Text(username.clone()))),
+        };
+        Ok(format!("(select {} from read_user {u} where {condition})", self.user_row(&u, user)?))
+    }
+
+    fn post(&mut self, id: Uuid, post: &Post, children: usize) -> Result<String, Refused> {
+        let (p, u) = (self.alias("p"), self.alias("u"));
+        let id = self.param(Param::Uuid(id));
+        let row = self.post_row(&p, &u, &[post], children)?;
+        Ok(format!(
+            "(select {row} from read_post {p} join read_user {u} on {u}.id = {p}.author_id and {u}.username is not null \
+             where {p}.id = {id})"
+        ))
+    }
+
+    fn leaderboard(&mut self, first: i64, user: &User) -> Result<String, Refused> {
+        let (u, r) = (self.alias("u"), self.alias("r"));
+        let limit = self.param(Param::Int(first));
+        let row = self.user_row(&u, user)?;
+        Ok(format!(
+            "(select coalesce(json_agg({r}.j order by {r}.points desc, {r}.created_at, {r}.id), '[]') \
+             from (select {u}.points, {u}.created_at, {u}.id, {row} as j from read_user {u} \
+             where {u}.username is not null order by {u}.points desc, {u}.created_at, {u}.id limit {limit}) {r})"
+        ))
+    }
+
+    /// A page of posts, newest first, one more row than asked.
+    fn page(&mut self, author: Author<'_>, page: &PageRequest, connection: &Connection) -> Result<String, Refused> {
+        let (p, r) = (self.alias("p"), self.alias("r"));
+        let mut conditions = Vec::new();
+        // The author of each row: joined (only posts whose author is known
+        // show), or the user the page belongs to.
+        let (join, u) = match author {
+            Author::Of(u) => {
+                conditions.push(format!("{p}.author_id = {u}.id"));
+                (String::new(), u.to_owned())
+            }
+            Author::Any | Author::Param(_) => {
+                let u = self.alias("u");
+                if let Author::Param(id) = author {
+                    let id = self.param(Param::Uuid(id));
+                    conditions.push(format!("{p}.author_id = {id}"));
+                }
+                (format!(" join read_user {u} on {u}.id = {p}.author_id and {u}.username is not null"), u)
+            }
+        };
+        if let Some(after) = page.after {
+            let (created_at, id) = (self.param(Param::Time(after.created_at)), self.param(Param::Uuid(after.id)));
+            conditions.push(format!("({p}.created_at, {p}.id) < ({created_at}, {id})"));
+        }
+        let limit = self.param(Param::Int(page.rows_to_fetch()));
+        let posts = posts_of(connection);
+        let row = self.post_row(&p, &u, &posts, connection.children)?;
+        let filter = if conditions.is_empty() { String::new() } else { format!(" where {}", conditions.join(" and ")) };
+        Ok(format!(
+            "(select coalesce(json_agg({r}.j order by {r}.created_at desc, {r}.id desc), '[]') \
+             from (select {p}.created_at, {p}.id, {row} as j from read_post {p}{join}{filter} \
+             order by {p}.created_at desc, {p}.id desc limit {limit}) {r})"
+        ))
+    }
+}
+
+/// Every post selection of a page (its edges' nodes and its nodes): they share the rows.
+fn posts_of(connection: &Connection) -> Vec<&Post> {
+    let mut posts = Vec::new();
+    for (_, field) in &connection.fields {
+        match field {
+            ConnectionField::Edges(edges) => posts.extend(edges.iter().filter_map(|(_, edge)| match edge {
+                EdgeField::Node(post) => Some(post),
+                _ => None,
+            })),
+            ConnectionField::Nodes(post) => posts.push(post),
+            ConnectionField::Typename | ConnectionField::PageInfo(_) => {}
+        }
+    }
+    posts
+}

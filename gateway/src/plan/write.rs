@@ -1,0 +1,269 @@
+//! The response's `data`, written from the statement's rows as the bound
+//! operation selects them: keys in the selection's order, strings escaped
+//! by serde_json, timestamps in RFC 3339 and cursors encoded as the
+//! resolvers write them, so both executors give the same bytes. What each
+//! part read is recorded as the read-model source records it, for the
+//! response cache.
+
+use agora_schema::paging::PageRequest;
+use agora_schema::PostCursor;
+use chrono::DateTime;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::bind::{Authors, Bound, Connection, ConnectionField, EdgeField, Post, PostField, Root, User, UserField, UserKey};
+use super::template::PageInfoField;
+use crate::records::Tag;
+
+/// The rows were not what the statement makes (a bug): the resolvers answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the compiled statement's rows do not have the expected shape")]
+pub struct Malformed;
+
+type Written = Result<(), Malformed>;
+
+/// `data` for `bound` from `roots` (the statement's array, one value per slot).
+pub fn data(bound: &Bound, roots: &[Value], tags: &mut Vec<Tag>) -> Result<String, Malformed> {
+    let mut writer = Writer { out: String::with_capacity(1024), tags };
+    writer.root(bound, roots)?;
+    Ok(writer.out)
+}
+
+struct Writer<'t> {
+    out: String,
+    tags: &'t mut Vec<Tag>,
+}
+
+fn array(value: &Value) -> Result<&[Value], Malformed> {
+    value.as_array().map(Vec::as_slice).ok_or(Malformed)
+}
+
+fn text(value: &Value) -> Result<&str, Malformed> {
+    value.as_str().ok_or(Malformed)
+}
+
+fn uuid(value: &Value) -> Result<Uuid, Malformed> {
+    text(value)?.parse().map_err(|_| Malformed)
+}
+
+fn instant(value: &Value) -> Result<DateTime<chrono::Utc>, Malformed> {
+    value.as_i64().and_then(DateTime::from_timestamp_micros).ok_or(Malformed)
+}
+
+fn cursor(row: &[Value]) -> Result<String, Malformed> {
+    Ok(PostCursor { created_at: instant(row.get(3).ok_or(Malformed)?)?, id: uuid(&row[0])? }.encode())
+}
+
+impl Writer<'_> {
+    fn string(&mut self, text: &str) {
+        // Writing into a String cannot fail, and serde_json writes UTF-8.
+        let escaped = serde_json::to_string(text).unwrap_or_default();
+        self.out.push_str(&escaped);
+    }
+
+    fn key(&mut self, first: bool, key: &str) {
+        if !first {
+            self.out.push(',');
+        }
+        self.string(key);
+        self.out.push(':');
+    }
+
+    fn value_text(&mut self, value: &Value) -> Written {
+        let text = text(value)?.to_owned();
+        self.string(&text);
+        Ok(())
+    }
+
+    fn number(&mut self, value: &Value) -> Written {
+        let number = value.as_i64().ok_or(Malformed)?;
+        self.out.push_str(&number.to_string());
+        Ok(())
+    }
+
+    fn instant(&mut self, value: &Value) -> Written {
+        let instant = instant(value)?.to_rfc3339();
+        self.string(&instant);
+        Ok(())
+    }
+
+    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T) -> Written) -> Written {
+        self.out.push('[');
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                self.out.push(',');
+            }
+            each(self, item)?;
+        }
+        self.out.push(']');
+        Ok(())
+    }
+
+    fn root(&mut self, bound: &Bound, roots: &[Value]) -> Written {
+        self.out.push('{');
+        for (n, (key, root)) in bound.root.iter().enumerate() {
+            self.key(n == 0, key);
+            match root {
+                Root::Typename => self.string("Query"),
+                Root::User { key, user, slot } => {
+                    match key {
+                        Some(UserKey::Id(id)) => self.tags.push(Tag::User(*id)),
+                        Some(UserKey::Username(username)) => self.tags.push(Tag::Username(username.clone())),
+                        None => {}
+                    }
+                    match roots.get(*slot).ok_or(Malformed)? {
+                        Value::Null => self.out.push_str("null"),
+                        row => self.user(array(row)?, user)?,
+                    }
+                }
+                Root::Post { id, post, slot, .. } => {
+                    if let Some(id) = id {
+                        // A post not found may be one whose author is not known yet.
+                        self.tags.extend([Tag::Post(*id), Tag::Registrations]);
+                    }
+                    match roots.get(*slot).ok_or(Malformed)? {
+                        Value::Null => self.out.push_str("null"),
+                        row => {
+                            let row = array(row)?;
+                            self.tags.push(Tag::User(uuid(row.get(4).ok_or(Malformed)?)?));
+                            self.post(row, post)?
+                        }
+                    }
+                }
+                Root::Posts { authors, page, connection, slot } => {
+                    let rows: &[Value] = match authors {
+                        Authors::Nobody => &[],
+                        Authors::All => {
+                            self.tags.extend([Tag::Posts, Tag::Registrations]);
+                            array(roots.get(*slot).ok_or(Malformed)?)?
+                        }
+                        Authors::One(author) => {
+                            self.tags.extend([Tag::PostsBy(*author), Tag::Registrations]);
+                            array(roots.get(*slot).ok_or(Malformed)?)?
+                        }
+                    };
+                    self.page(rows, page, connection)?
+                }
+                Root::Leaderboard { user, slot, .. } => {
+                    self.tags.push(Tag::Leaderboard);
+                    let rows = array(roots.get(*slot).ok_or(Malformed)?)?;
+                    self.list(rows, |writer, row| writer.user(array(row)?, user))?
+                }
+            }
+        }
+        self.out.push('}');
+        Ok(())
+    }
+
+    fn user(&mut self, row: &[Value], user: &User) -> Written {
+        if row.len() < 6 + user.children {
+            return Err(Malformed);
+        }
+        let id = uuid(&row[0])?;
+        self.tags.push(Tag::User(id));
+        self.out.push('{');
+        for (n, (key, field)) in user.fields.iter().enumerate() {
+            self.key(n == 0, key);
+            match field {
+                UserField::Typename => self.string("User"),
+                UserField::Id => self.value_text(&row[0])?,
+                UserField::Username => self.value_text(&row[1])?,
+                UserField::DisplayName => self.value_text(&row[2])?,
+                UserField::Points => self.number(&row[3])?,
+                UserField::PostCount => self.number(&row[4])?,
+                UserField::CreatedAt => self.instant(&row[5])?,
+                UserField::Posts { page, connection, slot } => {
+                    self.tags.extend([Tag::PostsBy(id), Tag::User(id)]);
+                    self.page(array(&row[6 + slot])?, page, connection)?
+                }
+            }
+        }
+        self.out.push('}');
+        Ok(())
+    }
+
+    fn post(&mut self, row: &[Value], post: &Post) -> Written {
+        if row.len() < 5 {
+            return Err(Malformed);
+        }
+        self.out.push('{');
+        for (n, (key, field)) in post.fields.iter().enumerate() {
+            self.key(n == 0, key);
+            match field {
+                PostField::Typename => self.string("Post"),
+                PostField::Id => self.value_text(&row[0])?,
+                PostField::Title => self.value_text(&row[1])?,
+                PostField::Body => self.value_text(&row[2])?,
+                PostField::CreatedAt => self.instant(&row[3])?,
+                PostField::Author { user, slot } => self.user(array(row.get(5 + slot).ok_or(Malformed)?)?, user)?,
+            }
+        }
+        self.out.push('}');
+        Ok(())
+    }
+
+    /// A page from its rows (one more than asked when more follow).
+    fn page(&mut self, rows: &[Value], page: &PageRequest, connection: &Connection) -> Written {
+        let mut shown = Vec::with_capacity(rows.len());
+        for row in rows {
+            let row = array(row)?;
+            self.tags.push(Tag::User(uuid(row.get(4).ok_or(Malformed)?)?));
+            shown.push(row);
+        }
+        let has_next_page = shown.len() as i64 > page.limit;
+        shown.truncate(page.limit.max(0) as usize);
+        self.out.push('{');
+        for (n, (key, field)) in connection.fields.iter().enumerate() {
+            self.key(n == 0, key);
+            match field {
+                ConnectionField::Typename => self.string("PostConnection"),
+                ConnectionField::Edges(edge) => self.list(&shown, |writer, row| {
+                    writer.out.push('{');
+                    for (n, (key, field)) in edge.iter().enumerate() {
+                        writer.key(n == 0, key);
+                        match field {
+                            EdgeField::Typename => writer.string("PostEdge"),
+                            EdgeField::Cursor => writer.string(&cursor(row)?),
+                            EdgeField::Node(post) => writer.post(row, post)?,
+                        }
+                    }
+                    writer.out.push('}');
+                    Ok(())
+                })?,
+                ConnectionField::Nodes(post) => self.list(&shown, |writer, row| writer.post(row, post))?,
+                ConnectionField::PageInfo(info) => {
+                    self.out.push('{');
+                    for (n, (key, field)) in info.iter().enumerate() {
+                        self.key(n == 0, key);
+                        match field {
+                            PageInfoField::Typename => self.string("PageInfo"),
+                            PageInfoField::HasPreviousPage => self.out.push_str(bool_text(connection.after_given)),
+                            PageInfoField::HasNextPage => self.out.push_str(bool_text(has_next_page)),
+                            PageInfoField::StartCursor => self.optional_cursor(shown.first())?,
+                            PageInfoField::EndCursor => self.optional_cursor(shown.last())?,
+                        }
+                    }
+                    self.out.push('}');
+                }
+            }
+        }
+        self.out.push('}');
+        Ok(())
+    }
+
+    fn optional_cursor(&mut self, row: Option<&&[Value]>) -> Written {
+        match row {
+            Some(row) => self.string(&cursor(row)?),
+            None => self.out.push_str("null"),
+        }
+        Ok(())
+    }
+}
+
+fn bool_text(value: bool) -> &'static str {
+    if value {
+        "true"
+    } else {
+        "false"
+    }
+}

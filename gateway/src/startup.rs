@@ -89,9 +89,11 @@ impl Application {
             subscriptions: SharedOperations::new(config.live_buffer_events, token_key),
             trusted: trusted.clone(),
         };
+        let pipeline = Arc::new(pipeline);
+        tokio::spawn(prepare_trusted(pipeline.clone(), trusted.clone(), background.clone()));
         let sockets = CancellationToken::new();
         let state = AppState {
-            executor: Arc::new(pipeline),
+            executor: pipeline,
             limits: HttpLimits { body_limit_bytes: config.body_limit_bytes, request_timeout: config.request_timeout },
             websocket: config.live(),
             closing: sockets.clone(),
@@ -182,5 +184,24 @@ impl Application {
         self.background.cancel();
         self.pool.close().await;
         result
+    }
+}
+
+/// Compiles the plans of the listed trusted documents at start and after
+/// every reload of the list (checked as often as the list is), until `shutdown`.
+async fn prepare_trusted(pipeline: Arc<Pipeline>, trusted: TrustedDocuments, shutdown: CancellationToken) {
+    let mut prepared = None;
+    loop {
+        let listed = trusted.listed_now();
+        let Some(documents) = listed else { return };
+        if !prepared.as_ref().is_some_and(|prepared| Arc::ptr_eq(prepared, &documents)) {
+            let texts: Vec<Arc<str>> = documents.values().cloned().collect();
+            pipeline.prepare(&texts).await;
+            prepared = Some(documents);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
     }
 }

@@ -253,7 +253,8 @@ impl Pipeline {
                                 Err(error) => return Response::from_errors(vec![error]).into(),
                             }
                         }
-                        let run = Compiled { variables: &request.variables, caller: caller_id, statements: &statements, tags: &read };
+                        let run =
+                            Compiled { variables: &request.variables, caller: caller_id, statements: &statements, tags: &read };
                         if let Some(data) = reads.run(template, &run).await {
                             return self.compiled_answer(data, extensions, cost, cacheable, &statements, &read);
                         }
@@ -267,6 +268,7 @@ impl Pipeline {
                         caller: caller_id,
                         statements: statements.clone(),
                         tags: read.clone(),
+                        run: true,
                         answer: Default::default(),
                     });
                     request = request.data(seen.clone());
@@ -324,6 +326,42 @@ impl Pipeline {
         extensions.extend(annotate::extensions(cost, "read-model", 0, statements.get(), cache));
         annotate::executor(&mut extensions, Some("compiled"));
         Answer::Serialized { data, extensions }
+    }
+
+    /// Compiles the plans of the query operations of `documents` (the
+    /// trusted documents listed) that have none yet, each validated by the
+    /// schema first: a listed document's first request is not its first sight.
+    pub async fn prepare(&self, documents: &[Arc<str>]) {
+        let Some(reads) = &self.compiled else { return };
+        for document in documents {
+            let Ok(parsed) = async_graphql::parser::parse_query(document) else { continue };
+            let named: Vec<Option<String>> =
+                parsed.operations.iter().map(|(name, _)| name.map(|name| name.to_string())).collect();
+            // A lone operation is also run without its name.
+            let unnamed = (named.len() == 1).then_some(None);
+            for name in named.iter().cloned().chain(unnamed) {
+                if operation_type(&parsed, name.as_deref()) != Some(OperationType::Query)
+                    || reads.lookup(document, name.as_deref()).is_some()
+                {
+                    continue;
+                }
+                let seen = Arc::new(FirstSightRequest {
+                    reads: reads.clone(),
+                    query: document.to_string(),
+                    operation_name: name.clone(),
+                    caller: None,
+                    statements: Arc::default(),
+                    tags: Arc::default(),
+                    run: false,
+                    answer: Default::default(),
+                });
+                let mut request = async_graphql::Request::new(document.to_string()).data(seen);
+                if let Some(name) = name {
+                    request = request.operation_name(name);
+                }
+                self.schema.execute(request).await;
+            }
+        }
     }
 
     /// The request's data source for `strategy`; the read model counts its

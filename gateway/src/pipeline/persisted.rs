@@ -39,7 +39,7 @@ use super::annotate::request_error;
 pub const EXTENSION: &str = "persistedQuery";
 
 /// A document's SHA-256.
-type Hash = [u8; 32];
+pub type Hash = [u8; 32];
 
 /// The documents a process runs by hash.
 #[derive(Clone)]
@@ -103,6 +103,17 @@ impl TrustedDocuments {
                     );
                     metrics::counter!("agora_trusted_documents_reloads_total", "outcome" => "failed").increment(1);
                 }
+            }
+        }
+    }
+
+    /// The documents listed now (`None` for automatic persisted queries); a
+    /// new list is a new `Arc`.
+    pub fn listed_now(&self) -> Option<Arc<HashMap<Hash, Arc<str>>>> {
+        match self {
+            TrustedDocuments::Automatic(_) => None,
+            TrustedDocuments::Listed(listed) => {
+                Some(listed.documents.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
             }
         }
     }

@@ -30,11 +30,29 @@ type Bind<T> = Result<T, Refused>;
 pub enum Root {
     Typename,
     /// `me`, `user` and `userByUsername`: `None` names nobody (null, no statement).
-    User { key: Option<UserKey>, user: User, slot: usize },
+    User {
+        key: Option<UserKey>,
+        user: User,
+        slot: usize,
+    },
     /// `children`: the values the post's row carries (its authors).
-    Post { id: Option<Uuid>, post: Post, children: usize, slot: usize },
-    Posts { authors: Authors, page: PageRequest, connection: Connection, slot: usize },
-    Leaderboard { first: i64, user: User, slot: usize },
+    Post {
+        id: Option<Uuid>,
+        post: Post,
+        children: usize,
+        slot: usize,
+    },
+    Posts {
+        authors: Authors,
+        page: PageRequest,
+        connection: Connection,
+        slot: usize,
+    },
+    Leaderboard {
+        first: i64,
+        user: User,
+        slot: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -276,7 +294,11 @@ impl Binder<'_> {
                 U::Posts { first, after, .. } => {
                     let sets = collect(&group, |field| if let U::Posts { page, .. } = field { Some(page) } else { None });
                     let page = self.page(first, after)?;
-                    UserField::Posts { page, connection: self.connection(&sets, page.after.is_some())?, slot: next(&mut children) }
+                    UserField::Posts {
+                        page,
+                        connection: self.connection(&sets, page.after.is_some())?,
+                        slot: next(&mut children),
+                    }
                 }
             };
             fields.push((key, field));

@@ -161,6 +161,8 @@ pub struct FirstSightRequest {
     pub caller: Option<Uuid>,
     pub statements: Arc<RoundTrips>,
     pub tags: Arc<ReadTags>,
+    /// `false`: only compile (a trusted document prepared ahead), answer nothing.
+    pub run: bool,
     pub answer: Mutex<Option<Arc<RawValue>>>,
 }
 
@@ -209,13 +211,12 @@ impl Extension for FirstSightExtension {
             return next.run(ctx, operation_name).await;
         };
         let planned = request.reads.prepare(&request.query, request.operation_name.as_deref(), &document);
+        if !request.run {
+            return Response::default();
+        }
         if let Planned::Ready(template) = &*planned {
-            let compiled = Compiled {
-                variables: &variables,
-                caller: request.caller,
-                statements: &request.statements,
-                tags: &request.tags,
-            };
+            let compiled =
+                Compiled { variables: &variables, caller: request.caller, statements: &request.statements, tags: &request.tags };
             if let Some(data) = request.reads.run(template, &compiled).await {
                 *request.answer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(data);
                 return Response::default();

@@ -17,7 +17,9 @@ use agora_schema::paging::PageRequest;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::bind::{Authors, Bound, Connection, ConnectionField, EdgeField, Post, PostField, Refused, Root, User, UserField, UserKey};
+use super::bind::{
+    Authors, Bound, Connection, ConnectionField, EdgeField, Post, PostField, Refused, Root, User, UserField, UserKey,
+};
 
 /// A parameter of the statement.
 #[derive(Debug, Clone)]

@@ -9,9 +9,7 @@
 //! directive other than `@skip`/`@include`) makes the whole operation
 //! [`Unsupported`], and it runs on the schema's resolvers.
 
-use async_graphql::parser::types::{
-    Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, Value};
 use async_graphql_value::Value as InputValue;
 
@@ -198,10 +196,9 @@ impl<'d> Reader<'d> {
             "me" => QueryField::Me(user(self)?),
             "user" => QueryField::User { id: argument(field, "id"), user: user(self)? },
             "userByUsername" => QueryField::UserByUsername { username: argument(field, "username"), user: user(self)? },
-            "post" => QueryField::Post {
-                id: argument(field, "id"),
-                post: self.set(&field.selection_set.node, &[], &Self::post_field)?,
-            },
+            "post" => {
+                QueryField::Post { id: argument(field, "id"), post: self.set(&field.selection_set.node, &[], &Self::post_field)? }
+            }
             "posts" => QueryField::Posts {
                 first: argument(field, "first"),
                 after: argument(field, "after"),

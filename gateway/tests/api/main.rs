@@ -3,6 +3,7 @@
 
 mod backfill;
 mod browser;
+mod compiled;
 mod composition;
 mod consistency;
 mod dead_letters;

@@ -62,7 +62,7 @@ use crate::api::subscription::ResumeFrom;
 use crate::api::{self, GatewaySchema, RequestContext};
 use crate::commands::{Commands, Consistency};
 use crate::live::{LiveFeed, SlowSubscriber};
-use crate::plan::{Compiled, CompiledReads, FirstSight, FirstSightRequest, Planned};
+use crate::plan::{self, Compiled, CompiledReads, FirstSight, FirstSightRequest, Planned};
 use crate::records::{ReadTags, RoundTrips};
 use crate::sources::{DataSource, SourceFactory};
 use crate::upstream::Forwarded;
@@ -328,39 +328,11 @@ impl Pipeline {
         Answer::Serialized { data, extensions }
     }
 
-    /// Compiles the plans of the query operations of `documents` (the
-    /// trusted documents listed) that have none yet, each validated by the
-    /// schema first: a listed document's first request is not its first sight.
+    /// Compiles the plans of `documents` (the trusted documents listed)
+    /// ahead of their first requests.
     pub async fn prepare(&self, documents: &[Arc<str>]) {
-        let Some(reads) = &self.compiled else { return };
-        for document in documents {
-            let Ok(parsed) = async_graphql::parser::parse_query(document) else { continue };
-            let named: Vec<Option<String>> =
-                parsed.operations.iter().map(|(name, _)| name.map(|name| name.to_string())).collect();
-            // A lone operation is also run without its name.
-            let unnamed = (named.len() == 1).then_some(None);
-            for name in named.iter().cloned().chain(unnamed) {
-                if operation_type(&parsed, name.as_deref()) != Some(OperationType::Query)
-                    || reads.lookup(document, name.as_deref()).is_some()
-                {
-                    continue;
-                }
-                let seen = Arc::new(FirstSightRequest {
-                    reads: reads.clone(),
-                    query: document.to_string(),
-                    operation_name: name.clone(),
-                    caller: None,
-                    statements: Arc::default(),
-                    tags: Arc::default(),
-                    run: false,
-                    answer: Default::default(),
-                });
-                let mut request = async_graphql::Request::new(document.to_string()).data(seen);
-                if let Some(name) = name {
-                    request = request.operation_name(name);
-                }
-                self.schema.execute(request).await;
-            }
+        if let Some(reads) = &self.compiled {
+            plan::prepare(&self.schema, reads, documents).await;
         }
     }
 

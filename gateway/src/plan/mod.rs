@@ -40,7 +40,9 @@ use uuid::Uuid;
 
 use self::sql::Param;
 use self::template::Template;
+use crate::api::document::operation_type;
 use crate::records::{ReadTags, RoundTrips, Tag};
+use async_graphql::parser::types::OperationType;
 
 /// What a document's operation compiles to.
 #[derive(Debug)]
@@ -173,6 +175,40 @@ impl FirstSightRequest {
     }
 }
 
+/// Compiles the plans of the query operations of `documents` that have
+/// none yet, each validated by `schema` first (which must carry
+/// [`FirstSight`]): a trusted document's first request is not its first sight.
+pub async fn prepare(schema: &impl async_graphql::Executor, reads: &CompiledReads, documents: &[Arc<str>]) {
+    for document in documents {
+        let Ok(parsed) = async_graphql::parser::parse_query(document) else { continue };
+        let named: Vec<Option<String>> = parsed.operations.iter().map(|(name, _)| name.map(|name| name.to_string())).collect();
+        // A lone operation is also run without its name.
+        let unnamed = (named.len() == 1).then_some(None);
+        for name in named.iter().cloned().chain(unnamed) {
+            if operation_type(&parsed, name.as_deref()) != Some(OperationType::Query)
+                || reads.lookup(document, name.as_deref()).is_some()
+            {
+                continue;
+            }
+            let seen = Arc::new(FirstSightRequest {
+                reads: reads.clone(),
+                query: document.to_string(),
+                operation_name: name.clone(),
+                caller: None,
+                statements: Arc::default(),
+                tags: Arc::default(),
+                run: false,
+                answer: Default::default(),
+            });
+            let mut request = async_graphql::Request::new(document.to_string()).data(seen);
+            if let Some(name) = name {
+                request = request.operation_name(name);
+            }
+            schema.execute(request).await;
+        }
+    }
+}
+
 /// The schema extension that compiles a document the first time it runs:
 /// last of the extensions, so it runs after validation and the wait for a
 /// consistency token, where the resolvers would start.
@@ -223,5 +259,32 @@ impl Extension for FirstSightExtension {
             }
         }
         next.run(ctx, operation_name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn documents_prepared_ahead_are_compiled_once_validated_and_only_their_queries() {
+        let schema = crate::api::builder().extension(FirstSight).finish();
+        // Compiling never reaches the database.
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://127.0.0.1:1/none").expect("a lazy pool");
+        let reads = CompiledReads::new(pool, 1024 * 1024);
+        let feed = "query Feed { posts { nodes { title } } } query Top { leaderboard { id } }";
+        let lone = "query Lone($id: ID!) { user(id: $id) { username } }";
+        let write = "mutation { renameUser(displayName: \"x\") { id } }";
+        let invalid = "{ posts { nodes { nope } } }";
+        let introspection = "{ __schema { queryType { name } } }";
+        let documents: Vec<Arc<str>> = [feed, lone, write, invalid, introspection].into_iter().map(Arc::from).collect();
+        prepare(&schema, &reads, &documents).await;
+        let ready = |query: &str, name: Option<&str>| matches!(reads.lookup(query, name).as_deref(), Some(Planned::Ready(_)));
+        assert!(ready(feed, Some("Feed")) && ready(feed, Some("Top")));
+        assert!(reads.lookup(feed, None).is_none(), "two operations need a name");
+        assert!(ready(lone, Some("Lone")) && ready(lone, None));
+        assert!(reads.lookup(write, None).is_none());
+        assert!(reads.lookup(invalid, None).is_none(), "a document that does not validate is not compiled");
+        assert!(matches!(reads.lookup(introspection, None).as_deref(), Some(Planned::Unsupported)));
     }
 }

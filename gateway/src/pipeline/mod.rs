@@ -7,8 +7,9 @@
 //! 3. the [`response_cache`], for anonymous read-model queries;
 //! 4. the [`consistency_token`]: checked now, waited for once the document
 //!    validated;
-//! 5. the caller's token, verified; then execution, over the strategy's
-//!    data source;
+//! 5. the caller's token, verified; then execution: a read-model query by
+//!    its compiled plan ([`crate::plan`]) when it has one, anything else by
+//!    the schema's resolvers over the strategy's data source;
 //! 6. the extensions the answer carries ([`annotate`]), and after a
 //!    mutation the consistency token naming its writes;
 //! 7. the request's log line and latency ([`report`]).
@@ -16,7 +17,7 @@
 //! Subscriptions are checked and executed here too; the subscribers of one
 //! operation share its execution ([`subscriptions`]).
 //!
-//! Stage: the pipeline. Uses `api`, `sources`, `commands`, `live`,
+//! Stage: the pipeline. Uses `api`, `plan`, `sources`, `commands`, `live`,
 //! `upstream` and `records`; the transports use it through [`Executor`].
 
 pub mod annotate;
@@ -52,7 +53,7 @@ pub use response_cache::ResponseCache;
 pub use strategy::{EXECUTOR_HEADER, STRATEGY_HEADER};
 pub use subscriptions::{Outcome, SharedOperations};
 
-use self::consistency_token::WaitForToken;
+use self::consistency_token::{PendingConsistency, WaitForToken};
 use self::report::RequestFacts;
 use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
 use self::strategy::{Execution, Strategy};
@@ -150,6 +151,15 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
     Response::from_errors(vec![annotate::request_error(code, message)]).into()
 }
 
+/// What the compiled executor made of a read-model query.
+enum Compiling {
+    /// Its `data` and extensions, or the error of its consistency wait.
+    Answered(Result<(Arc<RawValue>, BTreeMap<String, async_graphql::Value>), ServerError>),
+    /// Not seen before: the schema validates and compiles it.
+    FirstSight(Arc<FirstSightRequest>),
+    Resolvers,
+}
+
 /// Where a cacheable request stands: its key, and the read model's
 /// generation its answer is computed from.
 struct Cacheable {
@@ -240,40 +250,16 @@ impl Pipeline {
         let mut first_sight = None;
         if let Some(reads) = compiled {
             let caller_id = caller.claims().map(|claims| claims.sub);
-            match reads.lookup(&request.query, operation_name.as_deref()) {
-                Some(planned) => {
-                    if let Planned::Ready(template) = &*planned {
-                        let mut extensions = BTreeMap::new();
-                        if let Some(pending) = &pending {
-                            match consistency_token::wait(&self.consistency, pending).await {
-                                Ok(true) => {}
-                                Ok(false) => {
-                                    extensions.insert("consistent".to_owned(), async_graphql::Value::from(false));
-                                }
-                                Err(error) => return Response::from_errors(vec![error]).into(),
-                            }
-                        }
-                        let run =
-                            Compiled { variables: &request.variables, caller: caller_id, statements: &statements, tags: &read };
-                        if let Some(data) = reads.run(template, &run).await {
-                            return self.compiled_answer(data, extensions, cost, cacheable, &statements, &read);
-                        }
-                    }
+            match self.compiled(reads, &request, caller_id, pending.as_ref(), &statements, &read).await {
+                Compiling::Answered(Ok((data, extensions))) => {
+                    return self.compiled_answer(data, extensions, cost, cacheable, &statements, &read)
                 }
-                None => {
-                    let seen = Arc::new(FirstSightRequest {
-                        reads: reads.clone(),
-                        query: request.query.clone(),
-                        operation_name: operation_name.clone(),
-                        caller: caller_id,
-                        statements: statements.clone(),
-                        tags: read.clone(),
-                        run: true,
-                        answer: Default::default(),
-                    });
+                Compiling::Answered(Err(refusal)) => return Response::from_errors(vec![refusal]).into(),
+                Compiling::FirstSight(seen) => {
                     request = request.data(seen.clone());
                     first_sight = Some(seen);
                 }
+                Compiling::Resolvers => {}
             }
         }
         let strategy_name = source.strategy();
@@ -305,6 +291,52 @@ impl Pipeline {
         response.extensions.extend(extensions);
         consistency_token::annotate(&mut response, &commands, &self.token_key);
         response.into()
+    }
+
+    /// The compiled executor's part in a read-model query: it answers when
+    /// the document has a plan and the plan takes the request (after the
+    /// wait for a consistency token, as the schema would wait); a document
+    /// not seen before goes to the schema with a [`FirstSightRequest`],
+    /// which compiles it once validated; anything else goes to the resolvers.
+    async fn compiled(
+        &self,
+        reads: &CompiledReads,
+        request: &async_graphql::Request,
+        caller: Option<uuid::Uuid>,
+        pending: Option<&PendingConsistency>,
+        statements: &Arc<RoundTrips>,
+        read: &Arc<ReadTags>,
+    ) -> Compiling {
+        let operation_name = request.operation_name.as_deref();
+        let Some(planned) = reads.lookup(&request.query, operation_name) else {
+            return Compiling::FirstSight(Arc::new(FirstSightRequest {
+                reads: reads.clone(),
+                query: request.query.clone(),
+                operation_name: operation_name.map(str::to_owned),
+                caller,
+                statements: statements.clone(),
+                tags: read.clone(),
+                run: true,
+                answer: Default::default(),
+            }));
+        };
+        let Planned::Ready(template) = &*planned else { return Compiling::Resolvers };
+        let mut extensions = BTreeMap::new();
+        if let Some(pending) = pending {
+            match consistency_token::wait(&self.consistency, pending).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The answer may not show those writes yet; the client can retry with the token.
+                    extensions.insert("consistent".to_owned(), async_graphql::Value::from(false));
+                }
+                Err(refusal) => return Compiling::Answered(Err(refusal)),
+            }
+        }
+        let run = Compiled { variables: &request.variables, caller, statements, tags: read };
+        match reads.run(template, &run).await {
+            Some(data) => Compiling::Answered(Ok((data, extensions))),
+            None => Compiling::Resolvers,
+        }
     }
 
     /// The answer of the compiled executor: `data`, kept in the response

@@ -90,9 +90,9 @@ async fn forum() -> Forum {
 }
 
 impl Forum {
-    async fn assert_same(&self, query: &str, variables: Value) -> Executors {
+    async fn assert_same(&self, query: &str, variables: Value) {
         let document = Document { query: query.to_owned(), variables, operation_name: None };
-        assert_same(&self.system.gateway, &self.accounts[0].token, &document).await
+        assert_same(&self.system.gateway, &self.accounts[0].token, &document).await;
     }
 }
 
@@ -172,7 +172,8 @@ async fn raw_query(gateway: &TestGateway, document: &Document, headers: &[(&str,
     }
     let mut request = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{}/graphql", gateway.port()))
-        .header("accept", "application/json")
+        // The media type whose status tells a request error (400) from a field error (200).
+        .header("accept", "application/graphql-response+json")
         .json(&request);
     for (name, value) in headers {
         request = request.header(*name, value);

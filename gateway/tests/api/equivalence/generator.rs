@@ -10,9 +10,10 @@
 //! merge, fields grouped into inline fragments (with and without a type
 //! condition) and named fragments (spread once or twice, nested), `@skip`
 //! and `@include`, every argument as a literal or as a variable (with or
-//! without a default, sent or not), and one to three named operations of
-//! which operationName picks one. Every such document answers without
-//! errors; [`faults`] makes error documents of them.
+//! without a default, sent or not), one operation (anonymous or named,
+//! its name sent or not) or several named ones of which operationName
+//! picks one. Every such document answers without errors; [`faults`]
+//! makes error documents of them.
 
 use proptest::collection::vec;
 use proptest::option;
@@ -69,6 +70,7 @@ fn request(known: &Known, levels: u32) -> impl Strategy<Value = Document> {
     )
 }
 
+/// One operation (three documents in four), or two or three.
 pub fn operations(known: &Known, levels: u32) -> BoxedStrategy<Vec<Operation>> {
     let operation = root_selection(known, levels).prop_map(|roots| Operation { roots, extra: Vec::new() });
     prop_oneof![3 => vec(operation.clone(), 1..=1), 1 => vec(operation, 2..=3)].boxed()

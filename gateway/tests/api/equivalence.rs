@@ -274,6 +274,32 @@ async fn hand_written_queries_get_the_same_data_from_both_strategies() {
     for (query, variables) in cases {
         forum.assert_same(&query, variables).await;
     }
+
+    // The generated documents' grammar, one construct at a time.
+    let several = "query Users($id: ID!) { user(id: $id) { username } }
+        query Posts($first: Int = 2, $titles: Boolean! = true) { posts(first: $first) { nodes { id title @include(if: $titles) } } }";
+    let documents = [
+        // One response key twice, the selections merged.
+        ("{ a: posts(first: 2) { nodes { id } } a: posts(first: 2) { nodes { title } } }", json!({}), None),
+        // One field twice under two aliases, with their own arguments.
+        ("{ a: posts(first: 1) { nodes { id } } b: posts(first: 3) { nodes { id } } }", json!({}), None),
+        // Defaults in the operation, taken or overridden.
+        ("query($first: Int = 2, $skip: Boolean = true) { posts(first: $first) { nodes { id title @skip(if: $skip) } } }", json!({}), None),
+        ("query($first: Int = 2, $skip: Boolean = true) { posts(first: $first) { nodes { id title @skip(if: $skip) } } }", json!({ "first": 4, "skip": false }), None),
+        // Fragments spread twice and nested, an inline fragment without a type condition.
+        (
+            "{ __typename ...Root ...Root } fragment Root on Query { posts(first: 2) { ...Page } } fragment Page on PostConnection { __typename ... { pageInfo { __typename hasNextPage } } edges { __typename cursor } }",
+            json!({}),
+            None,
+        ),
+        // operationName picks one of several operations.
+        (several, json!({ "id": ada }), Some("Users")),
+        (several, json!({ "titles": false }), Some("Posts")),
+    ];
+    for (query, variables, operation_name) in documents {
+        let document = Document { query: query.to_owned(), variables, operation_name: operation_name.map(str::to_owned) };
+        assert_same(&forum.system.gateway, &forum.accounts[0].token, &document).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,6 +134,19 @@ async fn what_the_plan_does_not_answer_the_resolvers_answer_with_their_errors() 
     assert_eq!(invalid["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{invalid}");
     let (unknown, _) = raw(gateway, "{ __typename }", json!({}), &[("x-query-executor", "jit")]).await;
     assert_eq!(unknown["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{unknown}");
+    // A selection whose fields are all skipped is an empty object (the
+    // GraphQL spec's CollectFields); async-graphql's resolvers answer null,
+    // even for a non-null field, which is why the corpus leaves such
+    // selections out.
+    let skipped = "{ posts(first: 1) { nodes @skip(if: true) { id } } }";
+    let (compiled, _) = raw(gateway, skipped, json!({}), &[FRESH]).await;
+    assert_eq!(
+        (&compiled["data"], &compiled["extensions"]["executor"]),
+        (&json!({ "posts": {} }), &json!("compiled")),
+        "{compiled}"
+    );
+    let (resolved, _) = raw(gateway, skipped, json!({}), &[FRESH, RESOLVERS]).await;
+    assert_eq!(resolved["data"], json!({ "posts": null }), "{resolved}");
     let (typename, _) = raw(gateway, "{ __typename }", json!({}), &[FRESH]).await;
     assert_eq!((&typename["data"], &typename["extensions"]["executor"]), (&json!({ "__typename": "Query" }), &json!("compiled")));
     assert_eq!(typename["extensions"]["sqlStatements"], 0, "{typename}");

@@ -336,8 +336,9 @@ async fn generated_documents_get_the_same_answers_from_both_executors_and_strate
         named(&said, |executors| &executors.forced)
     );
     let compiled = said.iter().filter(|executors| executors.default == "compiled").count();
+    // Every generated document is in the grammar the compiler covers.
     assert!(
-        compiled * 10 >= said.len() * 9,
+        compiled == said.len(),
         "only {compiled} of {} generated documents were answered by the compiled executor; the executors named: {:?}",
         said.len(),
         named(&said, |executors| &executors.default)

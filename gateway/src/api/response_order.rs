@@ -8,13 +8,14 @@
 //! lands after siblings that were ready at once. This extension puts every
 //! object's keys back in the selection's order once execution finished:
 //! one walk over the answer, with the operation's fields (fragments and
-//! inline fragments flattened in place, as CollectFields does).
+//! inline fragments flattened in place, skipped selections left out, as
+//! CollectFields does).
 
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, Response, ServerResult, Value, Variables};
+use async_graphql::parser::types::{Directive, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Name, Positioned, Response, ServerResult, Value, Variables};
 
 /// Orders every query's and mutation's `data` as its selection sets do.
 pub struct ResponseOrder;
@@ -25,10 +26,10 @@ impl ExtensionFactory for ResponseOrder {
     }
 }
 
-/// One request's document, kept from parsing until its answer is ordered.
+/// One request's document and variables, kept from parsing until its answer is ordered.
 #[derive(Default)]
 struct OneRequest {
-    document: Mutex<Option<ExecutableDocument>>,
+    document: Mutex<Option<(ExecutableDocument, Variables)>>,
 }
 
 #[async_trait::async_trait]
@@ -41,31 +42,46 @@ impl Extension for OneRequest {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        *self.document.lock().expect("not poisoned") = Some(document.clone());
+        *self.document.lock().expect("not poisoned") = Some((document.clone(), variables.clone()));
         Ok(document)
     }
 
     async fn execute(&self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>) -> Response {
         let mut response = next.run(ctx, operation_name).await;
         let document = self.document.lock().expect("not poisoned").take();
-        if let Some(document) = document {
+        if let Some((document, variables)) = document {
             let operation = match operation_name {
                 Some(name) => document.operations.iter().find(|(found, _)| found.map(|found| found.as_str()) == Some(name)),
                 None => document.operations.iter().next(),
             };
             if let Some((_, operation)) = operation {
-                order(&mut response.data, &[&operation.node.selection_set.node], &document);
+                order(
+                    &mut response.data,
+                    &[&operation.node.selection_set.node],
+                    &Request { document: &document, variables: &variables },
+                );
             }
         }
         response
     }
 }
 
+/// What ordering a response needs of its request.
+struct Request<'a> {
+    document: &'a ExecutableDocument,
+    /// For `@skip` and `@include`: a key asked for first where it is skipped
+    /// comes where it is next asked for.
+    variables: &'a Variables,
+}
+
 /// The response keys `sets` select, in order, each with the selection sets
 /// of its fields (a key asked twice merges its sub-selections).
-fn collect<'a>(sets: &[&'a SelectionSet], document: &'a ExecutableDocument) -> Vec<(&'a Name, Vec<&'a SelectionSet>)> {
-    fn walk<'a>(set: &'a SelectionSet, document: &'a ExecutableDocument, keys: &mut Vec<(&'a Name, Vec<&'a SelectionSet>)>) {
+fn collect<'a>(sets: &[&'a SelectionSet], request: &Request<'a>) -> Vec<(&'a Name, Vec<&'a SelectionSet>)> {
+    fn walk<'a>(set: &'a SelectionSet, request: &Request<'a>, keys: &mut Vec<(&'a Name, Vec<&'a SelectionSet>)>) {
         for selection in &set.items {
+            if skipped(selection.node.directives(), request.variables) {
+                continue;
+            }
             match &selection.node {
                 Selection::Field(field) => {
                     let key = &field.node.response_key().node;
@@ -75,11 +91,11 @@ fn collect<'a>(sets: &[&'a SelectionSet], document: &'a ExecutableDocument) -> V
                         None => keys.push((key, vec![subset])),
                     }
                 }
-                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node, document, keys),
+                Selection::InlineFragment(fragment) => walk(&fragment.node.selection_set.node, request, keys),
                 // Only executed documents get here: validation refused cyclic spreads.
                 Selection::FragmentSpread(spread) => {
-                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
-                        walk(&fragment.node.selection_set.node, document, keys);
+                    if let Some(fragment) = request.document.fragments.get(&spread.node.fragment_name.node) {
+                        walk(&fragment.node.selection_set.node, request, keys);
                     }
                 }
             }
@@ -87,25 +103,41 @@ fn collect<'a>(sets: &[&'a SelectionSet], document: &'a ExecutableDocument) -> V
     }
     let mut keys = Vec::new();
     for set in sets {
-        walk(set, document, &mut keys);
+        walk(set, request, &mut keys);
     }
     keys
 }
 
+/// Whether async-graphql skips a selection with these directives: an `if`
+/// that is not `true` (a literal, or the request's variable: no default) is
+/// false.
+fn skipped(directives: &[Positioned<Directive>], variables: &Variables) -> bool {
+    directives.iter().any(|directive| {
+        let include = match directive.node.name.node.as_str() {
+            "include" => true,
+            "skip" => false,
+            _ => return false,
+        };
+        let Some(condition) = directive.node.get_argument("if") else { return false };
+        let value = condition.node.clone().into_const_with(|name| variables.get(&name).cloned().ok_or(())).unwrap_or_default();
+        matches!(value, Value::Boolean(true)) != include
+    })
+}
+
 /// Puts `value`'s objects (at any depth) in the order of `sets`.
-fn order(value: &mut Value, sets: &[&SelectionSet], document: &ExecutableDocument) {
+fn order(value: &mut Value, sets: &[&SelectionSet], request: &Request<'_>) {
     match value {
         Value::List(items) => {
             for item in items {
-                order(item, sets, document);
+                order(item, sets, request);
             }
         }
         Value::Object(fields) => {
-            let keys = collect(sets, document);
+            let keys = collect(sets, request);
             let mut answered = std::mem::take(fields);
             for (key, subsets) in keys {
                 if let Some((name, mut child)) = answered.swap_remove_entry(key) {
-                    order(&mut child, &subsets, document);
+                    order(&mut child, &subsets, request);
                     fields.insert(name, child);
                 }
             }
@@ -124,7 +156,8 @@ mod tests {
         let document = async_graphql::parser::parse_query(query).unwrap();
         let (_, operation) = document.operations.iter().next().unwrap();
         let mut value = Value::from_json(data).unwrap();
-        order(&mut value, &[&operation.node.selection_set.node], &document);
+        let variables = Variables::default();
+        order(&mut value, &[&operation.node.selection_set.node], &Request { document: &document, variables: &variables });
         serde_json::to_string(&value).unwrap()
     }
 
@@ -136,6 +169,13 @@ mod tests {
             ordered(query, answered),
             r#"{"posts":{"pageInfo":{"hasNextPage":false},"edges":[{"node":{"author":{"postCount":1,"createdAt":"c"},"title":"t"}}]}}"#
         );
+    }
+
+    #[test]
+    fn a_key_skipped_where_it_is_first_asked_comes_where_it_is_next_asked() {
+        let answered = serde_json::json!({ "a": 1, "b": 2 });
+        let query = "{ a: leaderboard @skip(if: true) { id } b: __typename a: leaderboard { id } }";
+        assert_eq!(ordered(query, answered), r#"{"b":2,"a":1}"#);
     }
 
     #[test]

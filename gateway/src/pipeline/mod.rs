@@ -21,6 +21,7 @@
 //! `upstream` and `records`; the transports use it through [`Executor`].
 
 pub mod annotate;
+mod compiled;
 pub mod consistency_token;
 #[cfg(test)]
 mod fuzz;
@@ -53,7 +54,8 @@ pub use response_cache::ResponseCache;
 pub use strategy::{EXECUTOR_HEADER, STRATEGY_HEADER};
 pub use subscriptions::{Outcome, SharedOperations};
 
-use self::consistency_token::{PendingConsistency, WaitForToken};
+use self::compiled::Compiling;
+use self::consistency_token::WaitForToken;
 use self::report::RequestFacts;
 use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
 use self::strategy::{Execution, Strategy};
@@ -63,7 +65,7 @@ use crate::api::subscription::ResumeFrom;
 use crate::api::{self, GatewaySchema, RequestContext};
 use crate::commands::{Commands, Consistency};
 use crate::live::{LiveFeed, SlowSubscriber};
-use crate::plan::{self, Compiled, CompiledReads, FirstSight, FirstSightRequest, Planned};
+use crate::plan::{self, CompiledReads, FirstSight};
 use crate::records::{ReadTags, RoundTrips};
 use crate::sources::{DataSource, SourceFactory};
 use crate::upstream::Forwarded;
@@ -151,18 +153,9 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
     Response::from_errors(vec![annotate::request_error(code, message)]).into()
 }
 
-/// What the compiled executor made of a read-model query.
-enum Compiling {
-    /// Its `data` and extensions, or the error of its consistency wait.
-    Answered(Result<(Arc<RawValue>, BTreeMap<String, async_graphql::Value>), ServerError>),
-    /// Not seen before: the schema validates and compiles it.
-    FirstSight(Arc<FirstSightRequest>),
-    Resolvers,
-}
-
 /// Where a cacheable request stands: its key, and the read model's
 /// generation its answer is computed from.
-struct Cacheable {
+pub(super) struct Cacheable {
     key: CacheKey,
     generation: u64,
 }
@@ -178,6 +171,10 @@ impl Pipeline {
     ) -> Answer {
         let strategy = Strategy::of(headers);
         facts.strategy = strategy.label();
+        let execution = Execution::of(headers);
+        if let Execution::Unknown(other) = &execution {
+            return refuse(ErrorCode::BadUserInput, format!("unknown {EXECUTOR_HEADER} {other:?}: use compiled or resolvers"));
+        }
         // Measured once, in time bounded by the document's size; the schema's
         // extension trusts this measure (and the parsed document is kept).
         let cost = match self.limiter.check(&mut request) {
@@ -201,9 +198,10 @@ impl Pipeline {
             }
             Err(_) => (false, true),
         };
-        if let Some(cache) =
-            self.cache.as_ref().filter(|_| query && strategy == Strategy::ReadModel && cache_allowed(headers, reads_caller))
-        {
+        // The resolvers asked for by name answer themselves, not from the cache.
+        if let Some(cache) = self.cache.as_ref().filter(|_| {
+            query && strategy == Strategy::ReadModel && execution == Execution::Compiled && cache_allowed(headers, reads_caller)
+        }) {
             let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
             if !no_cache_requested(headers) {
                 if let Some(data) = cache.get(&key) {
@@ -240,13 +238,7 @@ impl Pipeline {
             None => None,
         };
         let caller = Caller::from_verification(verification);
-        let compiled = match (&self.compiled, Execution::of(headers)) {
-            (_, Execution::Unknown(other)) => {
-                return refuse(ErrorCode::BadUserInput, format!("unknown {EXECUTOR_HEADER} {other:?}: use compiled or resolvers"))
-            }
-            (Some(reads), Execution::Compiled) if read_model_query => Some(reads),
-            _ => None,
-        };
+        let compiled = self.compiled.as_ref().filter(|_| read_model_query && execution == Execution::Compiled);
         let mut first_sight = None;
         if let Some(reads) = compiled {
             let caller_id = caller.claims().map(|claims| claims.sub);
@@ -291,73 +283,6 @@ impl Pipeline {
         response.extensions.extend(extensions);
         consistency_token::annotate(&mut response, &commands, &self.token_key);
         response.into()
-    }
-
-    /// The compiled executor's part in a read-model query: it answers when
-    /// the document has a plan and the plan takes the request (after the
-    /// wait for a consistency token, as the schema would wait); a document
-    /// not seen before goes to the schema with a [`FirstSightRequest`],
-    /// which compiles it once validated; anything else goes to the resolvers.
-    async fn compiled(
-        &self,
-        reads: &CompiledReads,
-        request: &async_graphql::Request,
-        caller: Option<uuid::Uuid>,
-        pending: Option<&PendingConsistency>,
-        statements: &Arc<RoundTrips>,
-        read: &Arc<ReadTags>,
-    ) -> Compiling {
-        let operation_name = request.operation_name.as_deref();
-        let Some(planned) = reads.lookup(&request.query, operation_name) else {
-            return Compiling::FirstSight(Arc::new(FirstSightRequest {
-                reads: reads.clone(),
-                query: request.query.clone(),
-                operation_name: operation_name.map(str::to_owned),
-                caller,
-                statements: statements.clone(),
-                tags: read.clone(),
-                run: true,
-                answer: Default::default(),
-            }));
-        };
-        let Planned::Ready(template) = &*planned else { return Compiling::Resolvers };
-        let mut extensions = BTreeMap::new();
-        if let Some(pending) = pending {
-            match consistency_token::wait(&self.consistency, pending).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    // The answer may not show those writes yet; the client can retry with the token.
-                    extensions.insert("consistent".to_owned(), async_graphql::Value::from(false));
-                }
-                Err(refusal) => return Compiling::Answered(Err(refusal)),
-            }
-        }
-        let run = Compiled { variables: &request.variables, caller, statements, tags: read };
-        match reads.run(template, &run).await {
-            Some(data) => Compiling::Answered(Ok((data, extensions))),
-            None => Compiling::Resolvers,
-        }
-    }
-
-    /// The answer of the compiled executor: `data`, kept in the response
-    /// cache when the request may be, and the extensions every answer carries.
-    fn compiled_answer(
-        &self,
-        data: Arc<RawValue>,
-        mut extensions: BTreeMap<String, async_graphql::Value>,
-        cost: u64,
-        cacheable: Option<Cacheable>,
-        statements: &RoundTrips,
-        read: &ReadTags,
-    ) -> Answer {
-        let mut cache = None;
-        if let (Some(response_cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
-            response_cache.put_serialized(key, generation, read.take(), data.clone());
-            cache = Some("miss");
-        }
-        extensions.extend(annotate::extensions(cost, "read-model", 0, statements.get(), cache));
-        annotate::executor(&mut extensions, Some("compiled"));
-        Answer::Serialized { data, extensions }
     }
 
     /// Compiles the plans of `documents` (the trusted documents listed)

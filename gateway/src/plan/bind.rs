@@ -17,7 +17,7 @@ use agora_schema::paging::PageRequest;
 use async_graphql::{Name, Value, Variables};
 use uuid::Uuid;
 
-use super::template::{self as t, Arg, Condition, Occurrence, Set, Template};
+use super::template::{self as t, Arg, Condition, Occurrence, Scalar, Set, Template};
 
 /// A request the compiled plan does not answer: the resolvers do.
 #[derive(Debug)]
@@ -140,9 +140,10 @@ pub struct Bound {
 /// of a valid token).
 pub fn bind(template: &Template, variables: &Variables, caller: Option<Uuid>) -> Bind<Bound> {
     let binder = Binder { template, variables, caller };
+    binder.check_variables()?;
     let mut slots = 0;
     let mut root = Vec::new();
-    for (key, fields) in binder.merge(&[&template.root]) {
+    for (key, fields) in binder.merge(&[&template.root])? {
         let bound = binder.root(&fields, &mut slots)?;
         root.push((key, bound));
     }
@@ -163,8 +164,11 @@ fn next(slots: &mut usize) -> usize {
 
 impl Binder<'_> {
     /// The occurrences of `sets` that are included, grouped by response key
-    /// in the order the keys first appear.
-    fn merge<'s, F>(&self, sets: &[&'s Set<F>]) -> Vec<(Name, Vec<&'s F>)> {
+    /// in the order the keys first appear. Refused when a key would name
+    /// different fields or arguments (which async-graphql's validation lets
+    /// through across fragments, and its resolvers answer field by field),
+    /// or when nothing is left (async-graphql answers null there, not `{}`).
+    fn merge<'s, F: Signature>(&self, sets: &[&'s Set<F>]) -> Bind<Vec<(Name, Vec<&'s F>)>> {
         let mut keys: Vec<(Name, Vec<&'s F>)> = Vec::new();
         for occurrence in sets.iter().flat_map(|set| set.iter()) {
             let Occurrence { key, field, conditions } = occurrence;
@@ -172,11 +176,53 @@ impl Binder<'_> {
                 continue;
             }
             match keys.iter_mut().find(|(known, _)| known == key) {
-                Some((_, fields)) => fields.push(field),
+                Some((_, fields)) => {
+                    let (kind, arguments) = fields[0].signature();
+                    let (other_kind, other_arguments) = field.signature();
+                    if kind != other_kind || !self.same(arguments, other_arguments)? {
+                        return Err(Refused);
+                    }
+                    fields.push(field)
+                }
                 None => keys.push((key.clone(), vec![field])),
             }
         }
-        keys
+        if keys.is_empty() {
+            return Err(Refused);
+        }
+        Ok(keys)
+    }
+
+    /// Whether two fields' arguments take the same values.
+    fn same(&self, arguments: Vec<&Arg>, others: Vec<&Arg>) -> Bind<bool> {
+        for (argument, other) in arguments.into_iter().zip(others) {
+            if self.value(argument)? != self.value(other)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The request's values for the operation's variables, checked against
+    /// their types as async-graphql checks them on every request (used or
+    /// not, skipped or not): anything else is for the resolvers to refuse.
+    fn check_variables(&self) -> Bind<()> {
+        for variable in &self.template.variables {
+            let fits = match self.variables.get(&variable.name) {
+                None => variable.nullable || variable.default.is_some(),
+                Some(Value::Null) => variable.nullable,
+                Some(value) => match (variable.scalar, value) {
+                    (Scalar::Int, Value::Number(number)) => number.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+                    (Scalar::String | Scalar::Id, Value::String(_)) => true,
+                    (Scalar::Boolean, Value::Boolean(_)) => true,
+                    _ => false,
+                },
+            };
+            if !fits {
+                return Err(Refused);
+            }
+        }
+        Ok(())
     }
 
     /// As async-graphql decides it: the request's variable (no default), and
@@ -204,7 +250,8 @@ impl Binder<'_> {
     }
 
     fn default(&self, name: &Name) -> Bind<&Value> {
-        self.template.variables.iter().find(|(known, _)| known == name).and_then(|(_, default)| default.as_ref()).ok_or(Refused)
+        let variable = self.template.variables.iter().find(|variable| &variable.name == name);
+        variable.and_then(|variable| variable.default.as_ref()).ok_or(Refused)
     }
 
     fn int(&self, arg: &Arg) -> Bind<Option<i32>> {
@@ -282,7 +329,7 @@ impl Binder<'_> {
         use t::UserField as U;
         let mut children = 0;
         let mut fields = Vec::new();
-        for (key, group) in self.merge(sets) {
+        for (key, group) in self.merge(sets)? {
             let field = match group[0] {
                 U::Typename => UserField::Typename,
                 U::Id => UserField::Id,
@@ -311,7 +358,7 @@ impl Binder<'_> {
     fn post(&self, sets: &[&Set<t::PostField>], children: &mut usize) -> Bind<Post> {
         use t::PostField as P;
         let mut fields = Vec::new();
-        for (key, group) in self.merge(sets) {
+        for (key, group) in self.merge(sets)? {
             let field = match group[0] {
                 P::Typename => PostField::Typename,
                 P::Id => PostField::Id,
@@ -332,7 +379,7 @@ impl Binder<'_> {
         use t::ConnectionField as C;
         let mut children = 0;
         let mut fields = Vec::new();
-        for (key, group) in self.merge(sets) {
+        for (key, group) in self.merge(sets)? {
             let field = match group[0] {
                 C::Typename => ConnectionField::Typename,
                 C::Edges(_) => {
@@ -345,7 +392,7 @@ impl Binder<'_> {
                 }
                 C::PageInfo(_) => {
                     let sets = collect(&group, |field| if let C::PageInfo(info) = field { Some(info) } else { None });
-                    ConnectionField::PageInfo(self.merge(&sets).into_iter().map(|(key, group)| (key, *group[0])).collect())
+                    ConnectionField::PageInfo(self.merge(&sets)?.into_iter().map(|(key, group)| (key, *group[0])).collect())
                 }
             };
             fields.push((key, field));
@@ -356,7 +403,7 @@ impl Binder<'_> {
     fn edges(&self, sets: &[&Set<t::EdgeField>], children: &mut usize) -> Bind<Vec<(Name, EdgeField)>> {
         use t::EdgeField as E;
         let mut fields = Vec::new();
-        for (key, group) in self.merge(sets) {
+        for (key, group) in self.merge(sets)? {
             let field = match group[0] {
                 E::Typename => EdgeField::Typename,
                 E::Cursor => EdgeField::Cursor,
@@ -376,3 +423,48 @@ impl Binder<'_> {
 fn collect<'s, F, S>(fields: &[&'s F], sub: impl Fn(&'s F) -> Option<&'s S>) -> Vec<&'s S> {
     fields.iter().filter_map(|field| sub(field)).collect()
 }
+
+/// What must agree for two fields to merge under one response key: the
+/// field, and its arguments as written (compared once resolved).
+trait Signature {
+    fn signature(&self) -> (std::mem::Discriminant<Self>, Vec<&Arg>)
+    where
+        Self: Sized;
+}
+
+impl Signature for t::QueryField {
+    fn signature(&self) -> (std::mem::Discriminant<Self>, Vec<&Arg>) {
+        use t::QueryField as Q;
+        let arguments = match self {
+            Q::Typename | Q::Me(_) => vec![],
+            Q::User { id, .. } | Q::Post { id, .. } => vec![id],
+            Q::UserByUsername { username, .. } => vec![username],
+            Q::Posts { first, after, author_id, .. } => vec![first, after, author_id],
+            Q::Leaderboard { first, .. } => vec![first],
+        };
+        (std::mem::discriminant(self), arguments)
+    }
+}
+
+impl Signature for t::UserField {
+    fn signature(&self) -> (std::mem::Discriminant<Self>, Vec<&Arg>) {
+        let arguments = match self {
+            t::UserField::Posts { first, after, .. } => vec![first, after],
+            _ => vec![],
+        };
+        (std::mem::discriminant(self), arguments)
+    }
+}
+
+/// Fields without arguments.
+macro_rules! no_arguments {
+    ($($field:ty),*) => {$(
+        impl Signature for $field {
+            fn signature(&self) -> (std::mem::Discriminant<Self>, Vec<&Arg>) {
+                (std::mem::discriminant(self), vec![])
+            }
+        }
+    )*};
+}
+
+no_arguments!(t::PostField, t::ConnectionField, t::EdgeField, t::PageInfoField);

@@ -75,8 +75,14 @@ impl CompiledReads {
     pub fn new(pool: PgPool, max_bytes: u64) -> Self {
         let plans = Cache::builder()
             .max_capacity(max_bytes)
-            // The document's text, and about as much again for its template.
-            .weigher(|key: &PlanKey, _: &Arc<Planned>| u32::try_from(2 * key.0.len() + 256).unwrap_or(u32::MAX))
+            // The document's text, and its template by the fields it holds.
+            .weigher(|key: &PlanKey, planned: &Arc<Planned>| {
+                let occurrences = match &**planned {
+                    Planned::Ready(template) => template.occurrences,
+                    Planned::Unsupported => 0,
+                };
+                u32::try_from(key.0.len() + 128 * occurrences + 256).unwrap_or(u32::MAX)
+            })
             .build();
         CompiledReads { pool, plans }
     }
@@ -101,15 +107,25 @@ impl CompiledReads {
         planned
     }
 
-    /// The `data` of `template` for this request, or `None` when the
-    /// resolvers must answer it (a value they refuse; the read model away).
-    pub async fn run(&self, template: &Template, request: &Compiled<'_>) -> Option<Arc<RawValue>> {
-        let bound = bind::bind(template, request.variables, request.caller).ok()?;
+    /// `template` bound to a request's `variables` and `caller` (the user id
+    /// of its valid token), with its statement; `None` when the resolvers
+    /// must answer it (a value they refuse).
+    pub fn bind(&self, template: &Template, variables: &Variables, caller: Option<Uuid>) -> Option<Ready> {
+        let bound = bind::bind(template, variables, caller).ok()?;
         let statement = sql::statement(&bound).ok()?;
+        Some(Ready { bound, statement })
+    }
+
+    /// The `data` of a bound request, its statement counted in `statements`
+    /// and what it read recorded in `tags`; `None` when the resolvers must
+    /// answer it (the statement failed: they meet the failure too, and
+    /// report it with its code and path).
+    pub async fn run(&self, ready: Ready, statements: &RoundTrips, tags: &ReadTags) -> Option<Arc<RawValue>> {
+        let Ready { bound, statement } = ready;
         let roots: Vec<serde_json::Value> = match statement {
             None => vec![serde_json::Value::Null; bound.slots],
             Some(statement) => {
-                request.statements.increment();
+                statements.increment();
                 let mut query = sqlx::query_scalar::<_, String>(&statement.text);
                 for param in statement.params {
                     query = match param {
@@ -122,7 +138,6 @@ impl CompiledReads {
                 let text = match query.fetch_one(&self.pool).await {
                     Ok(text) => text,
                     Err(error) => {
-                        // The resolvers meet the same failure and report it with its code.
                         tracing::warn!(%error, "the compiled statement failed; the resolvers answer");
                         return None;
                     }
@@ -130,26 +145,24 @@ impl CompiledReads {
                 serde_json::from_str(&text).ok()?
             }
         };
-        let mut tags: Vec<Tag> = Vec::new();
-        let data = match write::data(&bound, &roots, &mut tags) {
+        let mut read: Vec<Tag> = Vec::new();
+        let data = match write::data(&bound, &roots, &mut read) {
             Ok(data) => data,
             Err(error) => {
                 tracing::error!(%error, "the resolvers answer");
                 return None;
             }
         };
-        request.tags.record(tags);
+        tags.record(read);
         RawValue::from_string(data).ok().map(Arc::from)
     }
 }
 
-/// One request, as the compiled executor needs it.
-pub struct Compiled<'r> {
-    pub variables: &'r Variables,
-    /// The user id of the caller's valid token.
-    pub caller: Option<Uuid>,
-    pub statements: &'r RoundTrips,
-    pub tags: &'r ReadTags,
+/// A request bound to its plan, ready to run.
+pub struct Ready {
+    bound: bind::Bound,
+    /// `None` when nothing is read from the read model.
+    statement: Option<sql::Statement>,
 }
 
 /// Put in the data of a read-model query whose document has no plan yet:
@@ -250,10 +263,11 @@ impl Extension for FirstSightExtension {
         if !request.run {
             return Response::default();
         }
-        if let Planned::Ready(template) = &*planned {
-            let compiled =
-                Compiled { variables: &variables, caller: request.caller, statements: &request.statements, tags: &request.tags };
-            if let Some(data) = request.reads.run(template, &compiled).await {
+        if let Some(ready) = match &*planned {
+            Planned::Ready(template) => request.reads.bind(template, &variables, request.caller),
+            Planned::Unsupported => None,
+        } {
+            if let Some(data) = request.reads.run(ready, &request.statements, &request.tags).await {
                 *request.answer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(data);
                 return Response::default();
             }

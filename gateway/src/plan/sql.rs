@@ -6,8 +6,9 @@
 //!
 //! The statement carries raw values only, in fixed positions (a user is
 //! `[id, username, displayName, points, postCount, createdAt µs, children…]`,
-//! a post `[id, title, body, createdAt µs, authorId, children…]`, a page the
-//! array of its rows, one more than asked to tell whether more follow), so
+//! a post `[id, title, body, createdAt µs, authorId, children…]`, a page
+//! `[rows fetched, [rows shown]]`, one more fetched than asked to tell
+//! whether more follow), so
 //! the response's formats (timestamps, cursors, escapes) stay the ones the
 //! resolvers write. Every value a client gives is a parameter; the text
 //! depends only on the shape of the operation, so PostgreSQL's prepared
@@ -184,38 +185,48 @@ impl Builder {
         ))
     }
 
-    /// A page of posts, newest first, one more row than asked.
+    /// A page of posts, newest first: `[rows fetched, [rows shown]]`. One
+    /// row more than asked is fetched, to tell whether more follow, and
+    /// only the rows shown are built (with their children): a page of none
+    /// costs one row, whatever it selects.
     fn page(&mut self, author: Author<'_>, page: &PageRequest, connection: &Connection) -> Result<String, Refused> {
         let (p, r) = (self.alias("p"), self.alias("r"));
         let mut conditions = Vec::new();
-        // The author of each row: joined (only posts whose author is known
-        // show), or the user the page belongs to.
-        let (join, u) = match author {
+        // Only posts whose author is known show; the author of each row is
+        // joined again around the page (a key lookup per row shown), or is
+        // the user the page belongs to.
+        let (join, around, u) = match author {
             Author::Of(u) => {
                 conditions.push(format!("{p}.author_id = {u}.id"));
-                (String::new(), u.to_owned())
+                (String::new(), String::new(), u.to_owned())
             }
             Author::Any | Author::Param(_) => {
-                let u = self.alias("u");
+                let (known, u) = (self.alias("k"), self.alias("u"));
                 if let Author::Param(id) = author {
                     let id = self.param(Param::Uuid(id));
                     conditions.push(format!("{p}.author_id = {id}"));
                 }
-                (format!(" join read_user {u} on {u}.id = {p}.author_id and {u}.username is not null"), u)
+                (
+                    format!(" join read_user {known} on {known}.id = {p}.author_id and {known}.username is not null"),
+                    format!(" join read_user {u} on {u}.id = {r}.author_id"),
+                    u,
+                )
             }
         };
         if let Some(after) = page.after {
             let (created_at, id) = (self.param(Param::Time(after.created_at)), self.param(Param::Uuid(after.id)));
             conditions.push(format!("({p}.created_at, {p}.id) < ({created_at}, {id})"));
         }
-        let limit = self.param(Param::Int(page.rows_to_fetch()));
+        let fetched = self.param(Param::Int(page.rows_to_fetch()));
+        let shown = self.param(Param::Int(page.limit));
         let posts = posts_of(connection);
-        let row = self.post_row(&p, &u, &posts, connection.children)?;
+        let row = self.post_row(&r, &u, &posts, connection.children)?;
         let filter = if conditions.is_empty() { String::new() } else { format!(" where {}", conditions.join(" and ")) };
         Ok(format!(
-            "(select coalesce(json_agg({r}.j order by {r}.created_at desc, {r}.id desc), '[]') \
-             from (select {p}.created_at, {p}.id, {row} as j from read_post {p}{join}{filter} \
-             order by {p}.created_at desc, {p}.id desc limit {limit}) {r})"
+            "(select json_build_array(count(*), coalesce(json_agg({row} order by {r}.n) filter (where {r}.n <= {shown}), '[]')) \
+             from (select {p}.id, {p}.title, {p}.body, {p}.created_at, {p}.author_id, \
+             row_number() over (order by {p}.created_at desc, {p}.id desc) as n from read_post {p}{join}{filter} \
+             order by {p}.created_at desc, {p}.id desc limit {fetched}) {r}{around})"
         ))
     }
 }

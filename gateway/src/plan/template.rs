@@ -9,7 +9,7 @@
 //! directive other than `@skip`/`@include`) makes the whole operation
 //! [`Unsupported`], and it runs on the schema's resolvers.
 
-use async_graphql::parser::types::{Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet};
+use async_graphql::parser::types::{BaseType, Directive, ExecutableDocument, Field, OperationType, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, Value};
 use async_graphql_value::Value as InputValue;
 
@@ -103,12 +103,31 @@ pub enum PageInfoField {
 #[derive(Debug)]
 pub struct Unsupported;
 
-/// The template of one query operation: its variables' defaults and its root fields.
+/// The scalar types a query's variables can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    Int,
+    String,
+    Id,
+    Boolean,
+}
+
+/// A variable the operation declares.
+#[derive(Debug)]
+pub struct Variable {
+    pub name: Name,
+    pub scalar: Scalar,
+    pub nullable: bool,
+    pub default: Option<Value>,
+}
+
+/// The template of one query operation: its variables and its root fields.
 #[derive(Debug)]
 pub struct Template {
-    /// Each variable the operation declares, with its default value.
-    pub variables: Vec<(Name, Option<Value>)>,
+    pub variables: Vec<Variable>,
     pub root: Set<QueryField>,
+    /// How many field occurrences it holds (fragments inlined): its weight.
+    pub occurrences: usize,
 }
 
 /// The template of the query `operation_name` selects in `document`.
@@ -127,16 +146,29 @@ pub fn compile(document: &ExecutableDocument, operation_name: Option<&str>) -> R
         .node
         .variable_definitions
         .iter()
-        .map(|definition| (definition.node.name.node.clone(), definition.node.default_value().cloned()))
-        .collect();
-    let reader = Reader { document };
+        .map(|definition| {
+            let ty = &definition.node.var_type.node;
+            let BaseType::Named(name) = &ty.base else { return Err(Unsupported) };
+            let scalar = match name.as_str() {
+                "Int" => Scalar::Int,
+                "String" => Scalar::String,
+                "ID" => Scalar::Id,
+                "Boolean" => Scalar::Boolean,
+                _ => return Err(Unsupported),
+            };
+            let default = definition.node.default_value().cloned();
+            Ok(Variable { name: definition.node.name.node.clone(), scalar, nullable: ty.nullable, default })
+        })
+        .collect::<Result<_, _>>()?;
+    let reader = Reader { document, occurrences: std::cell::Cell::new(0) };
     let root = reader.set(&operation.node.selection_set.node, &[], &Reader::query_field)?;
-    Ok(Template { variables, root })
+    Ok(Template { variables, root, occurrences: reader.occurrences.get() })
 }
 
 /// Reads selection sets of one document.
 struct Reader<'d> {
     document: &'d ExecutableDocument,
+    occurrences: std::cell::Cell<usize>,
 }
 
 type FieldOf<'d, F> = dyn Fn(&Reader<'d>, &Field) -> Result<F, Unsupported>;
@@ -166,11 +198,14 @@ impl<'d> Reader<'d> {
             let mut conditions = outer.to_vec();
             conditions.extend(conditions_of(selection.node.directives())?);
             match &selection.node {
-                Selection::Field(field) => into.push(Occurrence {
-                    key: field.node.response_key().node.clone(),
-                    field: field_of(self, &field.node)?,
-                    conditions,
-                }),
+                Selection::Field(field) => {
+                    self.occurrences.set(self.occurrences.get() + 1);
+                    into.push(Occurrence {
+                        key: field.node.response_key().node.clone(),
+                        field: field_of(self, &field.node)?,
+                        conditions,
+                    })
+                }
                 // Every type condition names the object type itself: the
                 // schema has no interfaces or unions, and validation refused
                 // any other.

@@ -131,18 +131,19 @@ impl Writer<'_> {
                     }
                 }
                 Root::Posts { authors, page, connection, slot } => {
-                    let rows: &[Value] = match authors {
-                        Authors::Nobody => &[],
+                    let empty = Value::Array(vec![Value::from(0), Value::Array(Vec::new())]);
+                    let page_value = match authors {
+                        Authors::Nobody => &empty,
                         Authors::All => {
                             self.tags.extend([Tag::Posts, Tag::Registrations]);
-                            array(roots.get(*slot).ok_or(Malformed)?)?
+                            roots.get(*slot).ok_or(Malformed)?
                         }
                         Authors::One(author) => {
                             self.tags.extend([Tag::PostsBy(*author), Tag::Registrations]);
-                            array(roots.get(*slot).ok_or(Malformed)?)?
+                            roots.get(*slot).ok_or(Malformed)?
                         }
                     };
-                    self.page(rows, page, connection)?
+                    self.page(page_value, page, connection)?
                 }
                 Root::Leaderboard { user, slot, .. } => {
                     self.tags.push(Tag::Leaderboard);
@@ -174,7 +175,7 @@ impl Writer<'_> {
                 UserField::CreatedAt => self.instant(&row[5])?,
                 UserField::Posts { page, connection, slot } => {
                     self.tags.extend([Tag::PostsBy(id), Tag::User(id)]);
-                    self.page(array(&row[6 + slot])?, page, connection)?
+                    self.page(&row[6 + slot], page, connection)?
                 }
             }
         }
@@ -202,16 +203,19 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// A page from its rows (one more than asked when more follow).
-    fn page(&mut self, rows: &[Value], page: &PageRequest, connection: &Connection) -> Written {
+    /// A page from `[rows fetched, [rows shown]]`.
+    fn page(&mut self, page_value: &Value, page: &PageRequest, connection: &Connection) -> Written {
+        let (fetched, rows) = match array(page_value)? {
+            [fetched, rows] => (fetched.as_i64().ok_or(Malformed)?, array(rows)?),
+            _ => return Err(Malformed),
+        };
+        let has_next_page = fetched > page.limit;
         let mut shown = Vec::with_capacity(rows.len());
         for row in rows {
             let row = array(row)?;
             self.tags.push(Tag::User(uuid(row.get(4).ok_or(Malformed)?)?));
             shown.push(row);
         }
-        let has_next_page = shown.len() as i64 > page.limit;
-        shown.truncate(page.limit.max(0) as usize);
         self.out.push('{');
         for (n, (key, field)) in connection.fields.iter().enumerate() {
             self.key(n == 0, key);

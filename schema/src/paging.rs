@@ -18,6 +18,18 @@ pub const DEFAULT_PAGE_SIZE: i32 = 20;
 /// How many posts a page may hold.
 pub const MAX_PAGE_SIZE: i32 = 100;
 
+/// How many users the leaderboard shows when the client does not say.
+pub const DEFAULT_LEADERBOARD_SIZE: i32 = 10;
+
+/// How many users the leaderboard shows for `first`, or the rule it breaks.
+pub fn leaderboard_size(first: Option<i32>) -> Result<i64, RuleError> {
+    let first = first.unwrap_or(DEFAULT_LEADERBOARD_SIZE);
+    if !(0..=MAX_PAGE_SIZE).contains(&first) {
+        return Err(RuleError { field: "first", reason: format!("must be between 0 and {MAX_PAGE_SIZE}") });
+    }
+    Ok(first.into())
+}
+
 /// The page a client asks for: up to `limit` posts after `after`, newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageRequest {

@@ -81,11 +81,8 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(default = 10)] first: Option<i32>,
     ) -> async_graphql::Result<Vec<User>> {
-        let first = first.unwrap_or(10);
-        if !(0..=100).contains(&first) {
-            return Err(InputError::new("first", "must be between 0 and 100")).coded();
-        }
+        let first = agora_schema::paging::leaderboard_size(first).map_err(InputError::from).coded()?;
         let request = ctx.data::<RequestContext>()?;
-        Ok(request.loaders.source.leaderboard(first.into()).await.coded()?.into_iter().map(User).collect())
+        Ok(request.loaders.source.leaderboard(first).await.coded()?.into_iter().map(User).collect())
     }
 }

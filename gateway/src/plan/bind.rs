@@ -316,11 +316,8 @@ impl Binder<'_> {
             }
             Q::Leaderboard { first, .. } => {
                 let sets = collect(fields, |field| if let Q::Leaderboard { user, .. } = field { Some(user) } else { None });
-                let first = self.int(first)?.unwrap_or(10);
-                if !(0..=100).contains(&first) {
-                    return Err(Refused);
-                }
-                Root::Leaderboard { first: first.into(), user: self.user(&sets)?, slot: next(slots) }
+                let first = agora_schema::paging::leaderboard_size(self.int(first)?).map_err(|_| Refused)?;
+                Root::Leaderboard { first, user: self.user(&sets)?, slot: next(slots) }
             }
         })
     }

@@ -44,6 +44,9 @@ struct Walk<'a> {
     limiter: &'a QueryLimiter,
     document: &'a ExecutableDocument,
     variables: &'a Variables,
+    /// The default values of the variables of the operation being measured
+    /// (execution uses them for variables a request leaves out).
+    defaults: HashMap<&'a str, &'a Value>,
     /// Measured fragments; `None` while one is being measured.
     fragments: HashMap<&'a str, Option<Summary>>,
     /// The fragments being measured, outermost first (to name a cycle).
@@ -67,10 +70,18 @@ pub(super) fn measure(
             format!("the document has {written} selections; at most {} are allowed", limits.max_fields),
         ));
     }
-    let mut walk = Walk { limiter, document, variables, fragments: HashMap::new(), path: Vec::new() };
+    let mut walk = Walk { limiter, document, variables, defaults: HashMap::new(), fragments: HashMap::new(), path: Vec::new() };
     let mut expanded = Summary::default();
     let (mut selected, mut costliest) = (None, 0);
     for (name, operation) in document.operations.iter() {
+        // Each operation with its own defaults (its fragments measured again).
+        walk.defaults = operation
+            .node
+            .variable_definitions
+            .iter()
+            .filter_map(|definition| Some((definition.node.name.node.as_str(), definition.node.default_value()?)))
+            .collect();
+        walk.fragments.clear();
         let summary = walk.set(&operation.node.selection_set.node, 0)?;
         expanded = expanded.and(summary);
         check_size(&expanded, limits.max_fields)?;
@@ -81,6 +92,7 @@ pub(super) fn measure(
         }
     }
     // Fragments no operation uses (measured already or not) are measured too: validation walks them as well.
+    walk.defaults.clear();
     for name in document.fragments.keys() {
         let summary = walk.fragment(name.as_str(), 0)?;
         check_size(&summary, limits.max_fields)?;
@@ -235,13 +247,17 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// An argument's value with variables substituted (a missing variable is null).
+    /// An argument's value with variables substituted: the request's, else
+    /// the operation's default, else null.
     fn argument(&self, field: &Field, name: &str) -> Value {
         field.get_argument(name).map_or(Value::Null, |value| {
             value
                 .node
                 .clone()
-                .into_const_with(|variable| Ok::<_, ()>(self.variables.get(&variable).cloned().unwrap_or(Value::Null)))
+                .into_const_with(|variable| {
+                    let value = self.variables.get(&variable).or_else(|| self.defaults.get(variable.as_str()).copied());
+                    Ok::<_, ()>(value.cloned().unwrap_or(Value::Null))
+                })
                 .unwrap_or(Value::Null)
         })
     }

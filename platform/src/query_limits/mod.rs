@@ -117,7 +117,7 @@ impl CostModel {
         let page = |default: i32| ListSize::Slice { argument: "first", default: default as u64, max: MAX_PAGE_SIZE as u64 };
         CostModel::new([
             ("posts", page(DEFAULT_PAGE_SIZE)),
-            ("leaderboard", page(10)),
+            ("leaderboard", page(agora_schema::paging::DEFAULT_LEADERBOARD_SIZE)),
             ("_entities", ListSize::PerElement { argument: "representations", max: MAX_ELEMENTS }),
             ("users", ListSize::PerElement { argument: "ids", max: MAX_ELEMENTS }),
         ])

@@ -164,6 +164,19 @@ fn aliases_are_counted_with_fragments_expanded() {
 }
 
 #[test]
+fn a_variable_left_out_costs_its_default_as_execution_uses_it() {
+    let written = check("{ posts(first: 100) { nodes { id } } }").unwrap().cost;
+    let defaulted = "query($n: Int = 100) { posts(first: $n) { nodes { id } } }";
+    assert_eq!(check(defaulted).unwrap().cost, written);
+    assert!(check_with(defaulted, json!({ "n": 1 })).unwrap().cost < written);
+    // Each operation's own default.
+    let two =
+        "query A($n: Int = 1) { posts(first: $n) { nodes { id } } } query B($n: Int = 100) { posts(first: $n) { nodes { id } } }";
+    let mut request = async_graphql::Request::new(two).operation_name("B");
+    assert_eq!(limiter().check(&mut request).unwrap().cost, written);
+}
+
+#[test]
 fn the_named_operation_is_the_one_costed() {
     let document = "query Small { me { id } } query Large { posts { nodes { id } } }";
     let mut request = async_graphql::Request::new(document).operation_name("Small");

@@ -83,6 +83,9 @@ pub struct Config {
     /// compiled executor off: the resolvers answer every query).
     #[arg(long, env = "COMPILED_PLANS_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub compiled_plans_bytes: u64,
+    /// Bytes of parsed documents kept, by their text (0: every request is parsed).
+    #[arg(long, env = "PARSED_DOCUMENTS_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub parsed_documents_bytes: u64,
     /// Bytes of documents kept for automatic persisted queries.
     #[arg(long, env = "PERSISTED_QUERIES_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub persisted_queries_bytes: u64,

@@ -24,7 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::commands::{Commands, Consistency};
 use crate::config::Config;
 use crate::live::{LiveFeed, LiveReader};
-use crate::pipeline::{self, Pipeline, ResponseCache, SharedOperations, TokenKey, TrustedDocuments};
+use crate::pipeline::{self, ParsedDocuments, Pipeline, ResponseCache, SharedOperations, TokenKey, TrustedDocuments};
 use crate::plan::CompiledReads;
 use crate::projector::lag::{LagMonitor, ProjectorLag};
 use crate::projector::{generation, Projector, ProjectorSettings};
@@ -88,6 +88,7 @@ impl Application {
             limiter: config.query_limiter(),
             subscriptions: SharedOperations::new(config.live_buffer_events, token_key),
             trusted: trusted.clone(),
+            documents: ParsedDocuments::new(config.parsed_documents_bytes),
         };
         let pipeline = Arc::new(pipeline);
         tokio::spawn(prepare_trusted(pipeline.clone(), trusted.clone(), background.clone()));

@@ -1,8 +1,9 @@
 //! The request pipeline: what a GraphQL request goes through between its
 //! transport and the schema, in this order:
 //!
-//! 1. the limits: what the document asks is measured and checked before
-//!    anything else (waiting, caching, executing);
+//! 1. the limits: the document is parsed (once per text, [`documents`]) and
+//!    what it asks is measured and checked before anything else (waiting,
+//!    caching, executing);
 //! 2. the [`strategy`] the request names: the read model or composition;
 //! 3. the [`response_cache`], for anonymous read-model queries;
 //! 4. the [`consistency_token`]: checked now, waited for once the document
@@ -23,6 +24,7 @@
 pub mod annotate;
 mod compiled;
 pub mod consistency_token;
+pub mod documents;
 #[cfg(test)]
 mod fuzz;
 pub mod persisted;
@@ -41,7 +43,7 @@ use agora_platform::errors::ErrorCode;
 use agora_platform::query_limits::{Checked, QueryLimiter, QueryLimitsExtension};
 use agora_platform::tokens::{self, Caller, Claims, JwksVerifier, TokenError};
 use agora_platform::trace_context::TraceParent;
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Response, ServerError};
 use axum::http::{header, HeaderMap};
 use futures::stream::BoxStream;
@@ -49,6 +51,7 @@ use futures::StreamExt;
 use serde_json::value::RawValue;
 
 pub use consistency_token::{ConsistencyToken, TokenKey, CONSISTENCY_HEADER};
+pub use documents::ParsedDocuments;
 pub use persisted::TrustedDocuments;
 pub use response_cache::ResponseCache;
 pub use strategy::{EXECUTOR_HEADER, STRATEGY_HEADER};
@@ -143,6 +146,8 @@ pub struct Pipeline {
     pub subscriptions: SharedOperations,
     /// Persisted queries, or the only documents that run.
     pub trusted: TrustedDocuments,
+    /// Documents parsed before, by their text.
+    pub documents: ParsedDocuments,
     /// The compiled executor of read-model queries; `None`: the resolvers answer every one.
     pub compiled: Option<CompiledReads>,
     /// Waits for the writes a consistency token names (when the compiled executor answers).
@@ -175,29 +180,25 @@ impl Pipeline {
         if let Execution::Unknown(other) = &execution {
             return refuse(ErrorCode::BadUserInput, format!("unknown {EXECUTOR_HEADER} {other:?}: use compiled or resolvers"));
         }
-        // Measured once, in time bounded by the document's size; the schema's
-        // extension trusts this measure (and the parsed document is kept).
-        let cost = match self.limiter.check(&mut request) {
-            Ok(measured) => {
+        // Parsed once per text, measured once per request, in time bounded by
+        // the document's size; the schema's extension trusts this measure.
+        let measured = self.documents.parse(&self.limiter, &request.query).and_then(|document| {
+            Ok((self.limiter.measure(&document, request.operation_name.as_deref(), &request.variables)?, document))
+        });
+        let (cost, document) = match measured {
+            Ok((measured, document)) => {
                 request = request.data(Checked(measured));
-                measured.cost
+                (measured.cost, document)
             }
             Err(refusal) => return Response::from_errors(vec![refusal.into_server_error()]).into(),
         };
         let operation_name = request.operation_name.clone();
-        if let Ok(document) = request.parsed_query() {
-            facts.operation =
-                selected_operation(document, operation_name.as_deref()).map(|(name, ty)| (name.map(str::to_owned), ty));
-        }
+        facts.operation =
+            selected_operation(&document, operation_name.as_deref()).map(|(name, ty)| (name.map(str::to_owned), ty));
         let mut cacheable = None;
-        // Only queries are cached; a document that does not parse is not
-        // (it fails anyway). Parsed once, by the check.
-        let (query, reads_caller) = match request.parsed_query() {
-            Ok(document) => {
-                (operation_type(document, operation_name.as_deref()) == Some(OperationType::Query), reads_caller(document))
-            }
-            Err(_) => (false, true),
-        };
+        // Only queries are cached.
+        let query = operation_type(&document, operation_name.as_deref()) == Some(OperationType::Query);
+        let reads_caller = reads_caller(&document);
         // The resolvers asked for by name answer themselves, not from the cache.
         if let Some(cache) = self.cache.as_ref().filter(|_| {
             query && strategy == Strategy::ReadModel && execution == Execution::Compiled && cache_allowed(headers, reads_caller)
@@ -257,10 +258,11 @@ impl Pipeline {
         let strategy_name = source.strategy();
         let context = RequestContext::new(caller, forwarded, source, calls.clone());
         let commands = context.commands.clone();
-        let request = match pending {
+        let mut request = match pending {
             Some(pending) => request.data(pending),
             None => request,
         };
+        request.set_parsed_query(ExecutableDocument::clone(&document));
         let mut response = self.schema.execute(request.data(context)).await;
         if let Some(data) = first_sight.and_then(|seen| seen.take_answer()) {
             let extensions = std::mem::take(&mut response.extensions);

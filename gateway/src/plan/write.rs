@@ -24,13 +24,14 @@ type Written = Result<(), Malformed>;
 
 /// `data` for `bound` from `roots` (the statement's array, one value per slot).
 pub fn data(bound: &Bound, roots: &[Value], tags: &mut Vec<Tag>) -> Result<String, Malformed> {
-    let mut writer = Writer { out: String::with_capacity(1024), tags };
+    let mut writer = Writer { out: Vec::with_capacity(4096), tags };
     writer.root(bound, roots)?;
-    Ok(writer.out)
+    // Only whole JSON tokens and serde_json's escaped strings were written.
+    String::from_utf8(writer.out).map_err(|_| Malformed)
 }
 
 struct Writer<'t> {
-    out: String,
+    out: Vec<u8>,
     tags: &'t mut Vec<Tag>,
 }
 
@@ -55,29 +56,35 @@ fn cursor(row: &[Value]) -> Result<String, Malformed> {
 }
 
 impl Writer<'_> {
+    /// `text` as a JSON string, escaped as serde_json escapes (as the
+    /// resolvers' answers are written).
     fn string(&mut self, text: &str) {
-        // Writing into a String cannot fail, and serde_json writes UTF-8.
-        let escaped = serde_json::to_string(text).unwrap_or_default();
-        self.out.push_str(&escaped);
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, text);
     }
 
+    fn push(&mut self, token: &str) {
+        self.out.extend_from_slice(token.as_bytes());
+    }
+
+    /// A key of the response: a GraphQL name, which needs no escaping.
     fn key(&mut self, first: bool, key: &str) {
         if !first {
-            self.out.push(',');
+            self.out.push(b',');
         }
-        self.string(key);
-        self.out.push(':');
+        self.out.push(b'"');
+        self.push(key);
+        self.push("\":");
     }
 
     fn value_text(&mut self, value: &Value) -> Written {
-        let text = text(value)?.to_owned();
-        self.string(&text);
+        self.string(text(value)?);
         Ok(())
     }
 
     fn number(&mut self, value: &Value) -> Written {
         let number = value.as_i64().ok_or(Malformed)?;
-        self.out.push_str(&number.to_string());
+        let _ = serde_json::to_writer(&mut self.out, &number);
         Ok(())
     }
 
@@ -88,23 +95,23 @@ impl Writer<'_> {
     }
 
     fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T) -> Written) -> Written {
-        self.out.push('[');
+        self.out.push(b'[');
         for (n, item) in items.iter().enumerate() {
             if n > 0 {
-                self.out.push(',');
+                self.out.push(b',');
             }
             each(self, item)?;
         }
-        self.out.push(']');
+        self.out.push(b']');
         Ok(())
     }
 
     fn root(&mut self, bound: &Bound, roots: &[Value]) -> Written {
-        self.out.push('{');
+        self.out.push(b'{');
         for (n, (key, root)) in bound.root.iter().enumerate() {
             self.key(n == 0, key);
             match root {
-                Root::Typename => self.string("Query"),
+                Root::Typename => self.push("\"Query\""),
                 Root::User { key, user, slot } => {
                     match key {
                         Some(UserKey::Id(id)) => self.tags.push(Tag::User(*id)),
@@ -112,7 +119,7 @@ impl Writer<'_> {
                         None => {}
                     }
                     match roots.get(*slot).ok_or(Malformed)? {
-                        Value::Null => self.out.push_str("null"),
+                        Value::Null => self.push("null"),
                         row => self.user(array(row)?, user)?,
                     }
                 }
@@ -122,7 +129,7 @@ impl Writer<'_> {
                         self.tags.extend([Tag::Post(*id), Tag::Registrations]);
                     }
                     match roots.get(*slot).ok_or(Malformed)? {
-                        Value::Null => self.out.push_str("null"),
+                        Value::Null => self.push("null"),
                         row => {
                             let row = array(row)?;
                             self.tags.push(Tag::User(uuid(row.get(4).ok_or(Malformed)?)?));
@@ -152,7 +159,7 @@ impl Writer<'_> {
                 }
             }
         }
-        self.out.push('}');
+        self.out.push(b'}');
         Ok(())
     }
 
@@ -162,11 +169,11 @@ impl Writer<'_> {
         }
         let id = uuid(&row[0])?;
         self.tags.push(Tag::User(id));
-        self.out.push('{');
+        self.out.push(b'{');
         for (n, (key, field)) in user.fields.iter().enumerate() {
             self.key(n == 0, key);
             match field {
-                UserField::Typename => self.string("User"),
+                UserField::Typename => self.push("\"User\""),
                 UserField::Id => self.value_text(&row[0])?,
                 UserField::Username => self.value_text(&row[1])?,
                 UserField::DisplayName => self.value_text(&row[2])?,
@@ -179,7 +186,7 @@ impl Writer<'_> {
                 }
             }
         }
-        self.out.push('}');
+        self.out.push(b'}');
         Ok(())
     }
 
@@ -187,11 +194,11 @@ impl Writer<'_> {
         if row.len() < 5 {
             return Err(Malformed);
         }
-        self.out.push('{');
+        self.out.push(b'{');
         for (n, (key, field)) in post.fields.iter().enumerate() {
             self.key(n == 0, key);
             match field {
-                PostField::Typename => self.string("Post"),
+                PostField::Typename => self.push("\"Post\""),
                 PostField::Id => self.value_text(&row[0])?,
                 PostField::Title => self.value_text(&row[1])?,
                 PostField::Body => self.value_text(&row[2])?,
@@ -199,7 +206,7 @@ impl Writer<'_> {
                 PostField::Author { user, slot } => self.user(array(row.get(5 + slot).ok_or(Malformed)?)?, user)?,
             }
         }
-        self.out.push('}');
+        self.out.push(b'}');
         Ok(())
     }
 
@@ -216,49 +223,49 @@ impl Writer<'_> {
             self.tags.push(Tag::User(uuid(row.get(4).ok_or(Malformed)?)?));
             shown.push(row);
         }
-        self.out.push('{');
+        self.out.push(b'{');
         for (n, (key, field)) in connection.fields.iter().enumerate() {
             self.key(n == 0, key);
             match field {
-                ConnectionField::Typename => self.string("PostConnection"),
+                ConnectionField::Typename => self.push("\"PostConnection\""),
                 ConnectionField::Edges(edge) => self.list(&shown, |writer, row| {
-                    writer.out.push('{');
+                    writer.out.push(b'{');
                     for (n, (key, field)) in edge.iter().enumerate() {
                         writer.key(n == 0, key);
                         match field {
-                            EdgeField::Typename => writer.string("PostEdge"),
+                            EdgeField::Typename => writer.push("\"PostEdge\""),
                             EdgeField::Cursor => writer.string(&cursor(row)?),
                             EdgeField::Node(post) => writer.post(row, post)?,
                         }
                     }
-                    writer.out.push('}');
+                    writer.out.push(b'}');
                     Ok(())
                 })?,
                 ConnectionField::Nodes(post) => self.list(&shown, |writer, row| writer.post(row, post))?,
                 ConnectionField::PageInfo(info) => {
-                    self.out.push('{');
+                    self.out.push(b'{');
                     for (n, (key, field)) in info.iter().enumerate() {
                         self.key(n == 0, key);
                         match field {
-                            PageInfoField::Typename => self.string("PageInfo"),
-                            PageInfoField::HasPreviousPage => self.out.push_str(bool_text(connection.after_given)),
-                            PageInfoField::HasNextPage => self.out.push_str(bool_text(has_next_page)),
+                            PageInfoField::Typename => self.push("\"PageInfo\""),
+                            PageInfoField::HasPreviousPage => self.push(bool_text(connection.after_given)),
+                            PageInfoField::HasNextPage => self.push(bool_text(has_next_page)),
                             PageInfoField::StartCursor => self.optional_cursor(shown.first())?,
                             PageInfoField::EndCursor => self.optional_cursor(shown.last())?,
                         }
                     }
-                    self.out.push('}');
+                    self.out.push(b'}');
                 }
             }
         }
-        self.out.push('}');
+        self.out.push(b'}');
         Ok(())
     }
 
     fn optional_cursor(&mut self, row: Option<&&[Value]>) -> Written {
         match row {
             Some(row) => self.string(&cursor(row)?),
-            None => self.out.push_str("null"),
+            None => self.push("null"),
         }
         Ok(())
     }

@@ -224,7 +224,16 @@ impl QueryLimiter {
     /// Parses the request's document (and keeps it in the request, so it is
     /// parsed once) and measures it.
     pub fn check(&self, request: &mut async_graphql::Request) -> Result<Measured, Refusal> {
-        let nesting = brackets::bracket_depth(&request.query);
+        let document = self.parse(&request.query)?;
+        let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables)?;
+        request.set_parsed_query(document);
+        Ok(measured)
+    }
+
+    /// Parses a document, refusing first one nested deeper than the parser
+    /// can take (in time bounded by its size).
+    pub fn parse(&self, query: &str) -> Result<ExecutableDocument, Refusal> {
+        let nesting = brackets::bracket_depth(query);
         if nesting > MAX_BRACKET_NESTING {
             return Err(Refusal::too_complex(
                 Reason::Depth,
@@ -235,10 +244,7 @@ impl QueryLimiter {
                 ),
             ));
         }
-        let document = async_graphql::parser::parse_query(&request.query).map_err(|error| Refusal::Invalid(error.to_string()))?;
-        let measured = self.measure(&document, request.operation_name.as_deref(), &request.variables)?;
-        request.set_parsed_query(document);
-        Ok(measured)
+        async_graphql::parser::parse_query(query).map_err(|error| Refusal::Invalid(error.to_string()))
     }
 
     /// Measures a parsed document with its variables.

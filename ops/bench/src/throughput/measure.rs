@@ -47,6 +47,11 @@ impl Query {
         }
     }
 
+    /// Its place in [`Query::ALL`] (and in the read model's reference answers).
+    pub fn index(self) -> usize {
+        Query::ALL.iter().position(|&q| q == self).expect("every query is in ALL")
+    }
+
     pub fn body(self) -> String {
         json!({ "query": self.document() }).to_string()
     }

@@ -88,7 +88,7 @@ impl WriteLoad {
                 let user = users[(sent / 2) % users.len()].clone();
                 let i = sent;
                 tokio::spawn(async move {
-                    let _ = done.send(write(&client, &url, &user, i).await);
+                    let _ = done.send(command(&client, &url, &user, i).await);
                     drop(permit);
                 });
                 sent += 1;
@@ -126,7 +126,7 @@ impl WriteLoad {
 
 /// The `i`-th command: a new post (even), a new display name (odd); its
 /// round trip in ms.
-async fn write(client: &reqwest::Client, url: &str, user: &BenchUser, i: usize) -> anyhow::Result<f64> {
+async fn command(client: &reqwest::Client, url: &str, user: &BenchUser, i: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     let headers = [("authorization".to_owned(), format!("Bearer {}", user.token))];
     if i % 2 == 0 {

@@ -9,6 +9,7 @@ mod freshness;
 mod gql;
 mod kafka_log;
 mod load;
+mod pace;
 mod procs;
 mod profile;
 mod rebuild;

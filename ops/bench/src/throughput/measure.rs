@@ -174,7 +174,7 @@ pub async fn measure_request(
 /// One line on the console per measured point.
 pub fn print_point(label: &str, what: &str, point: &Point) {
     println!(
-        "    {:<28} {:<20} c={:<4} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failures {}",
+        "    {:<50} {:<20} c={:<4} {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failures {}",
         label, what, point.concurrency, point.requests_per_second, point.p50_ms, point.p99_ms, point.failures
     );
     if point.failures > 0 {

@@ -12,19 +12,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::measure::{print_point, validate, Query, Settings, Target};
 use super::peers::{spawn_peer, Peer, Supergraphs};
 use crate::dataset::BenchUser;
 use crate::load::{self, Point, Request};
+use crate::pace;
 use crate::procs::Proc;
 use crate::stats::{summarize, Summary};
 use crate::system::System;
 
 const RENAME_USER: &str = "mutation($name: String!) { renameUser(displayName: $name) { id } }";
-/// At most this many commands wait for their answers; past it the rate
-/// drops (the achieved rate says so).
+/// At most this many commands wait for their answers (see [`pace`]).
 const IN_FLIGHT: u32 = 512;
 
 /// One reader (read-model, composition, Hive Router) at one write rate.
@@ -69,34 +69,23 @@ struct WriteLoad {
 
 impl WriteLoad {
     fn start(url: String, users: Arc<Vec<BenchUser>>, rate: f64) -> WriteLoad {
-        let (stop, mut stopped) = oneshot::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let client = crate::gql::client();
-            let in_flight = Arc::new(Semaphore::new(IN_FLIGHT as usize));
             let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<f64>>();
-            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let started = Instant::now();
-            let mut sent = 0usize;
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = ticker.tick() => {}
-                }
-                let permit = in_flight.clone().acquire_owned().await?;
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            let paced = pace::at_rate(rate, IN_FLIGHT, None, stopped, |i| {
                 let (client, url, done) = (client.clone(), url.clone(), done_tx.clone());
-                let user = users[(sent / 2) % users.len()].clone();
-                let i = sent;
-                tokio::spawn(async move {
+                let user = users[(i / 2) % users.len()].clone();
+                async move {
                     let _ = done.send(command(&client, &url, &user, i).await);
-                    drop(permit);
-                });
-                sent += 1;
-            }
-            let seconds = started.elapsed().as_secs_f64();
+                }
+            })
+            .await?;
             drop(done_tx);
-            let _ = in_flight.acquire_many(IN_FLIGHT).await?;
-            let (mut latencies, mut failed) = (Vec::with_capacity(sent), 0);
+            let (mut latencies, mut failed) = (Vec::with_capacity(paced.sent), 0);
             while let Some(done) = done_rx.recv().await {
                 match done {
                     Ok(ms) => latencies.push(ms),
@@ -109,9 +98,9 @@ impl WriteLoad {
                 }
             }
             Ok(WriteStats {
-                sent,
+                sent: paced.sent,
                 failed,
-                achieved_per_second: sent as f64 / seconds.max(1e-9),
+                achieved_per_second: paced.achieved_per_second(),
                 latency: summarize(&mut latencies),
             })
         });

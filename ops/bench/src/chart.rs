@@ -1,5 +1,6 @@
 //! The PNG chart (plotters): throughput and p99 latency against concurrency
-//! for every gateway on "posts with authors", and the subscriber figures.
+//! for every gateway on "posts with authors", the reads of the mixed
+//! workload against the write rate, and the subscriber figures.
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use plotters::style::FontStyle;
 use crate::load::Point;
 use crate::report::Results;
 use crate::subscribers::SubscriberLevel;
-use crate::throughput::{Query, Series};
+use crate::throughput::{MixedPoint, Query, Series};
 
 const FONT: &str = "sans-serif";
 
@@ -40,6 +41,11 @@ fn color(key: &str) -> RGBColor {
     match key {
         "read-model" => RGBColor(0x1f, 0x77, 0xb4),
         "read-model-no-cache" => RGBColor(0x8c, 0x56, 0x4b),
+        "read-model-resolvers" => RGBColor(0xae, 0xc7, 0xe8),
+        "read-model-resolvers-no-cache" => RGBColor(0xc4, 0x9c, 0x94),
+        "read-model-logged-in" => RGBColor(0x39, 0x3b, 0x79),
+        "read-model-persisted-get" => RGBColor(0xbc, 0xbd, 0x22),
+        "hive-router-logged-in" => RGBColor(0x98, 0xdf, 0x8a),
         "composition" => RGBColor(0xff, 0x7f, 0x0e),
         "hive-router" => RGBColor(0x2c, 0xa0, 0x2c),
         "hive-router-no-dedupe" => RGBColor(0x17, 0xbe, 0xcf),
@@ -64,8 +70,11 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
     register_font()?;
-    draw_on(BitMapBackend::new(path, (1600, 1200)).into_drawing_area(), results)
+    draw_on(BitMapBackend::new(path, SIZE).into_drawing_area(), results)
 }
+
+/// Three rows of two panels.
+const SIZE: (u32, u32) = (1600, 1800);
 
 type Panel<DB> = DrawingArea<DB, Shift>;
 type LogLog = Cartesian2d<LogCoord<f64>, LogCoord<f64>>;
@@ -83,13 +92,15 @@ where
         results.mode
     );
     let root = root.titled(&title, (FONT, 26))?;
-    let panels = root.split_evenly((2, 2));
+    let panels = root.split_evenly((3, 2));
     let series: Vec<&Series> = results.throughput.series.iter().filter(|s| s.query == Query::PostsWithAuthors).collect();
     throughput_panel(&panels[0], &series, Metric::Throughput)?;
     throughput_panel(&panels[1], &series, Metric::P99)?;
+    mixed_panel(&panels[2], &results.throughput.mixed, Metric::Throughput)?;
+    mixed_panel(&panels[3], &results.throughput.mixed, Metric::P99)?;
     let subscribers = Subscribers::of(&results.subscribers);
-    subscriber_latency_panel(&panels[2], &subscribers)?;
-    subscriber_resources_panel(&panels[3], &subscribers)?;
+    subscriber_latency_panel(&panels[4], &subscribers)?;
+    subscriber_resources_panel(&panels[5], &subscribers)?;
     root.present().context("cannot write the chart")?;
     Ok(())
 }
@@ -175,6 +186,47 @@ where
     for s in series {
         let points = s.points.iter().map(|p| (p.concurrency as f64, metric.of(p))).filter(|p| p.1 > 0.0).collect();
         line(&mut chart, points, color(&s.key), s.label.clone())?;
+    }
+    legend(&mut chart, position)
+}
+
+/// The mixed workload's reads (throughput or p99) against the write rate,
+/// one line per reader.
+fn mixed_panel<DB: DrawingBackend>(panel: &Panel<DB>, points: &[MixedPoint], metric: Metric) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (caption, unit, position) = match metric {
+        Metric::Throughput => ("reads while commands run: throughput", "requests/s", SeriesLabelPosition::LowerLeft),
+        Metric::P99 => ("reads while commands run: p99 latency", "p99 ms", SeriesLabelPosition::UpperLeft),
+    };
+    let (xlo, xhi) = bounds(points.iter().map(|p| p.target_writes_per_second));
+    let (ylo, yhi) = bounds(points.iter().map(|p| metric.of(&p.reads)));
+    let mut chart: ChartContext<'_, DB, LogLog> =
+        builder(panel, caption).build_cartesian_2d((xlo..xhi).log_scale(), (ylo..yhi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("commands per second (log)")
+        .y_desc(format!("{unit} (log)"))
+        .label_style((FONT, 15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| if *y >= 10.0 { format!("{y:.0}") } else { format!("{y:.2}") })
+        .draw()?;
+    // The readers in the order they were measured.
+    let mut readers: Vec<(&str, &str)> = Vec::new();
+    for p in points {
+        if !readers.iter().any(|(key, _)| *key == p.key) {
+            readers.push((p.key.as_str(), p.label.as_str()));
+        }
+    }
+    for (key, label) in readers {
+        let line_points = points
+            .iter()
+            .filter(|p| p.key == key)
+            .map(|p| (p.target_writes_per_second, metric.of(&p.reads)))
+            .filter(|p| p.1 > 0.0)
+            .collect();
+        line(&mut chart, line_points, color(key), label)?;
     }
     legend(&mut chart, position)
 }
@@ -278,7 +330,7 @@ mod tests {
     fn the_chart_of_the_fixture_is_unchanged() {
         super::register_font().expect("a font");
         let mut svg = String::new();
-        super::draw_on(SVGBackend::with_string(&mut svg, (1600, 1200)).into_drawing_area(), &fixture::results())
+        super::draw_on(SVGBackend::with_string(&mut svg, super::SIZE).into_drawing_area(), &fixture::results())
             .expect("the chart draws");
         fixture::assert_unchanged("chart.svg", &svg);
     }

@@ -18,10 +18,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::postgres::PgListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::dataset::BenchUser;
+use crate::pace;
 use crate::stats::{summarize, Summary};
 use crate::system::{self, System};
 
@@ -139,27 +140,16 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
         (seen, command, failed, pending.len(), all_ids)
     });
 
-    // The generator: one request every 1/rate s, each in its own task (a
-    // slow answer does not delay the next send), at most 1,000 in flight.
-    let in_flight = Arc::new(Semaphore::new(1_000));
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    for i in 0..total {
-        ticker.tick().await;
-        let permit = in_flight.clone().acquire_owned().await?;
+    // The generator: at most 1,000 in flight; it returns once every send
+    // has its answer.
+    let paced = pace::at_rate(rate, 1_000, Some(total), std::future::pending(), |i| {
         let (client, url, users, tx) = (client.clone(), url.clone(), users.clone(), created_tx.clone());
-        tokio::spawn(async move {
+        async move {
             let user = &users[i % users.len()];
-            let result = create_post(&client, &url, user, &format!("Fresh post {i}")).await;
-            let _ = tx.send(result);
-            drop(permit);
-        });
-    }
-    let sending = started.elapsed().as_secs_f64();
-    // Wait for every send to finish.
-    let _ = in_flight.acquire_many(1_000).await?;
+            let _ = tx.send(create_post(&client, &url, user, &format!("Fresh post {i}")).await);
+        }
+    })
+    .await?;
     drop(created_tx);
     let (seen, mut command, failed, not_seen, ids) = watcher.await?;
     let post_pool = system::pool(&system.postgres, system::POST_DB, 1).await?;
@@ -176,8 +166,8 @@ pub async fn run(system: &System, users: Arc<Vec<BenchUser>>, rate: f64, seconds
     let mut sent_to_visible: Vec<f64> = seen.iter().map(|s| s.1).collect();
     Ok(FreshnessReport {
         target_rate_per_second: rate,
-        achieved_rate_per_second: total as f64 / sending.max(1e-9),
-        seconds: sending,
+        achieved_rate_per_second: paced.achieved_per_second(),
+        seconds: paced.sending_seconds,
         sent: total,
         failed,
         not_seen,

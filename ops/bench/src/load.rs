@@ -28,12 +28,20 @@ pub struct Point {
     pub peak_rss_mib: Option<f64>,
 }
 
-/// Runs oha for `seconds` at `concurrency` against `url` with the JSON `body`.
+/// What each request of a load sends.
+pub enum Request<'a> {
+    /// A POST of this JSON body.
+    Post { body: &'a str },
+    /// A GET of the URL alone (its query string says everything).
+    Get,
+}
+
+/// Runs oha for `seconds` at `concurrency` against `url`, sending `request`.
 pub async fn oha(
     oha_bin: &Path,
     url: &str,
     headers: &[(String, String)],
-    body: &str,
+    request: &Request<'_>,
     concurrency: usize,
     seconds: f64,
 ) -> anyhow::Result<Point> {
@@ -46,14 +54,16 @@ pub async fn oha(
         .arg(format!("{}ms", (seconds * 1000.0) as u64))
         .arg("-c")
         .arg(concurrency.to_string())
-        .arg("-m")
-        .arg("POST")
-        .arg("-T")
-        .arg("application/json")
-        .arg("-d")
-        .arg(body)
         // Requests still open when the time is up finish and count.
         .arg("-w");
+    match request {
+        Request::Post { body } => {
+            command.arg("-m").arg("POST").arg("-T").arg("application/json").arg("-d").arg(body);
+        }
+        Request::Get => {
+            command.arg("-m").arg("GET");
+        }
+    }
     for (name, value) in headers {
         command.arg("-H").arg(format!("{name}: {value}"));
     }
@@ -172,24 +182,30 @@ pub async fn pgbench(
     })
 }
 
-/// A reverse proxy on 127.0.0.1 that counts the requests it forwards.
+/// A reverse proxy on 127.0.0.1 that counts the requests it forwards, and
+/// those of them with an `authorization` header.
 pub struct CountingProxy {
     pub port: u16,
-    pub count: Arc<AtomicU64>,
+    count: Arc<AtomicU64>,
+    authorized: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl CountingProxy {
     pub async fn start(upstream_origin: String) -> anyhow::Result<CountingProxy> {
         let count = Arc::new(AtomicU64::new(0));
+        let authorized = Arc::new(AtomicU64::new(0));
         let client = reqwest::Client::new();
-        let counter = count.clone();
+        let (counter, authorized_counter) = (count.clone(), authorized.clone());
         let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let client = client.clone();
-            let counter = counter.clone();
+            let (counter, authorized_counter) = (counter.clone(), authorized_counter.clone());
             let url = format!("{upstream_origin}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
             async move {
                 counter.fetch_add(1, Ordering::Relaxed);
+                if headers.contains_key("authorization") {
+                    authorized_counter.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut request = client.post(url).body(body).timeout(Duration::from_secs(30));
                 for name in ["content-type", "accept", "authorization"] {
                     if let Some(value) = headers.get(name) {
@@ -219,11 +235,16 @@ impl CountingProxy {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(CountingProxy { port, count, task })
+        Ok(CountingProxy { port, count, authorized, task })
     }
 
     pub fn requests(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// The requests forwarded with an `authorization` header.
+    pub fn authorized_requests(&self) -> u64 {
+        self.authorized.load(Ordering::Relaxed)
     }
 }
 

@@ -9,6 +9,7 @@ mod freshness;
 mod gql;
 mod kafka_log;
 mod load;
+mod pace;
 mod procs;
 mod profile;
 mod rebuild;
@@ -67,8 +68,9 @@ struct Args {
     node_bin: PathBuf,
     #[arg(long, env = "AGORA_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432")]
     postgres_url: String,
-    /// Where the release binaries (agora-bench-service) are.
-    #[arg(long, default_value = "target/release")]
+    /// Where the release binaries (agora-bench-service) are (ops/bench/run
+    /// sets it from CARGO_TARGET_DIR).
+    #[arg(long, env = "AGORA_BENCH_BIN_DIR", default_value = "target/release")]
     bin_dir: PathBuf,
     #[arg(long, default_value = "ops/bench/peers")]
     peers_dir: PathBuf,
@@ -274,6 +276,7 @@ async fn main() -> anyhow::Result<()> {
         dataset: Some(measured.dataset),
         throughput: measured.throughput,
         ratios: Vec::new(),
+        targets: Vec::new(),
         freshness: measured.freshness,
         rebuild: measured.rebuild,
         subscribers: measured.subscribers,
@@ -284,5 +287,6 @@ async fn main() -> anyhow::Result<()> {
         merge_earlier(&mut results, &sections, &results_dir.join("latest.json"))?;
     }
     results.ratios = report::ratios(&results);
+    results.targets = report::targets(&results);
     write_results(&results, &results_dir)
 }

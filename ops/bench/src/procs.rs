@@ -14,6 +14,8 @@ pub struct Proc {
     pub port: u16,
     pub pid: u32,
     pub log: PathBuf,
+    /// The port of its `/metrics` listener, when it has one (the gateway).
+    pub metrics_port: Option<u16>,
     child: Child,
 }
 
@@ -45,7 +47,7 @@ impl Proc {
         }
         let child = command.spawn().with_context(|| format!("cannot start {} ({})", spec.name, spec.program.display()))?;
         let pid = child.id().context("the child has no pid")?;
-        Ok(Proc { name: spec.name.to_owned(), port: spec.port, pid, log, child })
+        Ok(Proc { name: spec.name.to_owned(), port: spec.port, pid, log, metrics_port: None, child })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -53,6 +53,10 @@ pub struct Overrides {
     subscriber_post_rate: Option<f64>,
     #[arg(long)]
     subscriber_seconds: Option<f64>,
+    /// Commands per second of the mixed workload (comma-separated; none
+    /// leaves it out).
+    #[arg(long, value_delimiter = ',')]
+    mixed_write_rates: Option<Vec<f64>>,
 }
 
 /// Every choice of one run.
@@ -71,6 +75,8 @@ pub struct Plan {
     pub subscriber_levels: Vec<usize>,
     pub subscriber_rate: f64,
     pub subscriber_seconds: f64,
+    /// createPost and renameUser per second (half each) while reads run.
+    pub mixed_write_rates: Vec<f64>,
 }
 
 impl Plan {
@@ -90,6 +96,7 @@ impl Plan {
             subscriber_levels: vec![1_000, 5_000, 10_000],
             subscriber_rate: 5.0,
             subscriber_seconds: if quick { 10.0 } else { 20.0 },
+            mixed_write_rates: vec![50.0, 500.0],
         }
     }
 
@@ -111,6 +118,7 @@ impl Plan {
         self.subscriber_levels = o.subscribers.unwrap_or(self.subscriber_levels);
         self.subscriber_rate = o.subscriber_post_rate.unwrap_or(self.subscriber_rate);
         self.subscriber_seconds = o.subscriber_seconds.unwrap_or(self.subscriber_seconds);
+        self.mixed_write_rates = o.mixed_write_rates.unwrap_or(self.mixed_write_rates);
         self
     }
 }

@@ -124,19 +124,26 @@ impl System {
         self.post.url("/graphql")
     }
 
-    /// A gateway process on `database` with projector group `group`.
+    /// A gateway process on `database` with projector group `group`, its
+    /// `/metrics` on a port of its own (the mixed workload reads the
+    /// response cache's counters there).
     pub fn spawn_gateway(&self, name: &str, database: &str, group: &str) -> anyhow::Result<Proc> {
         let port = free_port()?;
+        let metrics_port = free_port()?;
         let mut env = common_env(&self.postgres, self.kafka.bootstrap_servers(), port, database)?;
+        env.retain(|(key, _)| key != "METRICS_PORT");
+        env.push(("METRICS_PORT".into(), metrics_port.to_string()));
         env.push(("AUTH_URL".into(), self.auth_graphql()));
         env.push(("POST_URL".into(), self.post_graphql()));
         env.push(("AUTH_JWKS_URL".into(), self.auth.url("/.well-known/jwks.json")));
         env.push(("PROJECTOR_GROUP".into(), group.to_owned()));
         let program = self.bin_dir.join(SERVICE_BIN);
-        Proc::spawn(
+        let mut gateway = Proc::spawn(
             Spec { name, program: &program, args: vec!["gateway".into()], env, port, cwd: None },
             &self.work_dir.join("logs"),
-        )
+        )?;
+        gateway.metrics_port = Some(metrics_port);
+        Ok(gateway)
     }
 
     pub fn gateway(&self) -> &Proc {

@@ -1,6 +1,7 @@
 //! The Markdown report, section by section, in the order it reads: what
-//! ran where, the data set, each query's table, the ratios against the
-//! targets, freshness, rebuild, subscribers, how it was measured, notes.
+//! ran where, the data set, each query's table, the mixed workload, the
+//! targets of issue 12, the ratios against issue 4's targets, freshness,
+//! rebuild, subscribers, how it was measured, notes.
 
 use std::fmt::Write as _;
 
@@ -28,6 +29,8 @@ pub fn markdown(results: &Results) -> String {
     for query in Query::ALL {
         query_tables(&mut md, results, query);
     }
+    mixed(&mut md, results);
+    targets(&mut md, results);
     ratios(&mut md, results);
     if let Some(f) = &results.freshness {
         freshness(&mut md, f);
@@ -93,19 +96,20 @@ fn query_tables(md: &mut String, results: &Results, query: Query) {
     let c = results.headline_concurrency;
     let _ = writeln!(md, "## {} at concurrency {c}\n", query.title());
     let _ = writeln!(md, "```graphql\n{}\n```\n", query.document());
-    let _ = writeln!(md, "| gateway / strategy | requests/s | p50 ms | p99 ms | upstream requests per request | gateway SQL statements per request | peak RSS MiB | same data as read-model | failures |");
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|---:|");
+    let _ = writeln!(md, "| gateway / strategy | requests/s | p50 ms | p99 ms | upstream requests per request | gateway SQL statements per request | executor | peak RSS MiB | same data as read-model | failures |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|---:|---|---:|");
     for s in &rows {
         let p = s.at(c);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.label,
             opt(p.map(|p| p.requests_per_second), 0),
             opt(p.map(|p| p.p50_ms), 2),
             opt(p.map(|p| p.p99_ms), 2),
             opt(s.upstream_requests_per_request, 1),
             opt(s.sql_statements_per_request, 0),
+            s.executor.as_deref().unwrap_or("–"),
             if s.key == "sql-ceiling" { "(PostgreSQL)".to_owned() } else { opt(p.and_then(|p| p.peak_rss_mib), 0) },
             match s.same_data_as_read_model {
                 Some(true) => "yes",
@@ -136,6 +140,74 @@ fn query_tables(md: &mut String, results: &Results, query: Query) {
         }
         let _ = writeln!(md);
     }
+}
+
+/// Reads while commands run: each write rate, each reader.
+fn mixed(md: &mut String, results: &Results) {
+    let points = &results.throughput.mixed;
+    if points.is_empty() {
+        return;
+    }
+    let c = results.headline_concurrency;
+    let _ = writeln!(md, "## Reads while commands run (mixed workload), concurrency {c}\n");
+    let _ = writeln!(
+        md,
+        "Posts with authors read at full speed ({c} connections) while `createPost` and `renameUser` (half each, \
+         each by one of the data set's users with its token) go through the gateway at a fixed rate: every new post \
+         changes the page the reads show, every rename one of its authors, so the read model's response cache \
+         serves an answer only until the next change. The commands run {:.0} s of warm-up and the {:.0} s \
+         measured for each reader; the hit ratio is the difference of the gateway's \
+         `agora_gateway_response_cache_hits_total` and `…_misses_total` over the measured seconds. Peak RSS: the \
+         reader's process (the gateway, or Hive Router).\n",
+        results.warmup_seconds, results.seconds_per_point
+    );
+    let _ = writeln!(md, "| writes/s | reader | reads/s | p50 ms | p99 ms | read failures | cache hit ratio | writes/s achieved | write p99 ms | write failures | reader peak RSS MiB | gateway peak RSS MiB |");
+    let _ = writeln!(md, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in points {
+        let _ = writeln!(
+            md,
+            "| {:.0} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {:.0} | {:.1} | {} | {} | {} |",
+            p.target_writes_per_second,
+            p.label,
+            p.reads.requests_per_second,
+            p.reads.p50_ms,
+            p.reads.p99_ms,
+            p.reads.failures,
+            p.cache_hit_ratio().map_or("–".into(), |r| format!("{:.1}%", r * 100.0)),
+            p.writes.achieved_per_second,
+            p.writes.latency.p99_ms,
+            p.writes.failed,
+            opt(p.reads.peak_rss_mib, 0),
+            opt(p.gateway_peak_rss_mib, 0),
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// Issue 12's targets, measured or not.
+fn targets(md: &mut String, results: &Results) {
+    if results.targets.is_empty() {
+        return;
+    }
+    let c = results.headline_concurrency;
+    let _ = writeln!(md, "## Targets (issue 12), requests/s at concurrency {c}\n");
+    let _ = writeln!(
+        md,
+        "\"No response cache\" is the read model's default executor executing every request (`cache-control: \
+         no-cache`); Hive Router is as shipped (its deduplication on); the logged-in rows send one user's token \
+         with every request, which Hive Router forwards to the subgraphs.\n"
+    );
+    let _ = writeln!(md, "| target | measured | target | |");
+    let _ = writeln!(md, "|---|---:|---|---|");
+    for t in &results.targets {
+        let measured = match (t.measured, t.unit.as_str()) {
+            (None, _) => "–".to_owned(),
+            (Some(v), "×") => format!("{v:.2}×"),
+            (Some(v), unit) => format!("{v:.0} {unit}"),
+        };
+        let _ = writeln!(md, "| {} | {} | {} | {} |", t.name, measured, t.target, verdict(t.met));
+    }
+    let _ = writeln!(md);
 }
 
 /// The ratios against the targets.
@@ -321,7 +393,14 @@ fn method(md: &mut String, results: &Results) {
          - The read-model strategy is measured as shipped, with its response cache (anonymous answers kept until \
          the projector next commits; the load is read-only, so nearly every request is a hit), and with \
          `Cache-Control: no-cache`, which executes every request against the read model (\"read-model (no response \
-         cache)\").\n\
+         cache)\"). Each executor is measured: the default (the compiled plan) and async-graphql's resolvers \
+         (`x-query-executor: resolvers`); the executor column is what the answers report in `extensions.executor`.\n\
+         - Logged in: the same query with `authorization: Bearer <token>` of a registered user on every request; \
+         the document does not read the caller, so the read model answers it from the shared response cache. Hive \
+         Router gets the same token and forwards it (`headers.all.request.propagate`); the counting run checks \
+         that every upstream request carried it.\n\
+         - Persisted query: the document registered once (POST with `extensions.persistedQuery`), then every \
+         request a GET of `/graphql?extensions={{\"persistedQuery\":{{\"version\":1,\"sha256Hash\":…}}}}&variables={{}}`.\n\
          - Hive Router deduplicates identical in-flight subgraph requests by default; every request here is the \
          same query, its best case, so it is measured twice: as shipped, and with `traffic_shaping.all.dedupe_enabled: \
          false`. Its upstream requests per request (2) are counted one request at a time, where nothing is shared.\n\

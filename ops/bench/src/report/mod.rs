@@ -1,9 +1,11 @@
 //! The results: JSON as measured, Markdown for people, ratios against the
-//! targets of issues 4 and 5.
+//! targets of issues 4 and 5, and the targets of issue 12 ([`targets`]).
 
 mod markdown;
+mod targets;
 
 pub use markdown::markdown;
+pub use targets::{targets, TargetCheck};
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +79,9 @@ pub struct Results {
     pub dataset: Option<LoadReport>,
     pub throughput: Outcome,
     pub ratios: Vec<Ratio>,
+    /// Issue 12's targets, each measured or not.
+    #[serde(default)]
+    pub targets: Vec<TargetCheck>,
     pub freshness: Option<FreshnessReport>,
     pub rebuild: Option<RebuildReport>,
     pub subscribers: Vec<SubscriberLevel>,
@@ -84,11 +89,11 @@ pub struct Results {
     pub total_seconds: f64,
 }
 
-fn find<'a>(series: &'a [Series], key: &str, query: Query) -> Option<&'a Series> {
+pub fn find<'a>(series: &'a [Series], key: &str, query: Query) -> Option<&'a Series> {
     series.iter().find(|s| s.key == key && s.query == query)
 }
 
-fn rps(series: &[Series], key: &str, query: Query, concurrency: usize) -> Option<f64> {
+pub fn rps(series: &[Series], key: &str, query: Query, concurrency: usize) -> Option<f64> {
     find(series, key, query)?.at(concurrency).map(|p| p.requests_per_second).filter(|v| *v > 0.0)
 }
 
@@ -127,6 +132,19 @@ pub fn ratios(results: &Results) -> Vec<Ratio> {
     push("deep: read-model (no cache) ÷ composition".into(), ratio("read-model-no-cache", "composition", d), None, false);
     push("deep: read-model (no cache) ÷ Hive Router".into(), ratio("read-model-no-cache", "hive-router", d), None, false);
     push("deep: composition ÷ Hive Router".into(), ratio("composition", "hive-router", d), None, false);
+    // The executors side by side, each executing every request.
+    push(
+        "no cache: default executor ÷ resolvers executor".into(),
+        ratio("read-model-no-cache", "read-model-resolvers-no-cache", q),
+        None,
+        false,
+    );
+    push(
+        "deep, no cache: default executor ÷ resolvers executor".into(),
+        ratio("read-model-no-cache", "read-model-resolvers-no-cache", d),
+        None,
+        false,
+    );
     out
 }
 
@@ -175,6 +193,7 @@ mod tests {
     fn the_report_of_the_fixture_is_unchanged() {
         let mut results = fixture::results();
         results.ratios = super::ratios(&results);
+        results.targets = super::targets(&results);
         fixture::assert_unchanged("report.md", &super::markdown(&results));
     }
 }

@@ -84,8 +84,8 @@ impl Pipeline {
         read: &ReadTags,
     ) -> Answer {
         let mut cache = None;
-        if let (Some(response_cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
-            response_cache.put_serialized(key, generation, read.take(), data.clone());
+        if let (Some(response_cache), Some(cacheable)) = (&self.cache, cacheable) {
+            cacheable.put(response_cache, read.take(), data.clone());
             cache = Some("miss");
         }
         extensions.extend(annotate::extensions(cost, "read-model", 0, statements.get(), cache));

@@ -60,7 +60,7 @@ pub use subscriptions::{Outcome, SharedOperations};
 use self::compiled::Compiling;
 use self::consistency_token::WaitForToken;
 use self::report::RequestFacts;
-use self::response_cache::{cache_allowed, no_cache_requested, CacheKey};
+use self::response_cache::{cache_allowed, no_cache_requested, CacheKey, Leader, Miss};
 use self::strategy::{Execution, Strategy};
 use self::subscriptions::{execute_with_cursors, OperationKey};
 use crate::api::document::{operation_type, reads_caller, selected_operation};
@@ -69,7 +69,7 @@ use crate::api::{self, GatewaySchema, RequestContext};
 use crate::commands::{Commands, Consistency};
 use crate::live::{LiveFeed, SlowSubscriber};
 use crate::plan::{self, CompiledReads, FirstSight};
-use crate::records::{ReadTags, RoundTrips};
+use crate::records::{ReadTags, RoundTrips, Tag};
 use crate::sources::{DataSource, SourceFactory};
 use crate::upstream::Forwarded;
 
@@ -163,6 +163,16 @@ fn refuse(code: ErrorCode, message: impl Into<String>) -> Answer {
 pub(super) struct Cacheable {
     key: CacheKey,
     generation: u64,
+    /// Hands the answer to the requests that missed it meanwhile.
+    leader: Leader,
+}
+
+impl Cacheable {
+    /// Keeps `data` and hands it to the requests waiting for it.
+    pub(super) fn put(self, cache: &ResponseCache, read: Vec<Tag>, data: Arc<RawValue>) {
+        cache.put(self.key, self.generation, read, data.clone());
+        self.leader.finish(data);
+    }
 }
 
 impl Pipeline {
@@ -210,9 +220,21 @@ impl Pipeline {
                     return Answer::Serialized { data, extensions: annotate::extensions(cost, "read-model", 0, 0, Some("hit")) };
                 }
             }
+            if let Some(generation) = cache.generation() {
+                match cache.miss(&key, generation) {
+                    Miss::Follow(follower) => {
+                        if let Some(data) = follower.answer().await {
+                            metrics::counter!("agora_gateway_response_cache_hits_total").increment(1);
+                            let extensions = annotate::extensions(cost, "read-model", 0, 0, Some("hit"));
+                            return Answer::Serialized { data, extensions };
+                        }
+                        // The answer was not to be shared: computed here.
+                    }
+                    Miss::Lead(leader) => cacheable = Some(Cacheable { key, generation, leader }),
+                }
+            }
             // Not answered from the cache: not there, or a fresh answer asked for.
             metrics::counter!("agora_gateway_response_cache_misses_total").increment(1);
-            cacheable = cache.generation().map(|generation| Cacheable { key, generation });
         }
         let forwarded = Forwarded {
             authorization: headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).map(str::to_owned),
@@ -270,10 +292,11 @@ impl Pipeline {
         }
         annotate::add_missing_codes(&mut response);
         let executor = query.then_some("resolvers");
-        if let (Some(cache), Some(Cacheable { key, generation })) = (&self.cache, cacheable) {
+        if let (Some(cache), Some(cacheable)) = (&self.cache, cacheable) {
             if response.errors.is_empty() {
                 // Serialized once, for the cache and for this answer.
-                if let Some(data) = cache.put(key, generation, read.take(), &response.data) {
+                if let Some(data) = cache.serialize(&response.data) {
+                    cacheable.put(cache, read.take(), data.clone());
                     let mut extensions = annotate::extensions(cost, strategy_name, calls.get(), statements.get(), Some("miss"));
                     annotate::executor(&mut extensions, executor);
                     return Answer::Serialized { data, extensions };

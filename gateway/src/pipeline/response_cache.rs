@@ -19,13 +19,20 @@
 //! the composition strategy. Every other answer is the same for every
 //! caller: logged-in readers share it with anonymous ones.
 //! `Cache-Control: no-cache` from the client skips the lookup.
+//!
+//! Requests that miss the same key while its answer is being computed, and
+//! while the read model has not changed since, wait for that answer instead
+//! of computing it again ([`ResponseCache::miss`]): after each change one
+//! request executes, not every reader that was waiting for the list.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::{Value, Variables};
 use axum::http::{header, HeaderMap};
 use moka::sync::Cache;
 use serde_json::value::RawValue;
+use tokio::sync::watch;
 
 use super::consistency_token::CONSISTENCY_HEADER;
 use crate::commands::Consistency;
@@ -54,6 +61,60 @@ struct Entry {
 pub struct ResponseCache {
     entries: Cache<CacheKey, Arc<Entry>>,
     consistency: Consistency,
+    flights: Flights,
+}
+
+/// The misses being computed, by key.
+#[derive(Default)]
+pub struct Flights(Arc<Mutex<HashMap<CacheKey, Flight>>>);
+
+/// A miss being computed: from which generation, and where its answer comes.
+struct Flight {
+    generation: u64,
+    answer: watch::Receiver<Option<Arc<RawValue>>>,
+}
+
+/// What a request that missed does: compute the answer (and hand it to
+/// those who wait for it), or wait for the one being computed.
+pub enum Miss {
+    Lead(Leader),
+    Follow(Follower),
+}
+
+/// The request computing a miss; dropped without an answer (an error, an
+/// answer not to be shared), its followers compute their own.
+pub struct Leader {
+    key: CacheKey,
+    answer: watch::Sender<Option<Arc<RawValue>>>,
+    /// Its own flight's receiver, to tell it from a newer flight of the key.
+    mine: watch::Receiver<Option<Arc<RawValue>>>,
+    flights: Arc<Mutex<HashMap<CacheKey, Flight>>>,
+}
+
+impl Leader {
+    /// Hands the answer to the requests waiting for it.
+    pub fn finish(self, data: Arc<RawValue>) {
+        self.answer.send_replace(Some(data));
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if flights.get(&self.key).is_some_and(|flight| flight.answer.same_channel(&self.mine)) {
+            flights.remove(&self.key);
+        }
+    }
+}
+
+/// A request waiting for the answer of the miss being computed.
+pub struct Follower(watch::Receiver<Option<Arc<RawValue>>>);
+
+impl Follower {
+    /// The leader's answer, or `None` when it had none to share.
+    pub async fn answer(mut self) -> Option<Arc<RawValue>> {
+        self.0.wait_for(Option::is_some).await.ok().and_then(|answer| answer.clone())
+    }
 }
 
 impl ResponseCache {
@@ -68,9 +129,35 @@ impl ResponseCache {
                 })
                 .build(),
             consistency,
+            flights: Flights::default(),
         })
     }
 
+    /// Whether this miss of `key` is computed here or waited for; see [`Flights::miss`].
+    pub fn miss(&self, key: &CacheKey, generation: u64) -> Miss {
+        self.flights.miss(key, generation)
+    }
+}
+
+impl Flights {
+    /// Whether this miss of `key`, computed from `generation`, is computed
+    /// here or waited for: a request joins a miss being computed only if
+    /// the read model has not changed since it began (the answer is then
+    /// what the request would compute itself), so a burst of requests after
+    /// a change executes once, not once each.
+    pub fn miss(&self, key: &CacheKey, generation: u64) -> Miss {
+        let mut flights = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(flight) = flights.get(key).filter(|flight| flight.generation == generation) {
+            return Miss::Follow(Follower(flight.answer.clone()));
+        }
+        let (answer, receiver) = watch::channel(None);
+        // A newer miss replaces one begun before the change.
+        flights.insert(key.clone(), Flight { generation, answer: receiver.clone() });
+        Miss::Lead(Leader { key: key.clone(), answer, mine: receiver, flights: self.0.clone() })
+    }
+}
+
+impl ResponseCache {
     /// The generation an answer computed from now on belongs to, or `None`
     /// while projections cannot be heard (nothing is cached then).
     pub fn generation(&self) -> Option<u64> {
@@ -85,18 +172,14 @@ impl ResponseCache {
         (!self.consistency.changes().since(entry.generation, &entry.read)).then(|| entry.data.clone())
     }
 
-    /// Stores `data`, computed from the read model as of `generation` and
-    /// reading `read`, unless that changed meanwhile; `data` serialized,
-    /// for the answer.
-    pub fn put(&self, key: CacheKey, generation: u64, read: Vec<Tag>, data: &Value) -> Option<Arc<RawValue>> {
-        let json = serde_json::to_string(data).and_then(RawValue::from_string).ok()?;
-        let data: Arc<RawValue> = Arc::from(json);
-        self.put_serialized(key, generation, read, data.clone());
-        Some(data)
+    /// `data` serialized, for the cache and the answer.
+    pub fn serialize(&self, data: &Value) -> Option<Arc<RawValue>> {
+        serde_json::to_string(data).and_then(RawValue::from_string).ok().map(Arc::from)
     }
 
-    /// Stores `data`, serialized already, on the terms of [`Self::put`].
-    pub fn put_serialized(&self, key: CacheKey, generation: u64, read: Vec<Tag>, data: Arc<RawValue>) {
+    /// Stores `data`, computed from the read model as of `generation` and
+    /// reading `read`, unless that changed meanwhile.
+    pub fn put(&self, key: CacheKey, generation: u64, read: Vec<Tag>, data: Arc<RawValue>) {
         if self.generation().is_some() && !self.consistency.changes().since(generation, &read) {
             self.entries.insert(key, Arc::new(Entry { generation, read: read.into(), data }));
         }
@@ -120,6 +203,27 @@ pub fn no_cache_requested(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(text: &str) -> Arc<RawValue> {
+        Arc::from(RawValue::from_string(text.to_owned()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_miss_is_computed_once_for_those_who_come_before_a_change() {
+        let flights = Flights::default();
+        let key = CacheKey::new("{ a }", None, &Variables::default());
+        let Miss::Lead(leader) = flights.miss(&key, 7) else { panic!("the first miss computes") };
+        let Miss::Follow(follower) = flights.miss(&key, 7) else { panic!("the next one waits") };
+        // After a change, a miss computes again, and the earlier leader's end leaves it be.
+        let Miss::Lead(newer) = flights.miss(&key, 8) else { panic!("a miss after a change computes") };
+        leader.finish(raw("1"));
+        assert_eq!(follower.answer().await.map(|data| data.get().to_owned()), Some("1".to_owned()));
+        let Miss::Follow(late) = flights.miss(&key, 8) else { panic!("the newer flight is still there") };
+        // A leader without an answer to share: its followers compute their own.
+        drop(newer);
+        assert!(late.answer().await.is_none());
+        assert!(matches!(flights.miss(&key, 8), Miss::Lead(_)));
+    }
 
     #[test]
     fn keys_differ_by_operation_name_and_variables() {

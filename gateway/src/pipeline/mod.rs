@@ -214,14 +214,17 @@ impl Pipeline {
             query && strategy == Strategy::ReadModel && execution == Execution::Compiled && cache_allowed(headers, reads_caller)
         }) {
             let key = CacheKey::new(&request.query, request.operation_name.as_deref(), &request.variables);
-            if !no_cache_requested(headers) {
+            let fresh = no_cache_requested(headers);
+            if !fresh {
                 if let Some(data) = cache.get(&key) {
                     metrics::counter!("agora_gateway_response_cache_hits_total").increment(1);
                     return Answer::Serialized { data, extensions: annotate::extensions(cost, "read-model", 0, 0, Some("hit")) };
                 }
             }
             if let Some(generation) = cache.generation() {
-                match cache.miss(&key, generation) {
+                // A fresh answer asked for is computed, not waited for.
+                let miss = if fresh { Miss::Lead(cache.lead(&key, generation)) } else { cache.miss(&key, generation) };
+                match miss {
                     Miss::Follow(follower) => {
                         if let Some(data) = follower.answer().await {
                             metrics::counter!("agora_gateway_response_cache_hits_total").increment(1);

@@ -137,6 +137,11 @@ impl ResponseCache {
     pub fn miss(&self, key: &CacheKey, generation: u64) -> Miss {
         self.flights.miss(key, generation)
     }
+
+    /// Computes `key` here (a fresh answer asked for), for those who miss it meanwhile.
+    pub fn lead(&self, key: &CacheKey, generation: u64) -> Leader {
+        self.flights.lead(key, generation)
+    }
 }
 
 impl Flights {
@@ -146,14 +151,21 @@ impl Flights {
     /// what the request would compute itself), so a burst of requests after
     /// a change executes once, not once each.
     pub fn miss(&self, key: &CacheKey, generation: u64) -> Miss {
-        let mut flights = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let flights = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(flight) = flights.get(key).filter(|flight| flight.generation == generation) {
             return Miss::Follow(Follower(flight.answer.clone()));
         }
+        drop(flights);
+        Miss::Lead(self.lead(key, generation))
+    }
+
+    /// Computes `key` here, for those who miss it meanwhile (a newer miss
+    /// replaces one begun before a change).
+    pub fn lead(&self, key: &CacheKey, generation: u64) -> Leader {
         let (answer, receiver) = watch::channel(None);
-        // A newer miss replaces one begun before the change.
+        let mut flights = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         flights.insert(key.clone(), Flight { generation, answer: receiver.clone() });
-        Miss::Lead(Leader { key: key.clone(), answer, mine: receiver, flights: self.0.clone() })
+        Leader { key: key.clone(), answer, mine: receiver, flights: self.0.clone() }
     }
 }
 
@@ -223,6 +235,10 @@ mod tests {
         drop(newer);
         assert!(late.answer().await.is_none());
         assert!(matches!(flights.miss(&key, 8), Miss::Lead(_)));
+        // A fresh answer asked for is computed even while another is.
+        let _computing = flights.lead(&key, 9);
+        let _fresh = flights.lead(&key, 9);
+        assert!(matches!(flights.miss(&key, 9), Miss::Follow(_)));
     }
 
     #[test]

@@ -131,7 +131,6 @@ impl CompiledReads {
                     query = match param {
                         Param::Uuid(id) => query.bind(id),
                         Param::Text(text) => query.bind(text),
-                        Param::Int(n) => query.bind(n),
                         Param::Time(at) => query.bind(at),
                     };
                 }

@@ -27,7 +27,6 @@ use super::bind::{
 pub enum Param {
     Uuid(Uuid),
     Text(String),
-    Int(i64),
     Time(DateTime<Utc>),
 }
 
@@ -78,9 +77,38 @@ pub fn statement(bound: &Bound) -> Result<Option<Statement>, Refused> {
 enum Author<'a> {
     Any,
     Param(Uuid),
-    /// The user of the row around the page (`User.posts`), by its alias.
-    Of(&'a str),
+    /// The user of the row around the page (`User.posts`).
+    Of(UserColumns<'a>),
 }
+
+/// Where a user's columns are: a row of `read_user` (`u.id`, …), or the
+/// author's columns carried by a page's row (`r.author_username`, …).
+#[derive(Clone, Copy)]
+struct UserColumns<'a> {
+    alias: &'a str,
+    prefix: &'a str,
+}
+
+impl UserColumns<'_> {
+    fn column(&self, name: &str) -> String {
+        format!("{}.{}{name}", self.alias, self.prefix)
+    }
+
+    /// The user's id: a page's row carries it as its post's `author_id`.
+    fn id(&self) -> String {
+        if self.prefix.is_empty() {
+            self.column("id")
+        } else {
+            format!("{}.author_id", self.alias)
+        }
+    }
+}
+
+/// The author's columns a page's inner select carries, by the names
+/// [`UserColumns`] with the prefix `author_` reads.
+/// (Its id is the post's `author_id`.)
+const AUTHOR_COLUMNS: &str = "username as author_username, display_name as author_display_name, \
+     points as author_points, post_count as author_post_count, created_at as author_created_at";
 
 #[derive(Default)]
 struct Builder {
@@ -106,7 +134,6 @@ impl Builder {
         let cast = match param {
             Param::Uuid(_) => "uuid",
             Param::Text(_) => "text",
-            Param::Int(_) => "int8",
             Param::Time(_) => "timestamptz",
         };
         self.params.push(param);
@@ -118,12 +145,12 @@ impl Builder {
         format!("{prefix}{}", self.aliases)
     }
 
-    /// The row of the user `u` (an alias in scope), with its pages.
-    fn user_row(&mut self, u: &str, user: &User) -> Result<String, Refused> {
-        let mut values: Vec<String> = ["id", "username", "display_name", "points", "post_count"]
-            .iter()
-            .map(|column| format!("{u}.{column}"))
-            .chain([micros(&format!("{u}.created_at"))])
+    /// The row of the user whose columns are `u`, with its pages.
+    fn user_row(&mut self, u: UserColumns<'_>, user: &User) -> Result<String, Refused> {
+        let mut values: Vec<String> = [u.id()]
+            .into_iter()
+            .chain(["username", "display_name", "points", "post_count"].iter().map(|column| u.column(column)))
+            .chain([micros(&u.column("created_at"))])
             .collect();
         let mut children = vec![String::new(); user.children];
         for (_, field) in &user.fields {
@@ -135,9 +162,9 @@ impl Builder {
         array(values)
     }
 
-    /// The row of the post `p` whose author is `u`, with the authors of
-    /// `posts` (the selections sharing the row) in their slots.
-    fn post_row(&mut self, p: &str, u: &str, posts: &[&Post], children: usize) -> Result<String, Refused> {
+    /// The row of the post `p` whose author's columns are `u`, with the
+    /// authors of `posts` (the selections sharing the row) in their slots.
+    fn post_row(&mut self, p: &str, u: UserColumns<'_>, posts: &[&Post], children: usize) -> Result<String, Refused> {
         let mut values: Vec<String> = ["id", "title", "body"]
             .iter()
             .map(|column| format!("{p}.{column}"))
@@ -161,13 +188,14 @@ impl Builder {
             UserKey::Id(id) => format!("{u}.id = {} and {u}.username is not null", self.param(Param::Uuid(*id))),
             UserKey::Username(username) => format!("{u}.username = {}", self.param(Param::Text(username.clone()))),
         };
-        Ok(format!("(select {} from read_user {u} where {condition})", self.user_row(&u, user)?))
+        let row = self.user_row(UserColumns { alias: &u, prefix: "" }, user)?;
+        Ok(format!("(select {row} from read_user {u} where {condition})"))
     }
 
     fn post(&mut self, id: Uuid, post: &Post, children: usize) -> Result<String, Refused> {
         let (p, u) = (self.alias("p"), self.alias("u"));
         let id = self.param(Param::Uuid(id));
-        let row = self.post_row(&p, &u, &[post], children)?;
+        let row = self.post_row(&p, UserColumns { alias: &u, prefix: "" }, &[post], children)?;
         Ok(format!(
             "(select {row} from read_post {p} join read_user {u} on {u}.id = {p}.author_id and {u}.username is not null \
              where {p}.id = {id})"
@@ -176,8 +204,11 @@ impl Builder {
 
     fn leaderboard(&mut self, first: i64, user: &User) -> Result<String, Refused> {
         let (u, r) = (self.alias("u"), self.alias("r"));
-        let limit = self.param(Param::Int(first));
-        let row = self.user_row(&u, user)?;
+        // Limits are written out (they are small numbers the rules bound):
+        // PostgreSQL's generic plan of a parameter limit expects a tenth of
+        // the table, and scans it in parallel.
+        let limit = first;
+        let row = self.user_row(UserColumns { alias: &u, prefix: "" }, user)?;
         Ok(format!(
             "(select coalesce(json_agg({r}.j order by {r}.points desc, {r}.created_at, {r}.id), '[]') \
              from (select {u}.points, {u}.created_at, {u}.id, {row} as j from read_user {u} \
@@ -192,41 +223,42 @@ impl Builder {
     fn page(&mut self, author: Author<'_>, page: &PageRequest, connection: &Connection) -> Result<String, Refused> {
         let (p, r) = (self.alias("p"), self.alias("r"));
         let mut conditions = Vec::new();
-        // Only posts whose author is known show; the author of each row is
-        // joined again around the page (a key lookup per row shown), or is
-        // the user the page belongs to.
-        let (join, around, u) = match author {
+        // Only posts whose author is known show: the author is joined, and
+        // its columns carried in the row; or it is the user the page
+        // belongs to.
+        let (join, columns, u) = match author {
             Author::Of(u) => {
-                conditions.push(format!("{p}.author_id = {u}.id"));
-                (String::new(), String::new(), u.to_owned())
+                conditions.push(format!("{p}.author_id = {}", u.id()));
+                (String::new(), String::new(), u)
             }
             Author::Any | Author::Param(_) => {
-                let (known, u) = (self.alias("k"), self.alias("u"));
+                let k = self.alias("k");
                 if let Author::Param(id) = author {
                     let id = self.param(Param::Uuid(id));
                     conditions.push(format!("{p}.author_id = {id}"));
                 }
-                (
-                    format!(" join read_user {known} on {known}.id = {p}.author_id and {known}.username is not null"),
-                    format!(" join read_user {u} on {u}.id = {r}.author_id"),
-                    u,
-                )
+                let join = format!(" join read_user {k} on {k}.id = {p}.author_id and {k}.username is not null");
+                let columns = format!(
+                    ", {}",
+                    AUTHOR_COLUMNS.split(", ").map(|column| format!("{k}.{column}")).collect::<Vec<_>>().join(", ")
+                );
+                (join, columns, UserColumns { alias: &r, prefix: "author_" })
             }
         };
         if let Some(after) = page.after {
             let (created_at, id) = (self.param(Param::Time(after.created_at)), self.param(Param::Uuid(after.id)));
             conditions.push(format!("({p}.created_at, {p}.id) < ({created_at}, {id})"));
         }
-        let fetched = self.param(Param::Int(page.rows_to_fetch()));
-        let shown = self.param(Param::Int(page.limit));
+        // Written out, as the leaderboard's.
+        let (fetched, shown) = (page.rows_to_fetch(), page.limit);
         let posts = posts_of(connection);
-        let row = self.post_row(&r, &u, &posts, connection.children)?;
+        let row = self.post_row(&r, u, &posts, connection.children)?;
         let filter = if conditions.is_empty() { String::new() } else { format!(" where {}", conditions.join(" and ")) };
         Ok(format!(
             "(select json_build_array(count(*), coalesce(json_agg({row} order by {r}.n) filter (where {r}.n <= {shown}), '[]')) \
-             from (select {p}.id, {p}.title, {p}.body, {p}.created_at, {p}.author_id, \
+             from (select {p}.id, {p}.title, {p}.body, {p}.created_at, {p}.author_id{columns}, \
              row_number() over (order by {p}.created_at desc, {p}.id desc) as n from read_post {p}{join}{filter} \
-             order by {p}.created_at desc, {p}.id desc limit {fetched}) {r}{around})"
+             order by {p}.created_at desc, {p}.id desc limit {fetched}) {r})"
         ))
     }
 }

@@ -100,11 +100,7 @@ pub async fn strategies(
     for row in &rows {
         let target = &row.target;
         for query in Query::ALL {
-            // The second answer is what the timed requests get (a cached one
-            // for the read model as shipped): its extensions are reported.
-            let (_, first) = validate(&client, target, query).await?;
-            let (data, extensions) = validate(&client, target, query).await?;
-            let executor = [&extensions, &first].into_iter().find_map(|e| e["executor"].as_str()).map(str::to_owned);
+            let (data, extensions, executor) = answered(&client, target, query).await?;
             match (row.executor, executor.as_deref()) {
                 (Some(_), None) => executor_absent = true,
                 (Some(expected), Some(reported)) if expected != reported => notes.push(format!(
@@ -115,16 +111,7 @@ pub async fn strategies(
                 _ => {}
             }
             let points = measure(settings, target, query, &settings.levels_for(query), system.gateway.as_ref()).await?;
-            series.push(Series {
-                key: target.key.into(),
-                label: target.label.into(),
-                query,
-                upstream_requests_per_request: extensions["upstreamRequests"].as_f64(),
-                sql_statements_per_request: extensions["sqlStatements"].as_f64(),
-                same_data_as_read_model: Some(data == reference[query.index()]),
-                executor,
-                points,
-            });
+            series.push(series_of(target, query, (&data, &extensions, executor), reference, points));
         }
     }
     if executor_absent {
@@ -149,19 +136,40 @@ pub async fn logged_in(system: &System, settings: &Settings, token: &str, refere
         url: system.gateway_graphql(),
         headers: vec![header("authorization", &format!("Bearer {token}"))],
     };
-    validate(&client, &target, query).await?;
-    let (data, extensions) = validate(&client, &target, query).await?;
+    let (data, extensions, executor) = answered(&client, &target, query).await?;
     let points = measure(settings, &target, query, &[settings.headline], system.gateway.as_ref()).await?;
-    Ok(Series {
+    Ok(series_of(&target, query, (&data, &extensions, executor), reference, points))
+}
+
+/// `target`'s answer to `query` as the timed requests get it: asked twice,
+/// the second answer (a cached one for the read model as shipped) gives the
+/// data and extensions reported, and the executor is the one either names
+/// (a cache hit names none).
+async fn answered(client: &reqwest::Client, target: &Target<'_>, query: Query) -> anyhow::Result<(Value, Value, Option<String>)> {
+    let (_, first) = validate(client, target, query).await?;
+    let (data, extensions) = validate(client, target, query).await?;
+    let executor = [&extensions, &first].into_iter().find_map(|e| e["executor"].as_str()).map(str::to_owned);
+    Ok((data, extensions, executor))
+}
+
+/// The row of `target` for `query`, from its answer and its points.
+fn series_of(
+    target: &Target<'_>,
+    query: Query,
+    (data, extensions, executor): (&Value, &Value, Option<String>),
+    reference: &[Value],
+    points: Vec<crate::load::Point>,
+) -> Series {
+    Series {
         key: target.key.into(),
         label: target.label.into(),
         query,
         upstream_requests_per_request: extensions["upstreamRequests"].as_f64(),
         sql_statements_per_request: extensions["sqlStatements"].as_f64(),
-        same_data_as_read_model: Some(data == reference[query.index()]),
-        executor: extensions["executor"].as_str().map(str::to_owned),
+        same_data_as_read_model: Some(*data == reference[query.index()]),
+        executor,
         points,
-    })
+    }
 }
 
 /// Posts with authors as an Apollo client sends a persisted query: the
